@@ -1,0 +1,144 @@
+"""The `failover` command line. Heavy modules load inside commands: `--help` stays fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from failover.errors import ConfigError, FailoverError
+
+if TYPE_CHECKING:
+    from failover.config import Config
+
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
+
+config_option = click.option(
+    "--config", "config_path", required=True, metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=str), help="The failover config (YAML).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="failover")
+def cli() -> None:
+    """failover: multi-region DNS failover with Route 53-style health checks.
+
+    Exit codes: 0 ok, 1 runtime failure, 2 invalid input (or, for plan, changes pending).
+    """
+
+
+def _load(path: str) -> Config:
+    from failover.config import load_config
+
+    return load_config(path)
+
+
+@cli.command()
+@config_option
+def validate(config_path: str) -> None:
+    """Check a config; every problem is named by field path and line (exit 2)."""
+    from failover.errors import SecretError
+
+    cfg = _load(config_path)
+    endpoints = sum(len(r.endpoints) for r in cfg.regions.values())
+    click.echo(f"{config_path}: ok: zone {cfg.zone}, provider {cfg.provider.type}, "
+               f"{len(cfg.records)} records, {len(cfg.regions)} regions, {endpoints} endpoints, "
+               f"{len(cfg.checks)} check templates")
+    try:
+        cfg.tsig_secret()
+    except SecretError as exc:
+        click.echo(f"warning: {exc} (needed before DNS can be written)", err=True)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the config file, for editors."""
+    from failover.config import config_json_schema
+
+    click.echo(json.dumps(config_json_schema(), indent=2))
+
+
+def _parse_assume(cfg: Config, items: tuple[str, ...]) -> dict[str, bool]:
+    assumed: dict[str, bool] = {}
+    for item in items:
+        region, sep, state = item.partition("=")
+        if not sep or state.lower() not in ("up", "down"):
+            raise click.BadParameter(f"'{item}': expected REGION=up or REGION=down",
+                                     param_hint="--assume")
+        if region not in cfg.regions:
+            raise click.BadParameter(f"'{item}': unknown region '{region}' "
+                                     f"(regions: {', '.join(cfg.regions)})",
+                                     param_hint="--assume")
+        assumed[region] = state.lower() == "up"
+    return assumed
+
+
+@cli.command()
+@config_option
+@click.option("--assume", multiple=True, metavar="REGION=up|down",
+              help="Plan as if every endpoint of REGION were up or down (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@click.option("--markdown", is_flag=True, help="Markdown, for CI comments.")
+def plan(config_path: str, assume: tuple[str, ...], as_json: bool, markdown: bool) -> None:
+    """Show what the controller would write now; exit 0 when nothing, 2 when changes."""
+    from failover import plan as planning
+    from failover.health import assume_regions, initial_snapshot
+    from policies import Overrides, decide_all, desired_records
+
+    if as_json and markdown:
+        raise click.UsageError("choose one of --json and --markdown")
+    cfg = _load(config_path)
+    assumed = _parse_assume(cfg, assume)
+    now = time.time()
+    snapshot = assume_regions(initial_snapshot(cfg, now), cfg, assumed, now)
+    decisions = decide_all(cfg, snapshot, Overrides(), {}, now)
+    desired = desired_records(decisions)
+    # Actual DNS is read by the provider's adapter; none is wired into plan yet, so the
+    # plan diffs against an empty zone and every record is a create.
+    actual: list[Any] = []
+    actual_note = f"actual records of provider {cfg.provider.type} not read: diffing against an empty zone"
+    managed = {(r.name, r.type) for r in cfg.records}
+    changes = planning.diff(desired, actual, managed, zone=cfg.zone)
+    refused = planning.violations(
+        changes, actual, max_delete_share=cfg.plan.max_delete_share,
+        min_existing=cfg.plan.min_existing,
+        may_be_empty=[r.name for r in cfg.records if r.fail_mode == "closed"])
+    if as_json:
+        out = {**planning.to_json(changes), "provider": cfg.provider.type, "actual": actual_note,
+               "assumed": {r: "up" if up else "down" for r, up in assumed.items()},
+               "decisions": [d.to_dict() for d in decisions], "refused": refused}
+        click.echo(json.dumps(out, indent=2))
+    elif markdown:
+        click.echo(f"### failover plan for `{cfg.zone}`\n")
+        for d in decisions:
+            click.echo(f"- `{d.name}` {d.type} ({d.policy}): {d.reason}")
+        click.echo("\n" + planning.to_markdown(changes))
+        for v in refused:
+            click.echo(f"\n> **refused by safety guard:** {v}")
+    else:
+        click.echo(f"zone {cfg.zone} ({actual_note})")
+        for d in decisions:
+            answer = ",".join(d.values) or "(no answer)"
+            click.echo(f"  {d.name} {d.type} {d.policy}: {answer}\n      {d.reason}")
+        click.echo("")
+        click.echo(planning.to_table(changes))
+        for v in refused:
+            click.echo(f"refused by safety guard: {v}")
+    sys.exit(EXIT_INPUT if changes else EXIT_OK)
+
+
+def main() -> None:
+    """Console entry point: expected failures print a message, never a traceback."""
+    try:
+        cli(standalone_mode=True)
+    except ConfigError as exc:
+        n = len(exc.issues)
+        click.echo(f"invalid config ({n} problem{'s' if n != 1 else ''}):", err=True)
+        click.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
+    except FailoverError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)

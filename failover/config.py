@@ -1,0 +1,698 @@
+"""The configuration: pydantic models loaded from YAML, validated once, with located errors.
+
+`load_config(path)` is the entry point. Every error names the field path
+(`records[2].weights.eu-west-1`) and the file line; all errors are reported at once.
+Structural checks (types, ranges, unknown fields) come from the models; checks that
+look across sections (a record naming an unknown region, duplicate records) come from
+`_cross_checks` and run once the structure is sound.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import dns.exception
+import dns.name
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from failover.errors import ConfigError, ConfigIssue, SecretError
+from failover.records import RECORD_TYPES, RecordType
+from failover.yamlsource import YamlProblem, YamlSource, format_path, load_yaml
+
+ROUTE53_MIN_INTERVAL = 1.0
+CHECK_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP", "CALCULATED")
+HTTP_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH")
+TLS_TYPES = ("HTTPS", "HTTPS_STR_MATCH")
+STR_MATCH_TYPES = ("HTTP_STR_MATCH", "HTTPS_STR_MATCH")
+# Route 53's own AWS region names, for latency records written natively.
+AWS_REGIONS = frozenset({
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1", "ap-east-1",
+    "ap-east-2", "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2",
+    "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-7",
+    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ca-central-1", "ca-west-1",
+    "cn-north-1", "cn-northwest-1", "eu-central-1", "eu-central-2", "eu-west-1",
+    "eu-west-2", "eu-west-3", "eu-south-1", "eu-south-2", "eu-north-1", "il-central-1",
+    "me-south-1", "me-central-1", "mx-central-1", "sa-east-1", "us-gov-east-1",
+    "us-gov-west-1",
+})
+REGION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1",
+                   "hmac-md5")
+
+
+def _between(lo: float, hi: float | None, what: str, unit: str = "") -> AfterValidator:
+    """A range check whose message names the quantity and its unit."""
+
+    def check(value: float) -> float:
+        if value < lo or (hi is not None and value > hi):
+            bound = f"between {lo:g} and {hi:g}{unit}" if hi is not None else f"at least {lo:g}{unit}"
+            raise PydanticCustomError("out_of_range", "{what} must be {bound}, got {value}",
+                                      {"what": what, "bound": bound, "value": value})
+        return value
+
+    return AfterValidator(check)
+
+
+def _range_schema(lo: float, hi: float | None = None) -> dict[str, Any]:
+    return {"minimum": lo} | ({"maximum": hi} if hi is not None else {})
+
+
+Weight = Annotated[int, _between(0, 255, "weight"), Field(json_schema_extra=_range_schema(0, 255))]
+Port = Annotated[int, _between(1, 65535, "port"), Field(json_schema_extra=_range_schema(1, 65535))]
+Seconds = Annotated[float, _between(0.001, None, "timeout", " s"),
+                    Field(json_schema_extra={"exclusiveMinimum": 0})]
+
+
+class Model(BaseModel):
+    """Base of the config models: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def resolve_secret(env: str | None, file: str | None, what: str, base: Path) -> SecretStr:
+    """Read a secret from the named environment variable or file.
+
+    Raises SecretError naming the variable or file (never the value).
+    """
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise SecretError(f"{what}: environment variable {env} is not set")
+        return SecretStr(value.strip())
+    if file:
+        path = Path(file) if Path(file).is_absolute() else base / file
+        try:
+            return SecretStr(path.read_text().strip())
+        except OSError as exc:
+            raise SecretError(f"{what}: cannot read secret file {path}: {exc.strerror}") from None
+    raise SecretError(f"{what}: no secret_env or secret_file given")
+
+
+class TsigKey(Model):
+    """A TSIG key for RFC 2136 updates; the secret is referenced, never written inline."""
+
+    name: str
+    algorithm: Literal[TSIG_ALGORITHMS] = "hmac-sha256"  # type: ignore[valid-type]
+    secret_env: str | None = None
+    secret_file: str | None = None
+    # Declared only so an inline secret gets a clear error instead of "unknown field".
+    secret: SecretStr | None = Field(default=None, json_schema_extra={"deprecated": True})
+
+
+class BindProvider(Model):
+    """A BIND primary (or any RFC 2136 server) updated with TSIG-signed UPDATEs."""
+
+    type: Literal["bind"]
+    server: ipaddress.IPv4Address | ipaddress.IPv6Address
+    port: Port = 53
+    tsig: TsigKey | None = None
+    transport: Literal["udp", "tcp"] = "udp"
+    timeout: Seconds = 2.0
+
+
+class ZonefileProvider(Model):
+    """A zone file on disk that the controller rewrites and then reloads."""
+
+    type: Literal["zonefile"]
+    path: str
+    reload: str | None = None  # a command; default: rndc reload ZONE
+    checkzone: bool = True
+
+
+class Route53Provider(Model):
+    """An Amazon Route 53 hosted zone, written through boto3."""
+
+    type: Literal["route53"]
+    hosted_zone_id: Annotated[str, Field(pattern=r"^(/hostedzone/)?Z[A-Z0-9]{1,32}$")]
+    endpoint_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    profile: str | None = None
+
+
+class NoneProvider(Model):
+    """No DNS at all: plan and status only."""
+
+    type: Literal["none"] = "none"
+
+
+Provider = Annotated[BindProvider | ZonefileProvider | Route53Provider | NoneProvider,
+                     Field(discriminator="type")]
+
+
+def _parse_listen(value: str) -> str:
+    host, port = split_host_port(value)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """`127.0.0.1:9053` or `[::1]:9053` -> (host, port). Raises ValueError."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", value.strip())
+    if not m:
+        raise PydanticCustomError("listen", "expected HOST:PORT or [IPv6]:PORT, got '{v}'",
+                                  {"v": value})
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if not 1 <= port <= 65535:
+        raise PydanticCustomError("listen", "port must be between 1 and 65535, got {p}",
+                                  {"p": port})
+    return host, port
+
+
+class ControllerSettings(Model):
+    """The long-lived service: where it keeps state and where its HTTP API listens."""
+
+    state: str = "./failover.db"
+    listen: Annotated[str, AfterValidator(_parse_listen)] = "127.0.0.1:9053"
+    token_env: str | None = None  # bearer token guarding state-changing API calls
+    token_file: str | None = None
+
+
+class PlanSettings(Model):
+    """Safety guards applied to every plan before it is written."""
+
+    max_delete_share: Annotated[float, _between(0, 1, "max_delete_share")] = 0.3
+    min_existing: Annotated[int, _between(0, None, "min_existing")] = 10
+
+
+class CheckTemplate(Model):
+    """A health-check template with Route 53's fields and defaults, in snake_case."""
+
+    type: Literal[CHECK_TYPES]  # type: ignore[valid-type]
+    port: Port | None = None  # default: 80 (HTTP), 443 (HTTPS); TCP needs one
+    resource_path: str | None = None  # default "/" for HTTP types
+    fqdn: str | None = None  # Host header and SNI; probed by name when no ip is known
+    search_string: Annotated[str, Field(max_length=255)] | None = None
+    inverted: bool = False
+    disabled: bool = False
+    request_interval: Annotated[float, _between(ROUTE53_MIN_INTERVAL, 3600, "request_interval", " s")] = 10.0
+    failure_threshold: Annotated[int, _between(1, 10, "failure_threshold")] = 3
+    measure_latency: bool = False
+    enable_sni: bool = True
+    verify_tls: bool = True  # Route 53 does not validate certificates; we do by default
+    connect_timeout: Seconds | None = None  # default 4 s, TCP checks 10 s
+    response_timeout: Seconds = 2.0  # status line after connect
+    body_timeout: Seconds = 2.0  # search string within the first 5,120 bytes
+    child_checks: list[str] | None = None  # CALCULATED only
+    health_threshold: Annotated[int, _between(0, 256, "health_threshold")] | None = None
+    vantage_threshold_percent: Annotated[int, _between(0, 99, "vantage_threshold_percent", "%")] = 18
+
+    @property
+    def effective_port(self) -> int | None:
+        """The probed port: the configured one, else 443 for HTTPS types, 80 for HTTP."""
+        if self.port is not None:
+            return self.port
+        if self.type in TLS_TYPES:
+            return 443
+        if self.type in HTTP_TYPES:
+            return 80
+        return None
+
+    @property
+    def effective_connect_timeout(self) -> float:
+        """Route 53: connect within 4 s, or 10 s for TCP checks."""
+        if self.connect_timeout is not None:
+            return self.connect_timeout
+        return 10.0 if self.type == "TCP" else 4.0
+
+
+def _endpoint_value(value: str) -> str:
+    value = value.strip()
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    try:
+        return dns.name.from_text(value).to_text().lower()
+    except dns.exception.DNSException as exc:
+        raise PydanticCustomError("address", "'{v}' is neither an IP address nor a host name: {e}",
+                                  {"v": value, "e": str(exc)}) from None
+
+
+class Endpoint(Model):
+    """One served value in a region and how to probe it.
+
+    `address` is what DNS answers (an IPv4/IPv6 address, or a host name for CNAME records);
+    `ip`, `fqdn` and `port` override what is probed.
+    """
+
+    address: Annotated[str, AfterValidator(_endpoint_value)]
+    name: str | None = None
+    check: str | None = None  # a check template; none = always healthy, as in Route 53
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    fqdn: str | None = None
+    port: Port | None = None
+
+    @property
+    def kind(self) -> RecordType:
+        """The record type this endpoint can be served in."""
+        try:
+            return "A" if ipaddress.ip_address(self.address).version == 4 else "AAAA"
+        except ValueError:
+            return "CNAME"
+
+    @property
+    def label(self) -> str:
+        """How people and endpoint ids name it: its name, else its address."""
+        return self.name or self.address
+
+
+class Region(Model):
+    """A region: the endpoints that serve from it."""
+
+    aws_region: str | None = None  # for Route 53 latency records
+    endpoints: Annotated[list[Endpoint], Field(min_length=1)]
+
+
+def _record_name(value: str) -> str:
+    try:
+        return dns.name.from_text(value).to_text().lower()
+    except dns.exception.DNSException as exc:
+        raise PydanticCustomError("dns_name", "'{v}' is not a valid DNS name: {e}",
+                                  {"v": value, "e": str(exc)}) from None
+
+
+Tier = str | list[str]
+
+
+class Record(Model):
+    """A DNS name the controller manages and the routing policy that picks its answer."""
+
+    name: Annotated[str, AfterValidator(_record_name)]
+    type: Literal[RECORD_TYPES]  # type: ignore[valid-type]
+    ttl: Annotated[int, _between(0, 2147483647, "ttl", " s")] = 60
+    policy: Literal["failover", "weighted", "latency"]
+    order: list[Tier] | None = None  # failover: tiers, first healthy answers
+    weights: dict[str, Weight] | None = None  # weighted
+    regions: list[str] | None = None  # latency; default: every region
+    fail_mode: Literal["open", "last_known_good", "closed"] = "open"
+    failback_delay: Annotated[float, _between(0, None, "failback_delay", " s")] = 0.0
+    latency_hysteresis_percent: Annotated[float, _between(0, 100, "latency_hysteresis_percent", "%")] = 10.0
+
+    @property
+    def tiers(self) -> tuple[tuple[str, ...], ...]:
+        """Failover tiers in order; a tier of several regions answers together."""
+        return tuple((t,) if isinstance(t, str) else tuple(t) for t in self.order or ())
+
+
+class Config(Model):
+    """A whole failover configuration for one zone."""
+
+    zone: Annotated[str, AfterValidator(_record_name)]
+    provider: Provider = NoneProvider()
+    controller: ControllerSettings = ControllerSettings()
+    plan: PlanSettings = PlanSettings()
+    checks: dict[str, CheckTemplate] = Field(default_factory=dict)
+    regions: Annotated[dict[str, Region], Field(min_length=1)]
+    records: Annotated[list[Record], Field(min_length=1)]
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, regions: dict[str, Region]) -> dict[str, Region]:
+        for name in regions:
+            if not REGION_NAME.match(name):
+                raise PydanticCustomError(
+                    "region_name",
+                    "region name '{n}' must be letters, digits, '.', '_' or '-' (at most 63)",
+                    {"n": name})
+        return regions
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory of the config file: relative paths in it resolve from here."""
+        return self._base_dir
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the config relative to the config file's directory."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self._base_dir / p
+
+    def record_regions(self, record: Record) -> list[str]:
+        """Every region a record can answer from, in config order."""
+        if record.policy == "failover":
+            return [r for tier in record.tiers for r in tier]
+        if record.policy == "weighted":
+            return list(record.weights or {})
+        return list(record.regions) if record.regions is not None else list(self.regions)
+
+    def check_for(self, endpoint: Endpoint) -> CheckTemplate | None:
+        """The check template an endpoint uses, or None when it is not checked."""
+        return self.checks[endpoint.check] if endpoint.check else None
+
+    def tsig_secret(self) -> SecretStr | None:
+        """The provider's TSIG secret, resolved now; None when no TSIG is configured.
+
+        Raises SecretError when the variable or file is missing or not base64.
+        """
+        if not isinstance(self.provider, BindProvider) or self.provider.tsig is None:
+            return None
+        key = self.provider.tsig
+        secret = resolve_secret(key.secret_env, key.secret_file, "provider.tsig", self._base_dir)
+        try:
+            base64.b64decode(secret.get_secret_value(), validate=True)
+        except binascii.Error:
+            raise SecretError("provider.tsig: the TSIG secret is not valid base64") from None
+        return secret
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read, parse and validate a config file.
+
+    Raises ConfigError (exit code 2) listing every problem with its path and line.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError([ConfigIssue("", f"cannot read config: {exc.strerror}")], str(p)) from None
+    return parse_config(text, source=str(p), base_dir=p.resolve().parent)
+
+
+def parse_config(text: str, source: str = "config", base_dir: Path | None = None) -> Config:
+    """Validate config text; see `load_config`."""
+    try:
+        src = load_yaml(text)
+    except YamlProblem as exc:
+        raise ConfigError(exc.issues, source) from None
+    if not isinstance(src.data, dict):
+        raise ConfigError([ConfigIssue("", "the config must be a YAML mapping "
+                                           "(zone, provider, checks, regions, records)", 1)],
+                          source)
+    try:
+        cfg = Config.model_validate(src.data)
+    except ValidationError as exc:
+        raise ConfigError(_merge_union_issues([_pydantic_issue(e, src) for e in exc.errors()]),
+                          source) from None
+    issues = [ConfigIssue(format_path(p), msg, src.line_of(p)) for p, msg in _cross_checks(cfg)]
+    if issues:
+        raise ConfigError(issues, source)
+    cfg._base_dir = base_dir or Path.cwd()
+    return cfg
+
+
+def _real_path(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+    """Drop pydantic's union tags from a location so it matches the YAML keys."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif part == "[key]":
+            continue
+        elif isinstance(part, str) and out and not (isinstance(node, dict) and part == loc[-1]):
+            # a union member's tag (provider 'bind', 'list[str]'), not a key in the file;
+            # a missing field's name is kept: it is the last part and its parent is a mapping
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _pydantic_issue(err: Any, src: YamlSource) -> ConfigIssue:
+    loc = _real_path(tuple(err["loc"]), src.data)
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    msg = err["msg"]
+    if kind == "extra_forbidden":
+        field = str(loc[-1])
+        if field == "secret":
+            msg = "inline secrets are not allowed: use secret_env or secret_file"
+        else:
+            msg = f"unknown field '{field}'" + _suggest(field, _known_fields(loc[:-1]))
+    elif kind == "missing":
+        msg = "required field is missing"
+    elif kind == "union_tag_invalid":
+        msg = f"unknown type '{ctx.get('tag')}': expected one of {ctx.get('expected_tags')}"
+        loc = (*loc, "type")
+    elif kind == "union_tag_not_found":
+        msg = "missing 'type' (bind, zonefile, route53 or none)"
+    elif kind == "literal_error":
+        msg = f"must be one of {ctx.get('expected')}, got {err.get('input')!r}"
+    elif kind.startswith("too_short") and ctx.get("min_length") == 1:
+        msg = "must not be empty"
+    elif kind == "string_pattern_mismatch" and loc and loc[-1] == "hosted_zone_id":
+        msg = f"{err.get('input')!r} is not a hosted zone id (like Z0123456789ABCDEFGHIJ)"
+    if "secret" in format_path(loc) and kind != "extra_forbidden":
+        msg = "invalid secret reference"  # never echo what might be a secret
+    return ConfigIssue(format_path(loc), msg, src.line_of(loc))
+
+
+def _merge_union_issues(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    """One issue per path: a value that fits no member of a union gets one message."""
+    by_path: dict[str, list[ConfigIssue]] = {}
+    for issue in issues:
+        by_path.setdefault(issue.path, []).append(issue)
+    out = []
+    for group in by_path.values():
+        if len(group) > 1 and all(i.message.startswith("Input should be ") for i in group):
+            wants = " or ".join(i.message.removeprefix("Input should be ") for i in group)
+            out.append(ConfigIssue(group[0].path, f"must be {wants}", group[0].line))
+        else:
+            out.extend(group)
+    return out
+
+
+def _known_fields(loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model at `loc`, for "did you mean" hints."""
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is not None:  # else a list index or dict key: same model below it
+            model = _model_of(field.annotation)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _model_of(annotation: Any) -> Any:
+    """The model class inside an annotation like `list[Record] | None`."""
+    stack = [annotation]
+    while stack:
+        ann = stack.pop()
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            return ann
+        stack.extend(getattr(ann, "__args__", ()))
+        if getattr(ann, "__metadata__", None) is not None:
+            stack.append(ann.__origin__)
+    return None
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# ----------------------------------------------------------------------- cross-checks
+
+Issue = tuple[tuple[str | int, ...], str]
+
+
+def _cross_checks(cfg: Config) -> Iterator[Issue]:
+    yield from _check_provider(cfg)
+    yield from _check_templates(cfg)
+    yield from _check_regions(cfg)
+    yield from _check_records(cfg)
+
+
+def _check_provider(cfg: Config) -> Iterator[Issue]:
+    prov = cfg.provider
+    if isinstance(prov, BindProvider) and prov.tsig is not None:
+        key = prov.tsig
+        if key.secret is not None:
+            yield (("provider", "tsig", "secret"),
+                   "inline secrets are not allowed: use secret_env or secret_file")
+        elif bool(key.secret_env) == bool(key.secret_file):
+            yield (("provider", "tsig"), "give exactly one of secret_env or secret_file")
+    c = cfg.controller
+    if c.token_env and c.token_file:
+        yield (("controller", "token_env"), "give at most one of token_env or token_file")
+
+
+def _check_templates(cfg: Config) -> Iterator[Issue]:
+    for name, t in cfg.checks.items():
+        at: tuple[str | int, ...] = ("checks", name)
+        http = t.type in HTTP_TYPES
+        if t.type in STR_MATCH_TYPES and not t.search_string:
+            yield ((*at, "search_string"), f"{t.type} needs a search_string")
+        if t.search_string is not None and t.type not in STR_MATCH_TYPES:
+            yield ((*at, "search_string"),
+                   "search_string applies only to HTTP_STR_MATCH and HTTPS_STR_MATCH checks")
+        if t.resource_path is not None:
+            if not http:
+                yield ((*at, "resource_path"), f"resource_path does not apply to {t.type} checks")
+            elif not t.resource_path.startswith("/") or len(t.resource_path) > 255:
+                yield ((*at, "resource_path"), "must start with '/' and be at most 255 characters")
+        if t.type == "CALCULATED":
+            yield from _check_calculated(cfg, name, t)
+        elif t.child_checks is not None or t.health_threshold is not None:
+            yield ((*at, "child_checks" if t.child_checks is not None else "health_threshold"),
+                   "child_checks and health_threshold apply only to CALCULATED checks")
+
+
+def _check_calculated(cfg: Config, name: str, t: CheckTemplate) -> Iterator[Issue]:
+    at: tuple[str | int, ...] = ("checks", name)
+    if not t.child_checks:
+        yield ((*at, "child_checks"), "a CALCULATED check needs at least one child check")
+        return
+    for i, child in enumerate(t.child_checks):
+        if child not in cfg.checks:
+            yield ((*at, "child_checks", i),
+                   f"no check template '{child}'" + _suggest(child, list(cfg.checks)))
+    # a cycle would make health undefined
+    seen: set[str] = set()
+    stack = [name]
+    while stack:
+        cur = stack.pop()
+        tmpl = cfg.checks.get(cur)
+        for child in (tmpl.child_checks or []) if tmpl else []:
+            if child == name:
+                yield ((*at, "child_checks"), f"check '{name}' depends on itself")
+                return
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+
+
+def _check_regions(cfg: Config) -> Iterator[Issue]:
+    for rname, region in cfg.regions.items():
+        labels: dict[str, int] = {}
+        for i, ep in enumerate(region.endpoints):
+            at: tuple[str | int, ...] = ("regions", rname, "endpoints", i)
+            if ep.label in labels:
+                yield ((*at, "name" if ep.name else "address"),
+                       f"endpoint '{ep.label}' appears twice in region {rname} "
+                       f"(also endpoints[{labels[ep.label]}]); give each a distinct name")
+            labels.setdefault(ep.label, i)
+            if ep.check is None:
+                continue
+            tmpl = cfg.checks.get(ep.check)
+            if tmpl is None:
+                known = ", ".join(sorted(cfg.checks)) or "none defined"
+                yield ((*at, "check"), f"no check template '{ep.check}' (templates: {known})"
+                       + _suggest(ep.check, list(cfg.checks)))
+                continue
+            for t in _leaf_templates(cfg, tmpl):
+                if t.type == "TCP" and t.port is None and ep.port is None:
+                    yield ((*at, "port"), f"check '{ep.check}' is TCP: give a port here or "
+                                          "in the template")
+                    break
+        if region.aws_region is not None and region.aws_region not in AWS_REGIONS:
+            yield (("regions", rname, "aws_region"),
+                   f"'{region.aws_region}' is not an AWS region"
+                   + _suggest(region.aws_region, sorted(AWS_REGIONS)))
+
+
+def _leaf_templates(cfg: Config, tmpl: CheckTemplate) -> Iterator[CheckTemplate]:
+    seen: set[int] = set()
+    stack = [tmpl]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if t.type == "CALCULATED":
+            stack.extend(cfg.checks[c] for c in t.child_checks or [] if c in cfg.checks)
+        else:
+            yield t
+
+
+_POLICY_FIELDS = {"failover": ("order", "failback_delay"), "weighted": ("weights",),
+                  "latency": ("regions", "latency_hysteresis_percent")}
+
+
+def _check_records(cfg: Config) -> Iterator[Issue]:
+    zone = dns.name.from_text(cfg.zone)
+    seen: dict[tuple[str, str], int] = {}
+    types_at: dict[str, dict[str, int]] = {}
+    for i, rec in enumerate(cfg.records):
+        at: tuple[str | int, ...] = ("records", i)
+        if not dns.name.from_text(rec.name).is_subdomain(zone):
+            yield ((*at, "name"), f"{rec.name} is outside the zone {cfg.zone}")
+        key = (rec.name, rec.type)
+        if key in seen:
+            yield ((*at, "name"), f"duplicate record: {rec.name} {rec.type} is also records[{seen[key]}]")
+        seen.setdefault(key, i)
+        types_at.setdefault(rec.name, {}).setdefault(rec.type, i)
+        for policy, fields in _POLICY_FIELDS.items():
+            for f in fields:
+                if policy != rec.policy and f in rec.model_fields_set:
+                    yield ((*at, f), f"'{f}' applies only to policy {policy} "
+                                     f"(this record is {rec.policy})")
+        yield from _check_record_regions(cfg, i, rec)
+    for name, types in types_at.items():
+        if "CNAME" in types and len(types) > 1:
+            others = ", ".join(sorted(t for t in types if t != "CNAME"))
+            yield (("records", types["CNAME"], "type"),
+                   f"{name} has a CNAME and also {others}: a CNAME cannot sit beside other types")
+
+
+def _check_record_regions(cfg: Config, i: int, rec: Record) -> Iterator[Issue]:
+    at: tuple[str | int, ...] = ("records", i)
+    refs: list[tuple[tuple[str | int, ...], str]] = []
+    if rec.policy == "failover":
+        if rec.order is None:
+            yield ((*at, "order"), "policy failover needs 'order': the regions, first healthy answers")
+        elif not rec.order:
+            yield ((*at, "order"), "order is empty: list at least one region")
+        for j, tier in enumerate(rec.order or []):
+            if isinstance(tier, list):
+                if not tier:
+                    yield ((*at, "order", j), "an empty tier: list at least one region")
+                refs += [((*at, "order", j, k), r) for k, r in enumerate(tier)]
+            else:
+                refs.append(((*at, "order", j), tier))
+    elif rec.policy == "weighted":
+        if not rec.weights:
+            yield ((*at, "weights"), "policy weighted needs 'weights': region: 0-255")
+        refs += [((*at, "weights", r), r) for r in rec.weights or {}]
+    elif rec.regions is not None:
+        if not rec.regions:
+            yield ((*at, "regions"), "regions is empty: list at least one region, or omit it for all")
+        refs += [((*at, "regions", j), r) for j, r in enumerate(rec.regions)]
+    first: dict[str, tuple[str | int, ...]] = {}
+    for path, region in refs:
+        if region not in cfg.regions:
+            yield (path, f"unknown region '{region}' (regions: {', '.join(cfg.regions)})"
+                   + _suggest(region, list(cfg.regions)))
+            continue
+        if region in first:
+            yield (path, f"region '{region}' appears twice in this record")
+            continue
+        first[region] = path
+        if not any(ep.kind == rec.type for ep in cfg.regions[region].endpoints):
+            want = {"A": "an IPv4 address", "AAAA": "an IPv6 address", "CNAME": "a host name"}
+            yield (path, f"region '{region}' has no endpoint with {want[rec.type]} "
+                         f"to serve in a {rec.type} record")
+        if (rec.policy == "latency" and isinstance(cfg.provider, Route53Provider)
+                and cfg.regions[region].aws_region is None):
+            yield (path, f"region '{region}' needs aws_region for Route 53 latency records")
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, for editors."""
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "failover configuration"
+    return schema

@@ -1,0 +1,88 @@
+"""The health snapshot: what the controller believes about every endpoint at one instant."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from failover.config import CheckTemplate, Config, Endpoint
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    """One endpoint's status.
+
+    `since` is when the current status began (seconds since the epoch), None when it has
+    held since the controller started; `reason` says why, for people
+    ("after 3 failures: connect timeout"); `latency_ms` is the smoothed probe latency.
+    """
+
+    healthy: bool
+    reason: str
+    since: float | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class HealthSnapshot:
+    """Every endpoint's health, keyed by endpoint id (`region/label`), taken at `at`."""
+
+    at: float
+    endpoints: Mapping[str, EndpointHealth] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "endpoints", MappingProxyType(dict(self.endpoints)))
+
+    def of(self, region: str, endpoint: Endpoint) -> EndpointHealth:
+        """An endpoint's health; an endpoint the snapshot does not know is healthy."""
+        return self.endpoints.get(endpoint_id(region, endpoint),
+                                  EndpointHealth(True, "not yet checked"))
+
+
+def endpoint_id(region: str, endpoint: Endpoint) -> str:
+    """The stable id of an endpoint: its region and its name or address."""
+    return f"{region}/{endpoint.label}"
+
+
+def starting_health(check: CheckTemplate | None) -> EndpointHealth:
+    """Route 53's status for a check that has not run yet.
+
+    New checks start healthy; inverted ones start unhealthy. A disabled check is always
+    healthy before inversion, so disabled + inverted is unhealthy (Route 53's way to stop
+    traffic). No check at all means always healthy.
+    """
+    if check is None:
+        return EndpointHealth(True, "no health check: always healthy")
+    if check.disabled:
+        healthy = not check.inverted
+        return EndpointHealth(healthy, "check disabled" + (", inverted" if check.inverted else ""))
+    if check.inverted:
+        return EndpointHealth(False, "inverted check: starts unhealthy")
+    return EndpointHealth(True, "not yet checked: new checks start healthy")
+
+
+def initial_snapshot(cfg: Config, now: float) -> HealthSnapshot:
+    """The snapshot before any probe has run, following Route 53's starting rules."""
+    return HealthSnapshot(at=now, endpoints={
+        endpoint_id(rname, ep): starting_health(cfg.check_for(ep))
+        for rname, region in cfg.regions.items() for ep in region.endpoints
+    })
+
+
+def assume_regions(snapshot: HealthSnapshot, cfg: Config, assumed: Mapping[str, bool],
+                   now: float) -> HealthSnapshot:
+    """A copy of `snapshot` with every endpoint of the given regions forced up or down.
+
+    `assumed` maps region name -> healthy. Used by `plan --assume` to ask "what if".
+    """
+    endpoints = dict(snapshot.endpoints)
+    for rname, healthy in assumed.items():
+        for ep in cfg.regions[rname].endpoints:
+            key = endpoint_id(rname, ep)
+            current = endpoints.get(key, EndpointHealth(True, "not yet checked"))
+            endpoints[key] = replace(current, healthy=healthy, since=now,
+                                     reason=f"assumed {'up' if healthy else 'down'} (--assume)")
+    return HealthSnapshot(at=now, endpoints=endpoints)

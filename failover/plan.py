@@ -1,0 +1,188 @@
+"""The plan: a pure diff of desired against actual records, safety guards, and renderings.
+
+A ChangeSet is a value: it can be printed (table, JSON, Markdown), checked against the
+guards and only then applied by an adapter. Only managed (name, type) pairs are ever
+touched; anything else in the zone is invisible to the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from failover.errors import PlanRefused
+from failover.records import RecordSet
+
+Action = Literal["create", "upsert", "delete"]
+ManagedKey = tuple[str, str]  # (name, type)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write: `record` is the new record set (for delete, the one removed)."""
+
+    action: Action
+    record: RecordSet
+    before: RecordSet | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out: dict[str, Any] = {"action": self.action, **self.record.to_dict()}
+        if self.before is not None and self.action == "upsert":
+            out["before"] = self.before.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """The changes that turn the actual managed records into the desired ones.
+
+    `existing` is how many managed record sets exist now (the base for the delete
+    share guard).
+    """
+
+    zone: str
+    changes: tuple[Change, ...] = ()
+    existing: int = 0
+    managed: frozenset[ManagedKey] = field(default_factory=frozenset)
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+    def count(self, action: Action) -> int:
+        """How many changes of one kind."""
+        return sum(1 for c in self.changes if c.action == action)
+
+    def summary(self) -> str:
+        """`3 changes: 2 create, 1 upsert, 0 delete` or `no changes`."""
+        if not self.changes:
+            return "no changes"
+        n = len(self.changes)
+        return (f"{n} change{'s' if n != 1 else ''}: {self.count('create')} create, "
+                f"{self.count('upsert')} upsert, {self.count('delete')} delete")
+
+
+def diff(desired: Iterable[RecordSet], actual: Iterable[RecordSet],
+         managed: Collection[ManagedKey], zone: str = "") -> ChangeSet:
+    """The ChangeSet that makes the managed part of `actual` equal `desired`.
+
+    Record sets are matched by (name, type, set identifier); actual record sets outside
+    `managed` are ignored. Desired record sets outside `managed` are a programming error
+    (ValueError). Deletes come first, then upserts, then creates, each sorted, so that a
+    batch never holds two record sets for one key at once.
+    """
+    managed_set = frozenset(managed)
+    want: dict[tuple[str, str, str | None], RecordSet] = {}
+    for rs in desired:
+        if (rs.name, rs.type) not in managed_set:
+            raise ValueError(f"desired record {rs.name} {rs.type} is not managed")
+        want[rs.key] = rs
+    have = {rs.key: rs for rs in actual if (rs.name, rs.type) in managed_set}
+    deletes = [Change("delete", have[k]) for k in sorted(have.keys() - want.keys(), key=_order)]
+    upserts = [Change("upsert", want[k], have[k]) for k in sorted(want.keys() & have.keys(),
+                                                                   key=_order)
+               if want[k] != have[k]]
+    creates = [Change("create", want[k]) for k in sorted(want.keys() - have.keys(), key=_order)]
+    return ChangeSet(zone=zone, changes=(*deletes, *upserts, *creates), existing=len(have),
+                     managed=managed_set)
+
+
+def _order(key: tuple[str, str, str | None]) -> tuple[str, str, str]:
+    return (key[0], key[1], key[2] or "")
+
+
+def apply_to(actual: Iterable[RecordSet], changes: ChangeSet) -> list[RecordSet]:
+    """What `actual` becomes once `changes` is applied: the model adapters must match."""
+    state = {rs.key: rs for rs in actual}
+    for c in changes.changes:
+        if c.action == "delete":
+            state.pop(c.record.key, None)
+        else:
+            state[c.record.key] = c.record
+    return sorted(state.values())
+
+
+def violations(changes: ChangeSet, actual: Sequence[RecordSet], *, max_delete_share: float,
+               min_existing: int, may_be_empty: Collection[str] = ()) -> list[str]:
+    """The safety guards a ChangeSet breaks; empty when it is safe to apply.
+
+    - A managed name that has an answer keeps one (unless listed in `may_be_empty`,
+      i.e. its record is configured to fail closed).
+    - No more than `max_delete_share` of the existing managed record sets are deleted,
+      once at least `min_existing` exist (a small zone has no meaningful share).
+    """
+    found = []
+    after = apply_to(actual, changes)
+    names_before = {rs.name for rs in actual if (rs.name, rs.type) in changes.managed}
+    names_after = {rs.name for rs in after if (rs.name, rs.type) in changes.managed}
+    for name in sorted(names_before - names_after - set(may_be_empty)):
+        found.append(f"{name} would be left with no answer")
+    deletes = changes.count("delete")
+    if changes.existing >= max(min_existing, 1) and deletes > max_delete_share * changes.existing:
+        found.append(f"{deletes} of {changes.existing} managed record sets would be deleted "
+                     f"(more than max_delete_share {max_delete_share:.0%})")
+    return found
+
+
+def guard(changes: ChangeSet, actual: Sequence[RecordSet], *, max_delete_share: float,
+          min_existing: int, may_be_empty: Collection[str] = (), force: bool = False) -> None:
+    """Raise PlanRefused when the ChangeSet breaks a guard and `force` is not set."""
+    found = violations(changes, actual, max_delete_share=max_delete_share,
+                       min_existing=min_existing, may_be_empty=may_be_empty)
+    if found and not force:
+        raise PlanRefused(found)
+
+
+# ------------------------------------------------------------------------- renderings
+
+_SIGN = {"create": "+", "upsert": "~", "delete": "-"}
+
+
+def _routing(rs: RecordSet) -> str:
+    parts = [f"{k}={v}" for k, v in (("set", rs.set_identifier), ("weight", rs.weight),
+                                     ("region", rs.region), ("failover", rs.failover))
+             if v is not None]
+    return " ".join(parts)
+
+
+def to_table(changes: ChangeSet) -> str:
+    """A plain-text table for people, one line per change."""
+    rows = [("", "NAME", "TYPE", "TTL", "VALUES", "ROUTING")]
+    for c in changes.changes:
+        r = c.record
+        values = ",".join(r.values)
+        if c.action == "upsert" and c.before is not None and c.before.values != r.values:
+            values = f"{','.join(c.before.values)} -> {values}"
+        rows.append((f"{_SIGN[c.action]} {c.action}", r.name, r.type, str(r.ttl), values,
+                     _routing(r)))
+    if len(rows) == 1:
+        return changes.summary()
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    return "\n".join([*lines, changes.summary()])
+
+
+def to_markdown(changes: ChangeSet) -> str:
+    """A Markdown table, for CI comments."""
+    if not changes.changes:
+        return "_no changes_"
+    lines = ["| action | name | type | ttl | values | routing |", "|---|---|---|---|---|---|"]
+    for c in changes.changes:
+        r = c.record
+        values = "<br>".join(f"`{v}`" for v in r.values)
+        if c.action == "upsert" and c.before is not None and c.before.values != r.values:
+            values = "<br>".join(f"`{v}`" for v in c.before.values) + " &rarr; " + values
+        lines.append(f"| {c.action} | `{r.name}` | {r.type} | {r.ttl} | {values} | "
+                     f"{_routing(r)} |")
+    lines.append("")
+    lines.append(f"**{changes.summary()}**")
+    return "\n".join(lines)
+
+
+def to_json(changes: ChangeSet) -> dict[str, Any]:
+    """A JSON-ready dict for scripts."""
+    return {"zone": changes.zone, "changes": [c.to_dict() for c in changes.changes],
+            "summary": {a: changes.count(a) for a in ("create", "upsert", "delete")},
+            "existing": changes.existing}

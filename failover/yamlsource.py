@@ -1,0 +1,110 @@
+"""YAML loading that remembers where each value came from, for errors that name a line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from failover.errors import ConfigIssue
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class YamlSource:
+    """Parsed YAML data plus the 1-based line of every mapping key and sequence item."""
+
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path) -> int | None:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+
+def format_path(path: Path) -> str:
+    """`('records', 2, 'weights', 'eu-west-1')` -> `records[2].weights.eu-west-1`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def load_yaml(text: str) -> YamlSource:
+    """Parse one YAML document with the safe loader, rejecting duplicate keys.
+
+    Raises ConfigError-ready issues as a list via `YamlProblem`.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise YamlProblem([_yaml_issue(exc)]) from None
+    if node is None:
+        return YamlSource(data=None)
+    src = YamlSource(data=None)
+    problems: list[ConfigIssue] = []
+    constructor = yaml.SafeLoader("")
+    try:
+        src.data = _build(node, (), src.lines, problems, constructor)
+    except yaml.YAMLError as exc:
+        raise YamlProblem([_yaml_issue(exc)]) from None
+    if problems:
+        raise YamlProblem(problems)
+    src.lines.setdefault((), node.start_mark.line + 1)
+    return src
+
+
+class YamlProblem(Exception):
+    """YAML that cannot be read as config data; carries located issues."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("; ".join(i.message for i in issues))
+
+
+def _yaml_issue(exc: yaml.YAMLError) -> ConfigIssue:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    msg = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+    return ConfigIssue(path="", message=msg, line=mark.line + 1 if mark else None)
+
+
+def _build(node: yaml.Node, path: Path, lines: dict[Path, int],
+           problems: list[ConfigIssue], constructor: yaml.SafeLoader) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)):
+                problems.append(ConfigIssue(format_path(path), "mapping keys must be scalars",
+                                            key_node.start_mark.line + 1))
+                continue
+            key = str(key) if not isinstance(key, str) else key
+            child: Path = (*path, key)
+            if key in out:
+                problems.append(ConfigIssue(format_path(child),
+                                            f"duplicate key '{key}' (first at line {lines[child]})",
+                                            key_node.start_mark.line + 1))
+                continue
+            lines[child] = key_node.start_mark.line + 1
+            out[key] = _build(value_node, child, lines, problems, constructor)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for i, item in enumerate(node.value):
+            child = (*path, i)
+            lines[child] = item.start_mark.line + 1
+            items.append(_build(item, child, lines, problems, constructor))
+        return items
+    return constructor.construct_object(node, deep=True)

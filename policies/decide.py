@@ -1,0 +1,150 @@
+"""One entry point: a record, the health snapshot and the overrides in; a Decision out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from failover.records import RecordSet, canonical_value
+from policies.failover import choose_failover
+from policies.latency import choose_latency
+from policies.model import HEALTH_BASES, Choice, Decision, Overrides, RegionView
+from policies.reasons import describe, names, serve
+from policies.weighted import choose_weighted
+
+if TYPE_CHECKING:
+    from failover.config import Config, Record
+    from failover.health import HealthSnapshot
+
+
+def region_views(cfg: Config, record: Record, snapshot: HealthSnapshot,
+                 overrides: Overrides) -> dict[str, RegionView]:
+    """Each region of a record as the record sees it, in config order.
+
+    Only endpoints whose address fits the record type count (IPv4 for A, IPv6 for AAAA,
+    host names for CNAME). A region is healthy when any of those endpoints is.
+    """
+    views = {}
+    for rname in cfg.record_regions(record):
+        eps = [ep for ep in cfg.regions[rname].endpoints if ep.kind == record.type]
+        health = [(ep, snapshot.of(rname, ep)) for ep in eps]
+        good = [(ep, h) for ep, h in health if h.healthy]
+        all_values = tuple(ep.address for ep in eps)
+        if good:
+            since_known = [h.since for _, h in good if h.since is not None]
+            since = min(since_known) if len(since_known) == len(good) else None
+            lats = [h.latency_ms for _, h in good if h.latency_ms is not None]
+            views[rname] = RegionView(rname, True, tuple(ep.address for ep, _ in good),
+                                      all_values, since=since, reason="",
+                                      latency_ms=min(lats) if lats else None,
+                                      drained=rname in overrides.drained)
+            continue
+        last_ep, last = max(health, key=lambda eh: eh[1].since or 0.0)
+        reason = last.reason if len(health) == 1 else (
+            f"all {len(health)} endpoints unhealthy, last {last_ep.label}: {last.reason}")
+        views[rname] = RegionView(rname, False, (), all_values, since=last.since, reason=reason,
+                                  drained=rname in overrides.drained)
+    return views
+
+
+def decide(record: Record, views: Mapping[str, RegionView], overrides: Overrides,
+           previous: Decision | None, now: float) -> Decision:
+    """The answer for one record: by its policy, the overrides and the fail mode.
+
+    Pure: `previous` (this record's last decision) carries failback, hysteresis and the
+    last known good answer; `now` is seconds since the epoch. With fail mode open or
+    last_known_good the answer is never empty.
+    """
+    pinned = overrides.pinned.get(record.name)
+    note = ""
+    if pinned is not None and pinned in views:
+        view = views[pinned]
+        why = "pinned by operator" + ("" if view.healthy else f" ({describe(view)})")
+        choice = Choice((pinned,), {pinned: 1.0}, serve([pinned], why), basis="pinned")
+        return _finish(record, views, choice, previous, now)
+    if pinned is not None:
+        note = f" (pin to {pinned} ignored: not a region of this record)"
+    choice = _choose(record, views, previous, now)
+    if choice is None:
+        choice = _all_out(record, views, previous, now)
+    if note:
+        choice = replace(choice, reason=choice.reason + note)
+    return _finish(record, views, choice, previous, now)
+
+
+def _choose(record: Record, views: Mapping[str, RegionView], previous: Decision | None,
+            now: float) -> Choice | None:
+    if record.policy == "failover":
+        return choose_failover(record.tiers, views, record.failback_delay, previous, now)
+    if record.policy == "weighted":
+        return choose_weighted(record.weights or {}, views)
+    return choose_latency(list(views), views, record.latency_hysteresis_percent, previous)
+
+
+def _all_out(record: Record, views: Mapping[str, RegionView], previous: Decision | None,
+             now: float) -> Choice:
+    """No region is usable: answer by the record's fail mode."""
+    out = "; ".join(describe(v) for v in views.values())
+    if record.fail_mode == "closed":
+        return Choice((), {}, f"no answer (fail mode closed): {out}", basis="closed")
+    if record.fail_mode == "last_known_good" and previous and previous.last_good:
+        regions, _ = previous.last_good
+        return Choice(regions, {r: 1 / len(regions) for r in regions},
+                      serve(regions, f"last known good answer (fail mode last_known_good): {out}"),
+                      basis="last_known_good")
+    # Fail open: answer as if every region not drained were healthy (all of them when an
+    # operator drained every one: a drain never empties a name).
+    candidates = [v for v in views.values() if not v.drained] or list(views.values())
+    assumed = {v.name: replace(v, healthy=True, drained=False, values=v.all_values)
+               for v in candidates}
+    as_if = {name: assumed.get(name, replace(v, healthy=False)) for name, v in views.items()}
+    choice = _choose(record, as_if, None, now)
+    assert choice is not None  # every candidate is usable in as_if
+    why = f"every region is out, failing open (answering as if healthy): {out}"
+    return replace(choice, reason=serve(choice.regions, why), basis="fail_open")
+
+
+def _finish(record: Record, views: Mapping[str, RegionView], choice: Choice,
+            previous: Decision | None, now: float) -> Decision:
+    if choice.basis == "last_known_good" and previous and previous.last_good:
+        values = previous.last_good[1]
+    else:
+        values = tuple(dict.fromkeys(v for r in choice.regions
+                                     for v in _served(views[r], choice.basis)))
+    reason = choice.reason
+    if record.type == "CNAME" and len(values) > 1:
+        # a CNAME holds one target: keep the largest share's first value
+        top = max(choice.regions, key=lambda r: choice.shares.get(r, 0.0))
+        values = (next(v for v in values if v in views[top].all_values),)
+        reason += f" (CNAME holds one target: {names([top])})"
+    canon = tuple(sorted({canonical_value(record.type, v) for v in values}))
+    good = previous.last_good if previous else None
+    if choice.basis in HEALTH_BASES:
+        good = (choice.regions, canon)
+    return Decision(name=record.name, type=record.type, ttl=record.ttl, policy=record.policy,
+                    regions=choice.regions, values=canon, shares=dict(choice.shares),
+                    basis=choice.basis, reason=reason, at=now, tier=choice.tier,
+                    last_good=good)
+
+
+def _served(view: RegionView, basis: str) -> tuple[str, ...]:
+    """A region's values in an answer: healthy endpoints, or all when health is set aside."""
+    if basis == "fail_open":
+        return view.all_values
+    if basis == "pinned":
+        return view.values or view.all_values
+    return view.values
+
+
+def decide_all(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
+               previous: Mapping[tuple[str, str], Decision], now: float) -> list[Decision]:
+    """A decision for every record of the config, in config order."""
+    return [decide(rec, region_views(cfg, rec, snapshot, overrides), overrides,
+                   previous.get((rec.name, rec.type)), now)
+            for rec in cfg.records]
+
+
+def desired_records(decisions: list[Decision]) -> list[RecordSet]:
+    """The resolved record sets the decisions ask for: one per record with an answer."""
+    return [RecordSet.make(d.name, d.type, d.ttl, d.values) for d in decisions if d.values]

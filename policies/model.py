@@ -1,0 +1,92 @@
+"""The values policies take and return: region views, operator overrides, decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+# health: chosen from healthy regions; hold: a healthy previous answer kept on purpose
+# (failback delay, latency hysteresis); the others: chosen without health to go on.
+Basis = Literal["health", "hold", "pinned", "fail_open", "last_known_good", "closed"]
+HEALTH_BASES = ("health", "hold")
+
+
+@dataclass(frozen=True)
+class RegionView:
+    """A region as one record sees it: only endpoints of the record's type count.
+
+    `values` are the healthy endpoints' values; `all_values` every endpoint's value (what a
+    fail-open answer serves). `since` is when the region's status began (None: since
+    start); `reason` explains an unhealthy status; `latency_ms` is the best healthy
+    endpoint's smoothed latency.
+    """
+
+    name: str
+    healthy: bool
+    values: tuple[str, ...]
+    all_values: tuple[str, ...]
+    since: float | None = None
+    reason: str = ""
+    latency_ms: float | None = None
+    drained: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """May answer on the basis of health: healthy and not drained by an operator."""
+        return self.healthy and not self.drained
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Operator state: drained regions, and record names pinned to one region."""
+
+    drained: frozenset[str] = frozenset()
+    pinned: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a routing policy picked: regions with their traffic shares, and why."""
+
+    regions: tuple[str, ...]
+    shares: Mapping[str, float]
+    reason: str
+    basis: Basis = "health"
+    tier: int | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one record at one instant, and the reason a person can read.
+
+    `regions` answer with `values` (canonical, sorted); `shares` is each answering
+    region's share of traffic (sums to 1); `tier` is the failover tier that answers;
+    `last_good` is the last answer chosen on the basis of health, kept for the
+    last_known_good fail mode.
+    """
+
+    name: str
+    type: str
+    ttl: int
+    policy: str
+    regions: tuple[str, ...]
+    values: tuple[str, ...]
+    shares: Mapping[str, float]
+    basis: Basis
+    reason: str
+    at: float
+    tier: int | None = None
+    last_good: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The record this decision is for: (name, type)."""
+        return (self.name, self.type)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {"name": self.name, "type": self.type, "policy": self.policy,
+                "regions": list(self.regions), "values": list(self.values),
+                "shares": {r: round(s, 6) for r, s in self.shares.items()},
+                "basis": self.basis, "reason": self.reason, "tier": self.tier}
