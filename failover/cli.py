@@ -44,13 +44,18 @@ def validate(config_path: str) -> None:
 
     cfg = _load(config_path)
     endpoints = sum(len(r.endpoints) for r in cfg.regions.values())
-    click.echo(f"{config_path}: ok: zone {cfg.zone}, provider {cfg.provider.type}, "
-               f"{len(cfg.records)} records, {len(cfg.regions)} regions, {endpoints} endpoints, "
-               f"{len(cfg.checks)} check templates")
+    counts = ", ".join(_count(n, what) for n, what in (
+        (len(cfg.records), "record"), (len(cfg.regions), "region"), (endpoints, "endpoint"),
+        (len(cfg.checks), "check template")))
+    click.echo(f"{config_path}: ok: zone {cfg.zone}, provider {cfg.provider.type}, {counts}")
     try:
         cfg.tsig_secret()
     except SecretError as exc:
         click.echo(f"warning: {exc} (needed before DNS can be written)", err=True)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 @cli.command()
@@ -99,7 +104,9 @@ def plan(config_path: str, assume: tuple[str, ...], as_json: bool, markdown: boo
     # Actual DNS is read by the provider's adapter; none is wired into plan yet, so the
     # plan diffs against an empty zone and every record is a create.
     actual: list[Any] = []
-    actual_note = f"actual records of provider {cfg.provider.type} not read: diffing against an empty zone"
+    actual_note = ("provider none: no DNS to read" if cfg.provider.type == "none" else
+                   f"actual records of provider {cfg.provider.type} not read yet: "
+                   "diffing against an empty zone")
     managed = {(r.name, r.type) for r in cfg.records}
     changes = planning.diff(desired, actual, managed, zone=cfg.zone)
     refused = planning.violations(

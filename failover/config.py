@@ -16,6 +16,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,12 +27,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 from failover.errors import ConfigError, ConfigIssue, SecretError
 from failover.records import RECORD_TYPES, RecordType
@@ -58,27 +61,40 @@ TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "
                    "hmac-md5")
 
 
-def _between(lo: float, hi: float | None, what: str, unit: str = "") -> AfterValidator:
-    """A range check whose message names the quantity and its unit."""
+@dataclass(frozen=True)
+class Between:
+    """Annotated metadata: a range check whose message names the quantity and its unit,
+    and whose bounds appear in the JSON Schema."""
 
-    def check(value: float) -> float:
-        if value < lo or (hi is not None and value > hi):
-            bound = f"between {lo:g} and {hi:g}{unit}" if hi is not None else f"at least {lo:g}{unit}"
+    lo: float
+    hi: float | None
+    what: str
+    unit: str = ""
+
+    def check(self, value: float) -> float:
+        if value < self.lo or (self.hi is not None and value > self.hi):
+            bound = (f"between {self.lo:g} and {self.hi:g}{self.unit}" if self.hi is not None
+                     else f"at least {self.lo:g}{self.unit}")
             raise PydanticCustomError("out_of_range", "{what} must be {bound}, got {value}",
-                                      {"what": what, "bound": bound, "value": value})
+                                      {"what": self.what, "bound": bound, "value": value})
         return value
 
-    return AfterValidator(check)
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        out = dict(handler(schema))
+        out["minimum"] = self.lo
+        if self.hi is not None:
+            out["maximum"] = self.hi
+        return out
 
 
-def _range_schema(lo: float, hi: float | None = None) -> dict[str, Any]:
-    return {"minimum": lo} | ({"maximum": hi} if hi is not None else {})
-
-
-Weight = Annotated[int, _between(0, 255, "weight"), Field(json_schema_extra=_range_schema(0, 255))]
-Port = Annotated[int, _between(1, 65535, "port"), Field(json_schema_extra=_range_schema(1, 65535))]
-Seconds = Annotated[float, _between(0.001, None, "timeout", " s"),
-                    Field(json_schema_extra={"exclusiveMinimum": 0})]
+Weight = Annotated[int, Between(0, 255, "weight")]
+Port = Annotated[int, Between(1, 65535, "port")]
+Seconds = Annotated[float, Between(0.001, None, "timeout", " s")]
 
 
 class Model(BaseModel):
@@ -187,8 +203,8 @@ class ControllerSettings(Model):
 class PlanSettings(Model):
     """Safety guards applied to every plan before it is written."""
 
-    max_delete_share: Annotated[float, _between(0, 1, "max_delete_share")] = 0.3
-    min_existing: Annotated[int, _between(0, None, "min_existing")] = 10
+    max_delete_share: Annotated[float, Between(0, 1, "max_delete_share")] = 0.3
+    min_existing: Annotated[int, Between(0, None, "min_existing")] = 10
 
 
 class CheckTemplate(Model):
@@ -201,8 +217,8 @@ class CheckTemplate(Model):
     search_string: Annotated[str, Field(max_length=255)] | None = None
     inverted: bool = False
     disabled: bool = False
-    request_interval: Annotated[float, _between(ROUTE53_MIN_INTERVAL, 3600, "request_interval", " s")] = 10.0
-    failure_threshold: Annotated[int, _between(1, 10, "failure_threshold")] = 3
+    request_interval: Annotated[float, Between(ROUTE53_MIN_INTERVAL, 3600, "request_interval", " s")] = 10.0
+    failure_threshold: Annotated[int, Between(1, 10, "failure_threshold")] = 3
     measure_latency: bool = False
     enable_sni: bool = True
     verify_tls: bool = True  # Route 53 does not validate certificates; we do by default
@@ -210,8 +226,8 @@ class CheckTemplate(Model):
     response_timeout: Seconds = 2.0  # status line after connect
     body_timeout: Seconds = 2.0  # search string within the first 5,120 bytes
     child_checks: list[str] | None = None  # CALCULATED only
-    health_threshold: Annotated[int, _between(0, 256, "health_threshold")] | None = None
-    vantage_threshold_percent: Annotated[int, _between(0, 99, "vantage_threshold_percent", "%")] = 18
+    health_threshold: Annotated[int, Between(0, 256, "health_threshold")] | None = None
+    vantage_threshold_percent: Annotated[int, Between(0, 99, "vantage_threshold_percent", "%")] = 18
 
     @property
     def effective_port(self) -> int | None:
@@ -232,17 +248,23 @@ class CheckTemplate(Model):
         return 10.0 if self.type == "TCP" else 4.0
 
 
+HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
 def _endpoint_value(value: str) -> str:
     value = value.strip()
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
-    try:
-        return dns.name.from_text(value).to_text().lower()
-    except dns.exception.DNSException as exc:
-        raise PydanticCustomError("address", "'{v}' is neither an IP address nor a host name: {e}",
-                                  {"v": value, "e": str(exc)}) from None
+    labels = value.rstrip(".").split(".")
+    # a host name: letters, digits, '-' and '_' per label; an all-digit last label would
+    # be a mistyped IPv4 address, not a name
+    if (len(value.rstrip(".")) > 253 or not all(HOST_LABEL.match(x) for x in labels)
+            or labels[-1].isdigit()):
+        raise PydanticCustomError("address", "'{v}' is neither an IP address nor a host name",
+                                  {"v": value})
+    return value.lower().rstrip(".") + "."
 
 
 class Endpoint(Model):
@@ -296,14 +318,14 @@ class Record(Model):
 
     name: Annotated[str, AfterValidator(_record_name)]
     type: Literal[RECORD_TYPES]  # type: ignore[valid-type]
-    ttl: Annotated[int, _between(0, 2147483647, "ttl", " s")] = 60
+    ttl: Annotated[int, Between(0, 2147483647, "ttl", " s")] = 60
     policy: Literal["failover", "weighted", "latency"]
     order: list[Tier] | None = None  # failover: tiers, first healthy answers
     weights: dict[str, Weight] | None = None  # weighted
     regions: list[str] | None = None  # latency; default: every region
     fail_mode: Literal["open", "last_known_good", "closed"] = "open"
-    failback_delay: Annotated[float, _between(0, None, "failback_delay", " s")] = 0.0
-    latency_hysteresis_percent: Annotated[float, _between(0, 100, "latency_hysteresis_percent", "%")] = 10.0
+    failback_delay: Annotated[float, Between(0, None, "failback_delay", " s")] = 0.0
+    latency_hysteresis_percent: Annotated[float, Between(0, 100, "latency_hysteresis_percent", "%")] = 10.0
 
     @property
     def tiers(self) -> tuple[tuple[str, ...], ...]:
@@ -416,9 +438,9 @@ def _real_path(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
             node = node[part]
         elif part == "[key]":
             continue
@@ -684,7 +706,7 @@ def _check_record_regions(cfg: Config, i: int, rec: Record) -> Iterator[Issue]:
         if not any(ep.kind == rec.type for ep in cfg.regions[region].endpoints):
             want = {"A": "an IPv4 address", "AAAA": "an IPv6 address", "CNAME": "a host name"}
             yield (path, f"region '{region}' has no endpoint with {want[rec.type]} "
-                         f"to serve in a {rec.type} record")
+                         f"to serve in {'an' if rec.type == 'A' else 'a'} {rec.type} record")
         if (rec.policy == "latency" and isinstance(cfg.provider, Route53Provider)
                 and cfg.regions[region].aws_region is None):
             yield (path, f"region '{region}' needs aws_region for Route 53 latency records")

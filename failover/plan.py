@@ -100,7 +100,7 @@ def apply_to(actual: Iterable[RecordSet], changes: ChangeSet) -> list[RecordSet]
             state.pop(c.record.key, None)
         else:
             state[c.record.key] = c.record
-    return sorted(state.values())
+    return sorted(state.values(), key=lambda rs: rs.sort_key)
 
 
 def violations(changes: ChangeSet, actual: Sequence[RecordSet], *, max_delete_share: float,

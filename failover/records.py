@@ -31,7 +31,7 @@ def canonical_value(rtype: str, value: str) -> str:
     return value
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class RecordSet:
     """One resource record set: a name, a type, a TTL, values and routing attributes.
 
@@ -59,6 +59,11 @@ class RecordSet:
     def key(self) -> tuple[str, str, str | None]:
         """What identifies the record set in a zone: name, type, set identifier."""
         return (self.name, self.type, self.set_identifier)
+
+    @property
+    def sort_key(self) -> tuple[str, str, str]:
+        """Zone order: by name, type, then set identifier (none first)."""
+        return (self.name, self.type, self.set_identifier or "")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; routing attributes appear only when set."""

@@ -41,7 +41,8 @@ def region_views(cfg: Config, record: Record, snapshot: HealthSnapshot,
                                       drained=rname in overrides.drained)
             continue
         last_ep, last = max(health, key=lambda eh: eh[1].since or 0.0)
-        reason = last.reason if len(health) == 1 else (
+        same = len({h.reason for _, h in health}) == 1
+        reason = last.reason if same else (
             f"all {len(health)} endpoints unhealthy, last {last_ep.label}: {last.reason}")
         views[rname] = RegionView(rname, False, (), all_values, since=last.since, reason=reason,
                                   drained=rname in overrides.drained)
@@ -60,14 +61,14 @@ def decide(record: Record, views: Mapping[str, RegionView], overrides: Overrides
     note = ""
     if pinned is not None and pinned in views:
         view = views[pinned]
-        why = "pinned by operator" + ("" if view.healthy else f" ({describe(view)})")
+        notes = ([] if view.healthy else [describe(replace(view, drained=False))]) + (
+            ["its drain is overridden by the pin"] if view.drained else [])
+        why = "pinned by operator" + (f" ({'; '.join(notes)})" if notes else "")
         choice = Choice((pinned,), {pinned: 1.0}, serve([pinned], why), basis="pinned")
         return _finish(record, views, choice, previous, now)
     if pinned is not None:
         note = f" (pin to {pinned} ignored: not a region of this record)"
-    choice = _choose(record, views, previous, now)
-    if choice is None:
-        choice = _all_out(record, views, previous, now)
+    choice = _choose(record, views, previous, now) or _all_out(record, views, previous, now)
     if note:
         choice = replace(choice, reason=choice.reason + note)
     return _finish(record, views, choice, previous, now)

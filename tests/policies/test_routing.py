@@ -1,0 +1,112 @@
+"""Routing policies: failover tiers and failback, weighted shares, latency with hysteresis."""
+
+from __future__ import annotations
+
+from policies import Overrides, decide, region_views
+from policies.model import Decision
+from tests.builders import config, snapshot
+
+REGIONS = {"a": ["127.0.1.1", "127.0.1.2"], "b": ["127.0.2.1"], "c": ["127.0.3.1"],
+           "d": ["127.0.4.1"]}
+
+
+def run(record: dict, down: dict[str, float] | None = None, previous: Decision | None = None,
+        now: float = 1000.0, overrides: Overrides | None = None, **snap: dict) -> Decision:
+    rec = {"name": "api.example.test.", "type": "A", **record}
+    cfg = config(REGIONS, [rec])
+    ov = overrides or Overrides()
+    views = region_views(cfg, cfg.records[0], snapshot(cfg, down, now=now, **snap), ov)
+    return decide(cfg.records[0], views, ov, previous, now)
+
+
+def test_failover_serves_first_tier_while_healthy() -> None:
+    d = run({"policy": "failover", "order": ["a", "b"]})
+    assert d.regions == ("a",) and d.values == ("127.0.1.1", "127.0.1.2")
+    assert d.basis == "health" and d.tier == 0
+    assert d.reason == "a serves: first tier healthy"
+
+
+def test_failover_moves_to_next_tier_and_says_why() -> None:
+    d = run({"policy": "failover", "order": ["a", "b"]}, down={"a": 43203.0})
+    assert d.values == ("127.0.2.1",) and d.tier == 1
+    assert d.reason == "b serves: a unhealthy since 12:00:03 after 3 failures: connect timeout"
+
+
+def test_failover_any_number_of_tiers_and_multi_region_tiers() -> None:
+    order = ["a", ["b", "c"], "d"]
+    d = run({"policy": "failover", "order": order}, down={"a": 1.0})
+    assert d.regions == ("b", "c") and d.values == ("127.0.2.1", "127.0.3.1")
+    assert d.shares == {"b": 0.5, "c": 0.5}
+    d = run({"policy": "failover", "order": order}, down={"a": 1.0, "b": 1.0})
+    assert d.regions == ("c",) and d.tier == 1
+    d = run({"policy": "failover", "order": order}, down={"a": 1.0, "b": 1.0, "c": 1.0})
+    assert d.regions == ("d",) and d.tier == 2
+
+
+def test_failback_waits_for_the_delay_then_returns() -> None:
+    rec = {"policy": "failover", "order": ["a", "b"], "failback_delay": 60}
+    on_b = run(rec, down={"a": 900.0}, now=950.0)
+    assert on_b.regions == ("b",)
+    # a recovered at t=1000; at 1030 the delay still holds b
+    held = run(rec, previous=on_b, now=1030.0, up_since={"a": 1000.0})
+    assert held.regions == ("b",) and held.basis == "hold"
+    assert "failback to a in 30 s" in held.reason
+    # after 60 s healthy, a serves again
+    back = run(rec, previous=held, now=1061.0, up_since={"a": 1000.0})
+    assert back.regions == ("a",) and back.basis == "health"
+
+
+def test_failback_delay_does_not_hold_an_unhealthy_backup() -> None:
+    rec = {"policy": "failover", "order": ["a", "b"], "failback_delay": 60}
+    on_b = run(rec, down={"a": 900.0}, now=950.0)
+    d = run(rec, previous=on_b, down={"b": 1010.0}, now=1020.0, up_since={"a": 1000.0})
+    assert d.regions == ("a",)
+
+
+def test_weighted_shares_follow_weights_and_drop_unhealthy() -> None:
+    rec = {"policy": "weighted", "weights": {"a": 70, "b": 30, "c": 0}}
+    d = run(rec)
+    assert d.regions == ("a", "b") and d.shares == {"a": 0.7, "b": 0.3}
+    assert d.values == ("127.0.1.1", "127.0.1.2", "127.0.2.1")
+    d = run(rec, down={"a": 1.0})
+    assert d.shares == {"b": 1.0}
+    assert "a unhealthy" in d.reason
+
+
+def test_zero_weight_serves_only_when_every_weighted_region_is_out() -> None:
+    rec = {"policy": "weighted", "weights": {"a": 70, "b": 30, "c": 0}}
+    d = run(rec, down={"a": 1.0, "b": 1.0})
+    assert d.regions == ("c",) and d.basis == "health"
+    assert "zero-weight" in d.reason
+
+
+def test_all_zero_weights_split_equally() -> None:
+    d = run({"policy": "weighted", "weights": {"a": 0, "b": 0}})
+    assert d.shares == {"a": 0.5, "b": 0.5}
+    assert "all weights are 0" in d.reason
+
+
+def test_latency_picks_the_lowest_healthy() -> None:
+    rec = {"policy": "latency", "regions": ["a", "b", "c"]}
+    d = run(rec, latency={"a": 40.0, "b": 12.0, "c": 20.0})
+    assert d.regions == ("b",) and "lowest latency 12.0 ms" in d.reason
+    d = run(rec, down={"b": 1.0}, latency={"a": 40.0, "b": 12.0, "c": 20.0})
+    assert d.regions == ("c",)
+
+
+def test_latency_hysteresis_keeps_the_current_region() -> None:
+    rec = {"policy": "latency", "regions": ["a", "b"], "latency_hysteresis_percent": 10}
+    first = run(rec, latency={"a": 20.0, "b": 30.0})
+    assert first.regions == ("a",)
+    # b is now faster, but by less than 10%: stay on a
+    held = run(rec, previous=first, latency={"a": 20.0, "b": 18.5})
+    assert held.regions == ("a",) and held.basis == "hold"
+    # by more than 10%: move
+    moved = run(rec, previous=held, latency={"a": 20.0, "b": 17.0})
+    assert moved.regions == ("b",)
+
+
+def test_latency_without_measurements_uses_config_order() -> None:
+    d = run({"policy": "latency", "regions": ["c", "a"]})
+    assert d.regions == ("c",)
+    assert "no latency measured" in d.reason

@@ -1,0 +1,108 @@
+"""The CLI as users run it: a real process, its output and its exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.builders import EXAMPLES, ROOT
+
+CONTRACT = EXAMPLES / "contract.yaml"
+
+
+def failover(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "failover", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=full_env, timeout=60, check=False)
+
+
+def test_validate_ok() -> None:
+    r = failover("validate", "--config", str(CONTRACT), env={"FAILOVER_TSIG_SECRET": "c2VjcmV0"})
+    assert r.returncode == 0, r.stderr
+    assert "ok: zone example.test., provider bind, 3 records, 2 regions" in r.stdout
+    assert "c2VjcmV0" not in r.stdout + r.stderr
+
+
+def test_validate_warns_about_a_missing_secret_but_passes() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FAILOVER_TSIG_SECRET"}
+    r = subprocess.run([sys.executable, "-m", "failover", "validate", "--config", str(CONTRACT)],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False)
+    assert r.returncode == 0
+    assert "FAILOVER_TSIG_SECRET is not set" in r.stderr
+
+
+def test_validate_broken_config_exits_2_naming_field_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CONTRACT.read_text().replace("eu-west-1: 30}", "eu-west-1: 300}"))
+    r = failover("validate", "--config", str(bad))
+    assert r.returncode == 2
+    assert f"{bad}:55: records[1].weights.eu-west-1: weight must be between 0 and 255, got 300" \
+        in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_config_file_exits_2() -> None:
+    r = failover("validate", "--config", "/nonexistent/f.yaml")
+    assert r.returncode == 2 and "cannot read config" in r.stderr
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_plan_prints_the_records_of_each_example(path: Path) -> None:
+    r = failover("plan", "--config", str(path), "--json")
+    data = json.loads(r.stdout)
+    assert data["decisions"], r.stderr
+    # against an empty zone every answer is a create, so plan exits 2 (changes pending)
+    creates = [c for c in data["changes"] if c["action"] == "create"]
+    answered = [d for d in data["decisions"] if d["values"]]
+    assert len(creates) == len(answered)
+    assert r.returncode == (2 if creates else 0)
+
+
+def test_plan_assume_moves_the_answer() -> None:
+    r = failover("plan", "--config", str(CONTRACT))
+    assert r.returncode == 2
+    assert "+ create  api.example.test.  A     30   127.0.1.1" in r.stdout
+    r = failover("plan", "--config", str(CONTRACT), "--assume", "us-east-1=down")
+    assert "+ create  api.example.test.  A     30   127.0.2.1" in r.stdout
+    assert "eu-west-1 serves: us-east-1 unhealthy since" in r.stdout
+
+
+def test_plan_markdown() -> None:
+    r = failover("plan", "--config", str(CONTRACT), "--markdown")
+    assert r.returncode == 2
+    assert "| create | `api.example.test.` | A | 30 | `127.0.1.1` |" in r.stdout
+
+
+def test_plan_with_nothing_to_do_exits_0() -> None:
+    r = failover("plan", "--config", str(EXAMPLES / "cname-calculated-none.yaml"),
+                 "--assume", "primary=down", "--assume", "standby=down")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no answer (fail mode closed)" in r.stdout and "no changes" in r.stdout
+
+
+@pytest.mark.parametrize("arg,words", [("us-east-9=down", "unknown region 'us-east-9'"),
+                                       ("us-east-1=sideways", "expected REGION=up")])
+def test_plan_bad_assume_exits_2(arg: str, words: str) -> None:
+    r = failover("plan", "--config", str(CONTRACT), "--assume", arg)
+    assert r.returncode == 2 and words in r.stderr
+
+
+def test_schema_is_json_schema() -> None:
+    r = failover("schema")
+    assert r.returncode == 0
+    schema = json.loads(r.stdout)
+    assert schema["title"] == "failover configuration" and "records" in schema["properties"]
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = ("import sys; from failover.cli import cli\n"
+            "heavy = [m for m in ('pydantic', 'yaml', 'dns', 'boto3', 'httpx') if m in sys.modules]\n"
+            "print(','.join(heavy))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60, check=True)
+    assert r.stdout.strip() == ""

@@ -1,0 +1,199 @@
+"""Config loading: the contract and examples validate; every broken case names its field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from failover.config import config_json_schema, load_config, parse_config
+from failover.errors import ConfigError, SecretError
+from tests.builders import EXAMPLES, SHARED_CONTRACT
+
+CONTRACT_TEXT = (EXAMPLES / "contract.yaml").read_text()
+
+
+def errors_of(text: str) -> list[tuple[str, int | None, str]]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="c.yaml")
+    return [(i.path, i.line, i.message) for i in info.value.issues]
+
+
+def broken(old: str, new: str) -> str:
+    assert old in CONTRACT_TEXT, old
+    return CONTRACT_TEXT.replace(old, new, 1)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_validates(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.records and cfg.regions
+
+
+def test_shared_contract_validates_and_example_is_its_copy() -> None:
+    if not SHARED_CONTRACT.exists():
+        pytest.skip("the shared contract sits beside the repository only in development")
+    cfg = load_config(SHARED_CONTRACT)
+    assert [r.name for r in cfg.records] == ["api.example.test.", "www.example.test.",
+                                             "app.example.test."]
+    assert SHARED_CONTRACT.read_text() == CONTRACT_TEXT
+
+
+def test_contract_fields_follow_route53_defaults() -> None:
+    cfg = parse_config(CONTRACT_TEXT)
+    web = cfg.checks["web"]
+    assert (web.request_interval, web.failure_threshold) == (1, 3)
+    assert web.effective_connect_timeout == 4.0 and web.response_timeout == 2.0
+    assert web.effective_port == 8080 and not web.inverted and not web.disabled
+    assert cfg.records[1].weights == {"us-east-1": 70, "eu-west-1": 30}
+    assert cfg.controller.listen == "127.0.0.1:9053"
+
+
+# Each case: (what the issue lists, the edit, the field path expected, a word of the message)
+BROKEN = [
+    ("unknown region", "order: [us-east-1, eu-west-1]", "order: [us-east-1, eu-west-9]",
+     "records[0].order[1]", "unknown region 'eu-west-9'"),
+    ("weight above 255", "eu-west-1: 30}", "eu-west-1: 300}",
+     "records[1].weights.eu-west-1", "between 0 and 255"),
+    ("negative weight", "eu-west-1: 30}", "eu-west-1: -1}",
+     "records[1].weights.eu-west-1", "between 0 and 255"),
+    ("failure_threshold 11", "failure_threshold: 3", "failure_threshold: 11",
+     "checks.web.failure_threshold", "between 1 and 10"),
+    ("failure_threshold 0", "failure_threshold: 3", "failure_threshold: 0",
+     "checks.web.failure_threshold", "between 1 and 10"),
+    ("interval under 1 s", "request_interval: 1 ", "request_interval: 0.5 ",
+     "checks.web.request_interval", "between 1 and 3600 s"),
+    ("name outside the zone", "name: app.example.test.", "name: app.example.org.",
+     "records[2].name", "outside the zone"),
+    ("duplicate record", "name: app.example.test.", "name: api.example.test.",
+     "records[2].name", "duplicate record"),
+    ("CNAME beside other types", "name: app.example.test.\n    type: A",
+     "name: api.example.test.\n    type: CNAME", "records[2].type", "CNAME cannot sit beside"),
+    ("empty order", "order: [us-east-1, eu-west-1]", "order: []",
+     "records[0].order", "order is empty"),
+    ("missing check template", "check: web\n  eu-west-1", "check: webb\n  eu-west-1",
+     "regions.us-east-1.endpoints[0].check", "no check template 'webb'"),
+    ("unknown field", "resource_path: /health", "resource_pth: /health",
+     "checks.web.resource_pth", "did you mean 'resource_path'"),
+    ("unknown provider type", "type: bind ", "type: bindd ", "provider.type", "unknown type"),
+    ("port out of range", "port: 15353", "port: 99999", "provider.port", "between 1 and 65535"),
+    ("unknown check type", "type: HTTP ", "type: HTTP2 ", "checks.web.type", "must be one of"),
+    ("unknown policy", "policy: latency", "policy: geo", "records[2].policy", "must be one of"),
+    ("field of another policy", "policy: latency", "policy: latency\n    order: [us-east-1]",
+     "records[2].order", "applies only to policy failover"),
+    ("failover without order", "    order: [us-east-1, eu-west-1]        # first healthy tier answers\n",
+     "", "records[0].order", "needs 'order'"),
+    ("bad listen", "listen: 127.0.0.1:9053", "listen: localhost", "controller.listen",
+     "HOST:PORT"),
+    ("bad address", "address: 127.0.2.1", "address: 127.0.2.1/24",
+     "regions.eu-west-1.endpoints[0].address", "neither an IP address nor a host name"),
+    ("wrong address family", "address: 127.0.2.1", "address: '2001:db8::1'",
+     "records[0].order[1]", "no endpoint with an IPv4 address"),
+    ("duplicate yaml key", "    ttl: 30\n    policy: latency",
+     "    ttl: 30\n    ttl: 40\n    policy: latency", "records[2].ttl", "duplicate key"),
+    ("missing zone", "zone: example.test.\n", "", "zone", "required field is missing"),
+    ("region in a tier twice", "order: [us-east-1, eu-west-1]",
+     "order: [us-east-1, [eu-west-1, us-east-1]]", "records[0].order[1][1]", "appears twice"),
+]
+
+
+@pytest.mark.parametrize("case,old,new,path,words", BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_config_names_the_field_and_line(case: str, old: str, new: str, path: str,
+                                                words: str) -> None:
+    text = broken(old, new)
+    found = errors_of(text)
+    match = [f for f in found if f[0] == path]
+    assert match, f"{case}: expected an error at {path}, got {found}"
+    _, line, message = match[0]
+    assert words in message
+    assert line is not None
+    # the line named is where the field (or its nearest parent) is written
+    lines = text.splitlines()
+    last = path.replace("]", "").replace("[", ".").split(".")[-1]
+    assert last in lines[line - 1] or not last.isidentifier() or case in (
+        "missing zone", "failover without order", "wrong address family", "region in a tier twice",
+        "unknown region"), (case, line, lines[line - 1])
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    text = broken("failure_threshold: 3", "failure_threshold: 0")
+    text = text.replace("eu-west-1: 30}", "eu-west-1: 256}")
+    paths = [p for p, _, _ in errors_of(text)]
+    assert "checks.web.failure_threshold" in paths
+    assert "records[1].weights.eu-west-1" in paths
+
+
+def test_invalid_yaml_names_the_line() -> None:
+    [(_, line, message)] = errors_of("zone: example.test.\nrecords: [\n  - a: b\n")
+    assert "invalid YAML" in message and line is not None
+
+
+def test_inline_secret_is_refused_and_never_echoed() -> None:
+    text = broken("secret_env: FAILOVER_TSIG_SECRET", "secret: c2VjcmV0LXZhbHVlCg==")
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert "c2VjcmV0LXZhbHVlCg==" not in str(info.value)
+    assert "inline secrets are not allowed" in str(info.value)
+
+
+def test_tsig_secret_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = parse_config(CONTRACT_TEXT, base_dir=tmp_path)
+    monkeypatch.delenv("FAILOVER_TSIG_SECRET", raising=False)
+    with pytest.raises(SecretError, match="FAILOVER_TSIG_SECRET is not set"):
+        cfg.tsig_secret()
+    monkeypatch.setenv("FAILOVER_TSIG_SECRET", "c2VjcmV0\n")
+    secret = cfg.tsig_secret()
+    assert secret is not None and secret.get_secret_value() == "c2VjcmV0"
+    assert "c2VjcmV0" not in repr(secret) and "c2VjcmV0" not in str(cfg.provider)
+
+    (tmp_path / "key").write_text("bm90IGJhc2U2NCE=\n")
+    text = CONTRACT_TEXT.replace("secret_env: FAILOVER_TSIG_SECRET", "secret_file: key")
+    cfg = parse_config(text, base_dir=tmp_path)
+    assert cfg.tsig_secret().get_secret_value() == "bm90IGJhc2U2NCE="  # type: ignore[union-attr]
+    (tmp_path / "key").write_text("not base64!")
+    with pytest.raises(SecretError, match="not valid base64"):
+        cfg.tsig_secret()
+
+
+def test_tsig_needs_exactly_one_secret_source() -> None:
+    text = broken("secret_env: FAILOVER_TSIG_SECRET",
+                  "secret_env: FAILOVER_TSIG_SECRET\n    secret_file: ./k")
+    assert any(p == "provider.tsig" and "exactly one" in m for p, _, m in errors_of(text))
+
+
+def test_relative_paths_resolve_from_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "f.yaml"
+    path.parent.mkdir()
+    path.write_text(CONTRACT_TEXT)
+    cfg = load_config(path)
+    assert cfg.path(cfg.controller.state) == (path.parent / "failover.db").resolve()
+
+
+def test_calculated_checks_are_cross_checked() -> None:
+    text = broken("checks:", "checks:\n  both:\n    type: CALCULATED\n"
+                             "    child_checks: [web, nope, both]\n    health_threshold: 1")
+    found = errors_of(text)
+    assert any(p == "checks.both.child_checks[1]" and "'nope'" in m for p, _, m in found)
+    assert any(p == "checks.both.child_checks" and "itself" in m for p, _, m in found)
+
+
+def test_str_match_needs_search_string_and_tcp_needs_port() -> None:
+    text = broken("type: HTTP ", "type: HTTP_STR_MATCH ")
+    assert any(p == "checks.web.search_string" for p, _, _ in errors_of(text))
+    text = broken("    port: 8080\n    resource_path: /health\n", "")
+    text = text.replace("type: HTTP ", "type: TCP ")
+    assert any(p == "regions.us-east-1.endpoints[0].port" for p, _, _ in errors_of(text))
+
+
+def test_names_are_normalized_like_route53() -> None:
+    cfg = parse_config(broken("name: api.example.test.", "name: API.Example.Test"))
+    assert cfg.records[0].name == "api.example.test."
+
+
+def test_json_schema_describes_the_config() -> None:
+    schema = config_json_schema()
+    text = json.dumps(schema)
+    assert "failure_threshold" in text and "weights" in text
+    props = schema["$defs"]["CheckTemplate"]["properties"]
+    assert props["failure_threshold"]["maximum"] == 10

@@ -1,0 +1,137 @@
+"""The plan: a pure diff, its guards, and its renderings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from failover import plan
+from failover.errors import PlanRefused
+from failover.records import RecordSet
+
+A = RecordSet.make
+
+
+def test_diff_creates_upserts_and_deletes_only_managed_records() -> None:
+    actual = [A("api.example.test", "A", 30, ["127.0.1.1"]),
+              A("old.example.test", "A", 30, ["127.0.9.9"]),
+              A("foreign.example.test", "A", 30, ["127.0.8.8"]),
+              A("api.example.test", "TXT", 30, ['"hello"'])]
+    desired = [A("api.example.test", "A", 30, ["127.0.2.1"]),
+               A("www.example.test", "A", 30, ["127.0.1.1"])]
+    managed = {("api.example.test.", "A"), ("www.example.test.", "A"), ("old.example.test.", "A")}
+    cs = plan.diff(desired, actual, managed, zone="example.test.")
+    assert [(c.action, c.record.name) for c in cs.changes] == [
+        ("delete", "old.example.test."), ("upsert", "api.example.test."),
+        ("create", "www.example.test.")]
+    assert cs.changes[1].before == actual[0]
+    assert cs.existing == 2
+    assert cs.summary() == "3 changes: 1 create, 1 upsert, 1 delete"
+
+
+def test_equal_records_in_another_spelling_need_no_change() -> None:
+    actual = [A("API.example.test.", "AAAA", 30, ["2001:0db8:0000::1"])]
+    desired = [A("api.example.test", "AAAA", 30, ["2001:db8::1"])]
+    assert not plan.diff(desired, actual, {("api.example.test.", "AAAA")})
+
+
+def test_ttl_change_is_an_upsert() -> None:
+    actual = [A("api.example.test", "A", 30, ["127.0.1.1"])]
+    desired = [A("api.example.test", "A", 60, ["127.0.1.1"])]
+    [c] = plan.diff(desired, actual, {("api.example.test.", "A")}).changes
+    assert c.action == "upsert"
+
+
+def test_desired_outside_managed_is_refused() -> None:
+    with pytest.raises(ValueError, match="not managed"):
+        plan.diff([A("x.example.test", "A", 1, ["127.0.0.1"])], [], set())
+
+
+def test_guard_refuses_to_leave_a_name_without_answer() -> None:
+    actual = [A("api.example.test", "A", 30, ["127.0.1.1"])]
+    cs = plan.diff([], actual, {("api.example.test.", "A")})
+    found = plan.violations(cs, actual, max_delete_share=1.0, min_existing=0)
+    assert found == ["api.example.test. would be left with no answer"]
+    with pytest.raises(PlanRefused):
+        plan.guard(cs, actual, max_delete_share=1.0, min_existing=0)
+    plan.guard(cs, actual, max_delete_share=1.0, min_existing=0, force=True)
+    # a record configured to fail closed may be left empty
+    assert not plan.violations(cs, actual, max_delete_share=1.0, min_existing=0,
+                               may_be_empty={"api.example.test."})
+
+
+def test_replacing_a_type_at_a_name_keeps_an_answer() -> None:
+    actual = [A("api.example.test", "A", 30, ["127.0.1.1"])]
+    desired = [A("api.example.test", "AAAA", 30, ["::1"])]
+    managed = {("api.example.test.", "A"), ("api.example.test.", "AAAA")}
+    cs = plan.diff(desired, actual, managed)
+    assert not plan.violations(cs, actual, max_delete_share=1.0, min_existing=0)
+
+
+def test_guard_refuses_mass_deletes_above_the_share() -> None:
+    actual = [A(f"r{i}.example.test", "A", 30, ["127.0.0.1"], set_identifier=str(i))
+              for i in range(20)]
+    keep = [*actual[:10], A("r0.example.test", "A", 30, ["127.0.0.1"], set_identifier="x")]
+    managed = {(r.name, "A") for r in actual}
+    cs = plan.diff(keep[:14], actual, managed)
+    assert cs.count("delete") == 10
+    found = plan.violations(cs, actual, max_delete_share=0.3, min_existing=10)
+    assert any("10 of 20 managed record sets" in v for v in found)
+    # under the minimum size the share guard does not apply
+    assert not [v for v in plan.violations(cs, actual, max_delete_share=0.3, min_existing=50)
+                if "managed record sets" in v]
+
+
+def test_renderings() -> None:
+    actual = [A("api.example.test", "A", 30, ["127.0.1.1"])]
+    desired = [A("api.example.test", "A", 30, ["127.0.2.1"]),
+               A("www.example.test", "A", 30, ["127.0.1.1"], set_identifier="us", weight=70)]
+    cs = plan.diff(desired, actual, {("api.example.test.", "A"), ("www.example.test.", "A")})
+    table = plan.to_table(cs)
+    assert "~ upsert" in table and "127.0.1.1 -> 127.0.2.1" in table
+    assert "set=us weight=70" in table and table.endswith("2 changes: 1 create, 1 upsert, 0 delete")
+    md = plan.to_markdown(cs)
+    assert md.startswith("| action | name |") and "&rarr;" in md
+    data = json.loads(json.dumps(plan.to_json(cs)))
+    assert data["summary"] == {"create": 1, "upsert": 1, "delete": 0}
+    assert data["changes"][0]["before"]["values"] == ["127.0.1.1"]
+    assert plan.to_table(plan.diff([], [], set())) == "no changes"
+    assert plan.to_markdown(plan.diff([], [], set())) == "_no changes_"
+
+
+# ----------------------------------------------------------------------------- properties
+
+NAMES = ["a.example.test.", "b.example.test.", "c.example.test."]
+record_sets = st.builds(
+    lambda name, rtype, sid, ttl, host: A(name, rtype, ttl,
+                                          [f"127.0.0.{host}"] if rtype == "A" else [f"::{host}"],
+                                          set_identifier=sid),
+    st.sampled_from(NAMES), st.sampled_from(["A", "AAAA"]), st.sampled_from([None, "x", "y"]),
+    st.sampled_from([30, 60]), st.integers(1, 3))
+
+
+def unique(records: list[RecordSet]) -> list[RecordSet]:
+    return list({r.key: r for r in records}.values())
+
+
+@given(st.lists(record_sets, max_size=12), st.lists(record_sets, max_size=12),
+       st.sets(st.tuples(st.sampled_from(NAMES), st.sampled_from(["A", "AAAA"]))))
+def test_applying_a_plan_yields_the_desired_state(desired: list[RecordSet],
+                                                  actual: list[RecordSet],
+                                                  managed: set[tuple[str, str]]) -> None:
+    desired = [r for r in unique(desired) if (r.name, r.type) in managed]
+    actual = unique(actual)
+    cs = plan.diff(desired, actual, managed)
+    after = plan.apply_to(actual, cs)
+    assert {r for r in after if (r.name, r.type) in managed} == set(desired)
+    # nothing outside the managed records is touched
+    assert {r for r in after if (r.name, r.type) not in managed} == \
+        {r for r in actual if (r.name, r.type) not in managed}
+    # a second plan after applying is empty
+    assert not plan.diff(desired, after, managed)
+    # deletes come first: a batch never holds two record sets for one key
+    actions = [c.action for c in cs.changes]
+    assert actions == sorted(actions, key=["delete", "upsert", "create"].index)
