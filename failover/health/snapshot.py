@@ -7,8 +7,10 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from failover.health.tracker import Outcome
+
 if TYPE_CHECKING:
-    from failover.config import CheckTemplate, Config, Endpoint
+    from failover.config import Config, Endpoint
 
 
 @dataclass(frozen=True)
@@ -17,13 +19,15 @@ class EndpointHealth:
 
     `since` is when the current status began (seconds since the epoch), None when it has
     held since the controller started; `reason` says why, for people
-    ("after 3 failures: connect timeout"); `latency_ms` is the smoothed probe latency.
+    ("after 3 failures: connect timeout"); `latency_ms` is the smoothed probe latency;
+    `recent` the last probe results, newest last.
     """
 
     healthy: bool
     reason: str
     since: float | None = None
     latency_ms: float | None = None
+    recent: tuple[Outcome, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,31 +49,6 @@ class HealthSnapshot:
 def endpoint_id(region: str, endpoint: Endpoint) -> str:
     """The stable id of an endpoint: its region and its name or address."""
     return f"{region}/{endpoint.label}"
-
-
-def starting_health(check: CheckTemplate | None) -> EndpointHealth:
-    """Route 53's status for a check that has not run yet.
-
-    New checks start healthy; inverted ones start unhealthy. A disabled check is always
-    healthy before inversion, so disabled + inverted is unhealthy (Route 53's way to stop
-    traffic). No check at all means always healthy.
-    """
-    if check is None:
-        return EndpointHealth(True, "no health check: always healthy")
-    if check.disabled:
-        healthy = not check.inverted
-        return EndpointHealth(healthy, "check disabled" + (", inverted" if check.inverted else ""))
-    if check.inverted:
-        return EndpointHealth(False, "inverted check: starts unhealthy")
-    return EndpointHealth(True, "not yet checked: new checks start healthy")
-
-
-def initial_snapshot(cfg: Config, now: float) -> HealthSnapshot:
-    """The snapshot before any probe has run, following Route 53's starting rules."""
-    return HealthSnapshot(at=now, endpoints={
-        endpoint_id(rname, ep): starting_health(cfg.check_for(ep))
-        for rname, region in cfg.regions.items() for ep in region.endpoints
-    })
 
 
 def assume_regions(snapshot: HealthSnapshot, cfg: Config, assumed: Mapping[str, bool],

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from failover.config import CheckTemplate, parse_config
+from failover.config import Config, parse_config
 from failover.health import assume_regions, initial_snapshot
-from failover.health.snapshot import starting_health
 from tests.builders import EXAMPLES
+
+
+def one_endpoint(check: dict | None) -> Config:
+    ep = {"address": "127.0.1.1"} | ({"check": "c"} if check else {})
+    return Config.model_validate({
+        "zone": "example.test.", "checks": {"c": check} if check else {},
+        "regions": {"r": {"endpoints": [ep]}},
+        "records": [{"name": "a.example.test.", "type": "A", "policy": "latency"}]})
 
 
 @pytest.mark.parametrize("fields,healthy", [
     ({}, True), ({"inverted": True}, False), ({"disabled": True}, True),
     ({"disabled": True, "inverted": True}, False)])
 def test_starting_health(fields: dict, healthy: bool) -> None:
-    check = CheckTemplate(type="HTTP", **fields)
-    assert starting_health(check).healthy is healthy
+    cfg = one_endpoint({"type": "HTTP", **fields})
+    assert initial_snapshot(cfg, 0.0).endpoints["r/127.0.1.1"].healthy is healthy
 
 
 def test_no_check_means_always_healthy() -> None:
-    assert starting_health(None).healthy
+    cfg = one_endpoint(None)
+    assert initial_snapshot(cfg, 0.0).endpoints["r/127.0.1.1"].healthy
 
 
 def test_assume_forces_a_region_and_says_so() -> None:

@@ -1,0 +1,123 @@
+"""The health board: every check's state machine, combined into endpoint health.
+
+It holds state but does no I/O and reads no clock: results arrive with their time.
+Leaf checks are tracked per (endpoint, check, vantage); an endpoint's status is its
+check evaluated over them (vantage quorum, CALCULATED thresholds, inversion, disabled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from failover.health.snapshot import EndpointHealth, HealthSnapshot, endpoint_id
+from failover.health.tracker import CheckState, observe, vantage_healthy
+
+if TYPE_CHECKING:
+    from failover.config import Config, Endpoint
+
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """An endpoint's status flipped."""
+
+    endpoint: str
+    health: EndpointHealth
+    previous: EndpointHealth
+
+
+class HealthBoard:
+    """Endpoint health from probe results, with Route 53's semantics."""
+
+    def __init__(self, cfg: Config, vantages: Iterable[str] = (LOCAL,)) -> None:
+        self._cfg = cfg
+        self._vantages = tuple(vantages)
+        self._states: dict[tuple[str, str, str], CheckState] = {}
+        self._endpoints: dict[str, tuple[Endpoint, str | None]] = {}
+        self._health: dict[str, EndpointHealth] = {}
+        for rname, region in cfg.regions.items():
+            for ep in region.endpoints:
+                eid = endpoint_id(rname, ep)
+                self._endpoints[eid] = (ep, ep.check)
+                self._health[eid] = self._evaluate(eid, ep.check)
+
+    def observe(self, endpoint: str, check: str, ok: bool, reason: str, at: float,
+                latency_ms: float | None = None, vantage: str = LOCAL) -> Transition | None:
+        """Record one probe result of a leaf check; return the endpoint's flip, if any.
+
+        Raises KeyError for an endpoint or check the config does not have.
+        """
+        _, top = self._endpoints[endpoint]
+        threshold = self._cfg.checks[check].failure_threshold
+        key = (endpoint, check, vantage)
+        self._states[key] = observe(self._states.get(key, CheckState()), ok, reason, at,
+                                    threshold, latency_ms)
+        before = self._health[endpoint]
+        now = self._evaluate(endpoint, top)
+        if now.healthy != before.healthy:
+            now = EndpointHealth(now.healthy, now.reason, at, now.latency_ms, now.recent)
+            self._health[endpoint] = now
+            return Transition(endpoint, now, before)
+        self._health[endpoint] = EndpointHealth(now.healthy, now.reason, before.since,
+                                                now.latency_ms, now.recent)
+        return None
+
+    def snapshot(self, at: float) -> HealthSnapshot:
+        """Every endpoint's health now."""
+        return HealthSnapshot(at=at, endpoints=dict(self._health))
+
+    def state(self, endpoint: str, check: str, vantage: str = LOCAL) -> CheckState:
+        """One leaf check's raw state machine (for status output and tests)."""
+        return self._states.get((endpoint, check, vantage), CheckState())
+
+    def _evaluate(self, endpoint: str, check: str | None) -> EndpointHealth:
+        if check is None:
+            return EndpointHealth(True, "no health check: always healthy")
+        tmpl = self._cfg.checks[check]
+        if tmpl.disabled:
+            health = EndpointHealth(True, "check disabled")
+        elif tmpl.type == "CALCULATED":
+            health = self._calculated(endpoint, tmpl.child_checks or [], tmpl.health_threshold)
+        else:
+            health = self._leaf(endpoint, check, tmpl.vantage_threshold_percent)
+        if tmpl.inverted:
+            return EndpointHealth(not health.healthy, f"inverted: {health.reason}", health.since,
+                                  health.latency_ms, health.recent)
+        return health
+
+    def _leaf(self, endpoint: str, check: str, percent: int) -> EndpointHealth:
+        states = [self._states.get((endpoint, check, v), CheckState()) for v in self._vantages]
+        healthy = vantage_healthy(sum(s.healthy for s in states), len(states), percent)
+        lats = [s.latency_ms for s in states if s.latency_ms is not None]
+        latency = sorted(lats)[len(lats) // 2] if lats else None
+        if len(states) == 1:
+            s = states[0]
+            return EndpointHealth(healthy, s.reason, s.since, latency, s.recent)
+        agree = sum(s.healthy for s in states)
+        return EndpointHealth(healthy, f"{agree} of {len(states)} vantage points healthy",
+                              None, latency, ())
+
+    def _calculated(self, endpoint: str, children: list[str],
+                    threshold: int | None) -> EndpointHealth:
+        results = [(c, self._evaluate(endpoint, c)) for c in children]
+        up = sum(h.healthy for _, h in results)
+        need = len(results) if threshold is None else threshold
+        lats = [h.latency_ms for _, h in results if h.latency_ms is not None]
+        reason = f"{up} of {len(results)} child checks healthy, {need} needed"
+        down = [f"{c}: {h.reason}" for c, h in results if not h.healthy]
+        if up < need and down:
+            reason += f" ({'; '.join(down)})"
+        return EndpointHealth(up >= need, reason, None, min(lats) if lats else None)
+
+
+def initial_snapshot(cfg: Config, now: float) -> HealthSnapshot:
+    """The snapshot before any probe has run, by Route 53's starting rules.
+
+    New checks start healthy; inverted ones unhealthy; a disabled check is healthy before
+    inversion (disabled + inverted is Route 53's way to stop traffic); no check at all
+    is always healthy.
+    """
+    return HealthBoard(cfg).snapshot(now)

@@ -1,0 +1,135 @@
+"""The probe scheduler: every target on its own interval, phases spread, bounded concurrency.
+
+Each target fires at fixed times (start + phase + k * interval), so a slow probe never
+shifts later ones; a probe still running when the next is due does not delay it (as
+Route 53's checkers, which do not wait for each other). Concurrency is bounded; the
+schedule lag (start of a probe minus its due time) is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from failover.probes.check import probe
+from failover.probes.result import ProbeResult
+from failover.probes.target import ProbeTarget
+
+ResultSink = Callable[[ProbeTarget, ProbeResult], None]
+ProbeFn = Callable[[ProbeTarget], Awaitable[ProbeResult]]
+LAG_SAMPLES = 65536
+
+
+@dataclass
+class SchedulerStats:
+    """Counters and the most recent schedule lags (seconds)."""
+
+    started: int = 0
+    finished: int = 0
+    missed: int = 0  # due times skipped because the loop fell a whole interval behind
+    lags: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
+
+    def lag_quantile(self, q: float) -> float | None:
+        """A quantile (0-1) of the recorded lags, in seconds; None before any probe."""
+        if not self.lags:
+            return None
+        ordered = sorted(self.lags)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def phases(targets: Iterable[ProbeTarget]) -> dict[str, float]:
+    """Each target's offset within its interval, spread evenly so checks never bunch.
+
+    Targets of one interval are ordered by a stable hash of their key, so a target keeps
+    its phase across restarts and config reloads that add or drop others.
+    """
+    groups: dict[float, list[ProbeTarget]] = {}
+    for t in targets:
+        groups.setdefault(t.interval, []).append(t)
+    out = {}
+    for interval, group in groups.items():
+        group.sort(key=lambda t: (zlib.crc32(t.key.encode()), t.key))
+        for i, t in enumerate(group):
+            out[t.key] = interval * i / len(group)
+    return out
+
+
+class Scheduler:
+    """Runs probes on schedule and hands each result to `on_result` (in the loop thread)."""
+
+    def __init__(self, targets: Iterable[ProbeTarget], on_result: ResultSink, *,
+                 concurrency: int = 1024, probe_fn: ProbeFn = probe) -> None:
+        self.targets = list(targets)
+        self.on_result = on_result
+        self.concurrency = concurrency
+        self.stats = SchedulerStats()
+        self._probe = probe_fn
+        self._handles: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sem: asyncio.Semaphore | None = None
+
+    async def run(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
+        """Probe until `duration` seconds have passed or `stop` is set, then cancel cleanly."""
+        self._loop = loop = asyncio.get_running_loop()
+        self._sem = asyncio.Semaphore(self.concurrency)
+        start = loop.time()
+        offsets = phases(self.targets)
+        for t in self.targets:
+            due = start + offsets[t.key]
+            self._handles[t.key] = loop.call_at(due, self._fire, t, due)
+        try:
+            waiter = asyncio.ensure_future((stop or asyncio.Event()).wait())
+            await asyncio.wait([waiter], timeout=duration)
+            waiter.cancel()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop firing and cancel probes in flight."""
+        for h in self._handles.values():
+            h.cancel()
+        self._handles.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _fire(self, target: ProbeTarget, due: float) -> None:
+        loop = self._loop
+        assert loop is not None
+        nxt = due + target.interval
+        now = loop.time()
+        if nxt <= now:  # fell a whole interval behind: skip, do not burst
+            behind = int((now - due) // target.interval)
+            self.stats.missed += behind
+            nxt = due + (behind + 1) * target.interval
+        self._handles[target.key] = loop.call_at(nxt, self._fire, target, nxt)
+        task = loop.create_task(self._run(target, due))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, target: ProbeTarget, due: float) -> None:
+        assert self._sem is not None and self._loop is not None
+        async with self._sem:
+            self.stats.lags.append(self._loop.time() - due)
+            self.stats.started += 1
+            result = await self._probe(target)
+        self.stats.finished += 1
+        self.on_result(target, result)
+
+
+async def probe_all(targets: Iterable[ProbeTarget], *, concurrency: int = 1024,
+                    probe_fn: ProbeFn = probe) -> list[tuple[ProbeTarget, ProbeResult]]:
+    """Probe every target once, concurrently (bounded); results in target order."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(t: ProbeTarget) -> tuple[ProbeTarget, ProbeResult]:
+        async with sem:
+            return t, await probe_fn(t)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
