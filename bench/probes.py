@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from failover.fleet import run_loop  # noqa: E402
 from failover.probes.check import probe  # noqa: E402
+from failover.probes.runtime import run_loop  # noqa: E402
 from failover.probes.scheduler import Scheduler  # noqa: E402
 from failover.probes.target import ProbeTarget  # noqa: E402
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from failover.probes.runtime import run_loop
+
 
 @dataclass(frozen=True)
 class Behaviour:
@@ -161,14 +163,6 @@ def main(argv: list[str] | None = None) -> None:
     text = sys.stdin.read() if args[0] == "-" else Path(args[0]).read_text()
     run_loop(serve(json.loads(text)))
 
-
-def run_loop(main: Any) -> Any:
-    """Run a coroutine on uvloop where installed (faster sockets), else on asyncio."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return asyncio.run(main)
-    return uvloop.run(main)
 
 
 if __name__ == "__main__":

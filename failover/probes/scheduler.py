@@ -44,7 +44,8 @@ def phases(targets: Iterable[ProbeTarget]) -> dict[str, float]:
     """Each target's offset within its interval, spread evenly so checks never bunch.
 
     Targets of one interval are ordered by a stable hash of their key, so a target keeps
-    its phase across restarts and config reloads that add or drop others.
+    its phase across restarts, and a reload that adds or drops one target moves the
+    others by at most one slot.
     """
     groups: dict[float, list[ProbeTarget]] = {}
     for t in targets:
