@@ -72,7 +72,27 @@ def rss_mb() -> float:
 
 # ------------------------------------------------------------------ engine subprocesses
 
-def engine_sustained(n: int, interval: float, duration: float, listeners: list) -> dict:
+def httpx_probe_fn():
+    """The baseline transport: a plain httpx GET per check, new connection each time."""
+    import httpx
+
+    from failover.probes.result import ProbeResult
+
+    client = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0,
+                                                   max_connections=None), timeout=4.0)
+
+    async def fn(t: ProbeTarget) -> ProbeResult:
+        try:
+            r = await client.get(f"http://{t.ip}:{t.port}{t.path}", headers={"Connection": "close"})
+            return ProbeResult(200 <= r.status_code < 400, f"status {r.status_code}", 0.0)
+        except httpx.HTTPError as exc:
+            return ProbeResult(False, str(exc), 0.0)
+
+    return fn
+
+
+def engine_sustained(n: int, interval: float, duration: float, listeners: list,
+                     transport: str = "ours") -> dict:
     targets = make_targets(n, interval, listeners)
     failures = 0
 
@@ -80,17 +100,21 @@ def engine_sustained(n: int, interval: float, duration: float, listeners: list) 
         nonlocal failures
         failures += not getattr(r, "ok", False)
 
-    sched = Scheduler(targets, sink, concurrency=2048)
+    sched: Scheduler | None = None
 
     async def main() -> None:
+        nonlocal sched
+        fn = probe if transport == "ours" else httpx_probe_fn()
+        sched = Scheduler(targets, sink, concurrency=2048, probe_fn=fn)
         await sched.run(duration=duration)
 
     c0, w0 = time.process_time(), time.perf_counter()
-    run_loop(main())
+    (run_loop if transport == "ours" else asyncio.run)(main())
+    assert sched is not None
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     lags = sorted(sched.stats.lags)
     return {"rate": n / interval, "checks": sched.stats.finished, "failures": failures,
-            "wall": wall, "cpu": cpu, "missed": sched.stats.missed,
+            "wall": wall, "cpu": cpu, "missed": sched.stats.missed, "shed": sched.stats.shed,
             "p50_ms": lags[len(lags) // 2] * 1000, "p99_ms": lags[int(len(lags) * 0.99)] * 1000,
             "rss_mb": rss_mb(), "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -160,7 +184,7 @@ def main() -> None:
         spec = json.loads(a.child)
         listeners = [tuple(x) for x in json.loads(a.listeners)]
         if spec[0] == "sustained":
-            print(json.dumps(engine_sustained(spec[1], spec[2], spec[3], listeners)))
+            print(json.dumps(engine_sustained(spec[1], spec[2], spec[3], listeners, spec[4])))
         else:
             print(json.dumps(engine_saturation(spec[1], spec[2], listeners)))
         return
@@ -179,23 +203,26 @@ def main() -> None:
 
         print(f"\nSustained schedule, {ENDPOINTS:,} endpoints (target: p99 lag <= "
               f"{LAG_TARGET_MS:g} ms, <= {CPU_TARGET} core, RSS <= {RSS_TARGET_MB:g} MB):")
-        best = None
-        intervals = [10.0, 5.0] if a.quick else [10.0, 5.0, 3.0, 2.0]
-        for interval in intervals:
+        best = best_lag = None
+        rates = [2000, 4000] if a.quick else [2000, 3000, 4000, 5000, 8000]
+        runs = [("httpx", 10.0)] + [("ours", ENDPOINTS / rate) for rate in rates]
+        for transport, interval in runs:
             duration = 12.0 if a.quick else max(2 * interval, 15.0)
-            r = run_child(["sustained", ENDPOINTS, interval, duration], listeners)
+            r = run_child(["sustained", ENDPOINTS, interval, duration, transport], listeners)
             share = r["cpu"] / r["wall"]
             ok = (r["p99_ms"] <= LAG_TARGET_MS and share <= CPU_TARGET
                   and r["maxrss_mb"] <= RSS_TARGET_MB and r["failures"] == 0)
-            print(f"  interval {interval:4g} s = {r['rate']:6.0f} checks/s: done "
+            print(f"  {transport:<5} interval {interval:4.2g} s = {r['rate']:6.0f} checks/s: done "
                   f"{r['checks'] / r['wall']:6.0f}/s, {r['cpu'] / r['checks'] * 1e6:4.0f} us "
                   f"CPU/check, {share:.2f} core, lag p50 {r['p50_ms']:5.1f} ms p99 "
                   f"{r['p99_ms']:6.1f} ms, RSS {r['maxrss_mb']:5.0f} MB, failures "
-                  f"{r['failures']}  {'meets target' if ok else 'misses target'}")
-            if ok:
+                  f"{r['failures']}, shed {r['shed']}  {'meets target' if ok else 'misses target'}")
+            if ok and transport == "ours":
                 best = r["rate"]
-        print(f"\nhighest rate meeting the target: {best or 0:,.0f} checks/s "
-              f"({ENDPOINTS:,} endpoints)")
+            if r["p99_ms"] <= LAG_TARGET_MS and transport == "ours" and r["failures"] == 0:
+                best_lag = r["rate"]
+        print(f"\nhighest rate meeting every target: {best or 0:,.0f} checks/s; meeting the "
+              f"lag target alone: {best_lag or 0:,.0f} checks/s ({ENDPOINTS:,} endpoints)")
     finally:
         fleet.terminate()
         fleet.wait(timeout=10)

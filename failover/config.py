@@ -207,13 +207,29 @@ class PlanSettings(Model):
     min_existing: Annotated[int, Between(0, None, "min_existing")] = 10
 
 
+HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def _host_name(value: str) -> str:
+    """A host name (letters, digits, '-', '_' per label), without the trailing dot."""
+    name = value.strip().rstrip(".")
+    labels = name.split(".")
+    # an all-digit last label would be a mistyped IPv4 address, not a name
+    if len(name) > 253 or not all(HOST_LABEL.match(x) for x in labels) or labels[-1].isdigit():
+        raise PydanticCustomError("host_name", "'{v}' is not a host name", {"v": value})
+    return name.lower()
+
+
+HostName = Annotated[str, AfterValidator(_host_name)]
+
+
 class CheckTemplate(Model):
     """A health-check template with Route 53's fields and defaults, in snake_case."""
 
     type: Literal[CHECK_TYPES]  # type: ignore[valid-type]
     port: Port | None = None  # default: 80 (HTTP), 443 (HTTPS); TCP needs one
     resource_path: str | None = None  # default "/" for HTTP types
-    fqdn: str | None = None  # Host header and SNI; probed by name when no ip is known
+    fqdn: HostName | None = None  # Host header and SNI; probed by name when no ip is known
     search_string: Annotated[str, Field(max_length=255)] | None = None
     inverted: bool = False
     disabled: bool = False
@@ -248,23 +264,17 @@ class CheckTemplate(Model):
         return 10.0 if self.type == "TCP" else 4.0
 
 
-HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
-
-
 def _endpoint_value(value: str) -> str:
     value = value.strip()
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
-    labels = value.rstrip(".").split(".")
-    # a host name: letters, digits, '-' and '_' per label; an all-digit last label would
-    # be a mistyped IPv4 address, not a name
-    if (len(value.rstrip(".")) > 253 or not all(HOST_LABEL.match(x) for x in labels)
-            or labels[-1].isdigit()):
+    try:
+        return _host_name(value) + "."
+    except PydanticCustomError:
         raise PydanticCustomError("address", "'{v}' is neither an IP address nor a host name",
-                                  {"v": value})
-    return value.lower().rstrip(".") + "."
+                                  {"v": value}) from None
 
 
 class Endpoint(Model):
@@ -278,7 +288,7 @@ class Endpoint(Model):
     name: str | None = None
     check: str | None = None  # a check template; none = always healthy, as in Route 53
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
-    fqdn: str | None = None
+    fqdn: HostName | None = None
     port: Port | None = None
 
     @property
@@ -564,8 +574,9 @@ def _check_templates(cfg: Config) -> Iterator[Issue]:
         if t.resource_path is not None:
             if not http:
                 yield ((*at, "resource_path"), f"resource_path does not apply to {t.type} checks")
-            elif not t.resource_path.startswith("/") or len(t.resource_path) > 255:
-                yield ((*at, "resource_path"), "must start with '/' and be at most 255 characters")
+            elif not re.fullmatch(r"/[\x21-\x7e]{0,254}", t.resource_path):
+                yield ((*at, "resource_path"), "must start with '/' and be at most 255 printable "
+                                               "characters without spaces")
         if t.type == "CALCULATED":
             yield from _check_calculated(cfg, name, t)
         elif t.child_checks is not None or t.health_threshold is not None:

@@ -93,6 +93,10 @@ BROKEN = [
     ("duplicate yaml key", "    ttl: 30\n    policy: latency",
      "    ttl: 30\n    ttl: 40\n    policy: latency", "records[2].ttl", "duplicate key"),
     ("missing zone", "zone: example.test.\n", "", "zone", "required field is missing"),
+    ("path with a space", "resource_path: /health", "resource_path: /health x",
+     "checks.web.resource_path", "without spaces"),
+    ("bad fqdn", "resource_path: /health", "resource_path: /health\n    fqdn: bad name",
+     "checks.web.fqdn", "not a host name"),
     ("region in a tier twice", "order: [us-east-1, eu-west-1]",
      "order: [us-east-1, [eu-west-1, us-east-1]]", "records[0].order[1][1]", "appears twice"),
 ]

@@ -2,7 +2,8 @@
 
 Each target fires at fixed times (start + phase + k * interval), so a slow probe never
 shifts later ones; a probe still running when the next is due does not delay it (as
-Route 53's checkers, which do not wait for each other). Concurrency is bounded; the
+Route 53's checkers, which do not wait for each other). Concurrency is bounded; when as
+many probes again wait for a slot, new ones are shed (counted) instead of queued. The
 schedule lag (start of a probe minus its due time) is measured.
 """
 
@@ -30,6 +31,7 @@ class SchedulerStats:
     started: int = 0
     finished: int = 0
     missed: int = 0  # due times skipped because the loop fell a whole interval behind
+    shed: int = 0  # probes not started because `concurrency` more were already waiting
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
 
     def lag_quantile(self, q: float) -> float | None:
@@ -72,6 +74,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._waiting = 0
 
     async def run(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
         """Probe until `duration` seconds have passed or `stop` is set, then cancel cleanly."""
@@ -110,16 +113,28 @@ class Scheduler:
             self.stats.missed += behind
             nxt = due + (behind + 1) * target.interval
         self._handles[target.key] = loop.call_at(nxt, self._fire, target, nxt)
+        if self._waiting >= self.concurrency:
+            # overloaded: shed rather than queue without bound, which would only raise
+            # the CPU cost of every probe and the lag of all of them
+            self.stats.shed += 1
+            return
         task = loop.create_task(self._run(target, due))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, target: ProbeTarget, due: float) -> None:
         assert self._sem is not None and self._loop is not None
-        async with self._sem:
+        self._waiting += 1
+        try:
+            await self._sem.acquire()
+        finally:
+            self._waiting -= 1
+        try:
             self.stats.lags.append(self._loop.time() - due)
             self.stats.started += 1
             result = await self._probe(target)
+        finally:
+            self._sem.release()
         self.stats.finished += 1
         self.on_result(target, result)
 
