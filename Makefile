@@ -6,9 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/contract.yaml
 
-.PHONY: install run test lint bench clean
+.PHONY: install system run test lint bench clean
 
 install: $(STAMP)
+
+# BIND (named, rndc, named-checkzone, dig) and openssl, from Debian's packages
+system:
+	@bash .ci/system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,21 +22,21 @@ $(STAMP): pyproject.toml
 # Until the controller service lands, `run` validates the example config and shows the
 # plan for current health and for a failed primary region. `plan` exits 2 when it has
 # changes to show, which is expected here.
-run: install
+run: install system
 	$(BIN)/failover validate --config $(EXAMPLE)
 	@echo; echo "== plan with every region healthy"; \
-	$(BIN)/failover plan --config $(EXAMPLE); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 2 ]
+	$(BIN)/failover plan --no-read --config $(EXAMPLE); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 2 ]
 	@echo; echo "== plan if us-east-1 failed"; \
-	$(BIN)/failover plan --config $(EXAMPLE) --assume us-east-1=down; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 2 ]
+	$(BIN)/failover plan --no-read --config $(EXAMPLE) --assume us-east-1=down; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 2 ]
 
-test: install
-	$(BIN)/pytest
+test: install system
+	PATH="$$PATH:/usr/sbin" $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: install
+bench: install system
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/probes.py
 

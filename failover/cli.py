@@ -85,13 +85,18 @@ def _parse_assume(cfg: Config, items: tuple[str, ...]) -> dict[str, bool]:
 @config_option
 @click.option("--assume", multiple=True, metavar="REGION=up|down",
               help="Plan as if every endpoint of REGION were up or down (repeatable).")
+@click.option("--no-read", is_flag=True,
+              help="Do not read DNS: plan against an empty zone (offline CI checks).")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @click.option("--markdown", is_flag=True, help="Markdown, for CI comments.")
-def plan(config_path: str, assume: tuple[str, ...], as_json: bool, markdown: bool) -> None:
+def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool,
+         markdown: bool) -> None:
     """Show what the controller would write now; exit 0 when nothing, 2 when changes."""
     from failover import plan as planning
+    from failover.dns import make_adapter
     from failover.health import assume_regions, initial_snapshot
-    from policies import Overrides, decide_all, desired_records
+    from failover.reconcile import plan_step, read_actual
+    from policies import Overrides
 
     if as_json and markdown:
         raise click.UsageError("choose one of --json and --markdown")
@@ -99,39 +104,45 @@ def plan(config_path: str, assume: tuple[str, ...], as_json: bool, markdown: boo
     assumed = _parse_assume(cfg, assume)
     now = time.time()
     snapshot = assume_regions(initial_snapshot(cfg, now), cfg, assumed, now)
-    decisions = decide_all(cfg, snapshot, Overrides(), {}, now)
-    desired = desired_records(decisions)
-    # Actual DNS is read by the provider's adapter; none is wired into plan yet, so the
-    # plan diffs against an empty zone and every record is a create.
-    actual: list[Any] = []
-    actual_note = ("provider none: no DNS to read" if cfg.provider.type == "none" else
-                   f"actual records of provider {cfg.provider.type} not read yet: "
-                   "diffing against an empty zone")
-    managed = {(r.name, r.type) for r in cfg.records}
-    changes = planning.diff(desired, actual, managed, zone=cfg.zone)
-    refused = planning.violations(
-        changes, actual, max_delete_share=cfg.plan.max_delete_share,
-        min_existing=cfg.plan.min_existing,
-        may_be_empty=[r.name for r in cfg.records if r.fail_mode == "closed"])
+    kind = cfg.provider.type
+    adapter = None
+    if kind == "none":
+        source = "provider none: no DNS to read"
+    elif no_read:
+        source = "not read (--no-read): planned against an empty zone"
+    else:
+        try:
+            adapter = make_adapter(cfg)
+            source = f"read from provider {kind}"
+        except NotImplementedError:
+            source = f"provider {kind} is not read by this version: planned against an empty zone"
+    actual = read_actual(cfg, adapter)
+    step = plan_step(cfg, snapshot, Overrides(), {}, now, actual, ownership=kind != "none")
+    changes, blocked, refused = step.changes, step.claimed.blocked, step.violations
     if as_json:
-        out = {**planning.to_json(changes), "provider": cfg.provider.type, "actual": actual_note,
+        out = {**planning.to_json(changes), "provider": kind, "actual": source,
                "assumed": {r: "up" if up else "down" for r, up in assumed.items()},
-               "decisions": [d.to_dict() for d in decisions], "refused": refused}
+               "decisions": [d.to_dict() for d in step.decisions], "blocked": blocked,
+               "refused": refused}
         click.echo(json.dumps(out, indent=2))
     elif markdown:
         click.echo(f"### failover plan for `{cfg.zone}`\n")
-        for d in decisions:
+        for d in step.decisions:
             click.echo(f"- `{d.name}` {d.type} ({d.policy}): {d.reason}")
         click.echo("\n" + planning.to_markdown(changes))
+        for name, why in blocked.items():
+            click.echo(f"\n> **left alone:** `{name}` {why}")
         for v in refused:
             click.echo(f"\n> **refused by safety guard:** {v}")
     else:
-        click.echo(f"zone {cfg.zone} ({actual_note})")
-        for d in decisions:
+        click.echo(f"zone {cfg.zone} (actual records {source})")
+        for d in step.decisions:
             answer = ",".join(d.values) or "(no answer)"
             click.echo(f"  {d.name} {d.type} {d.policy}: {answer}\n      {d.reason}")
         click.echo("")
         click.echo(planning.to_table(changes))
+        for name, why in blocked.items():
+            click.echo(f"left alone: {name} {why}")
         for v in refused:
             click.echo(f"refused by safety guard: {v}")
     sys.exit(EXIT_INPUT if changes else EXIT_OK)

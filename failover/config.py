@@ -145,12 +145,17 @@ class BindProvider(Model):
 
 
 class ZonefileProvider(Model):
-    """A zone file on disk that the controller rewrites and then reloads."""
+    """A zone file on disk that the controller rewrites, checks, reloads and confirms."""
 
     type: Literal["zonefile"]
     path: str
-    reload: str | None = None  # a command; default: rndc reload ZONE
-    checkzone: bool = True
+    reload: str | None = None  # a command; default: `<rndc> reload ZONE`
+    rndc: str = "rndc"  # the rndc command (with -s/-p/-c) for reload, freeze and thaw
+    freeze: bool = False  # a dynamic zone: rndc freeze before the edit, thaw after
+    checkzone: bool = True  # named-checkzone the new file before it replaces the old
+    server: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address("127.0.0.1")
+    port: Port = 53  # where the zone is served, to confirm the new serial
+    timeout: Seconds = 5.0  # for the reload to be served
 
 
 class Route53Provider(Model):
@@ -198,6 +203,14 @@ class ControllerSettings(Model):
     listen: Annotated[str, AfterValidator(_parse_listen)] = "127.0.0.1:9053"
     token_env: str | None = None  # bearer token guarding state-changing API calls
     token_file: str | None = None
+
+
+class OwnershipSettings(Model):
+    """Which names this controller may write: TXT markers, as ExternalDNS's registry."""
+
+    owner_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,63}$")] = "failover"
+    take_over: bool = False  # write names marked by another owner or holding foreign records
+    marker_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,63}$")] = "_failover"
 
 
 class PlanSettings(Model):
@@ -350,6 +363,7 @@ class Config(Model):
     provider: Provider = NoneProvider()
     controller: ControllerSettings = ControllerSettings()
     plan: PlanSettings = PlanSettings()
+    ownership: OwnershipSettings = OwnershipSettings()
     checks: dict[str, CheckTemplate] = Field(default_factory=dict)
     regions: Annotated[dict[str, Region], Field(min_length=1)]
     records: Annotated[list[Record], Field(min_length=1)]

@@ -1,0 +1,87 @@
+"""What every DNS adapter provides, the errors they raise, and the shared confirmation step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from failover.errors import FailoverError
+from failover.plan import ChangeSet, ManagedKey, apply_to
+from failover.records import RecordSet
+
+
+class DnsError(FailoverError):
+    """A DNS read or write failed; the message carries the server's answer."""
+
+
+class DnsUnavailable(DnsError):
+    """The server did not answer or failed (timeout, refused connection, SERVFAIL): retry."""
+
+
+class DnsConflict(DnsError):
+    """The zone changed since it was read (a prerequisite failed): read again and re-plan."""
+
+
+class DnsRejected(DnsError):
+    """The server refused the request (TSIG key, REFUSED, NOTAUTH): retrying will not help."""
+
+
+class DnsUnconfirmed(DnsError):
+    """The write was accepted but the server does not serve the intended answer."""
+
+
+@dataclass
+class ApplyReport:
+    """What an apply did: messages sent, time to acknowledgement and to confirmation."""
+
+    changes: int = 0
+    messages: int = 0
+    applied_s: float = 0.0
+    confirmed_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+class Adapter(Protocol):
+    """A DNS provider: read managed records, apply a ChangeSet, ask what is served."""
+
+    zone: str
+    native_routing: bool  # can express weighted/failover/latency records itself
+
+    def read(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
+        """The actual record sets for the given (name, type) keys."""
+        ...
+
+    def apply(self, changes: ChangeSet, actual: Sequence[RecordSet]) -> ApplyReport:
+        """Write `changes` (planned against `actual`) and confirm they are served."""
+        ...
+
+    def served(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
+        """What the authoritative server answers now for the given keys."""
+        ...
+
+
+def confirm(served: Callable[[Collection[ManagedKey]], list[RecordSet]], changes: ChangeSet,
+            actual: Sequence[RecordSet], timeout: float = 2.0) -> float:
+    """Wait until the server serves what `changes` intends for every changed key.
+
+    Returns the seconds it took; raises DnsUnconfirmed after `timeout` naming the records
+    that differ. Values and presence are compared, not TTLs of cached answers.
+    """
+    keys = {(c.record.name, c.record.type) for c in changes.changes}
+    if not keys:
+        return 0.0
+    expected = {(r.name, r.type): r.values for r in apply_to(actual, changes)
+                if (r.name, r.type) in keys}
+    start = time.monotonic()
+    while True:
+        now = {(r.name, r.type): r.values for r in served(keys)}
+        wrong = sorted(k for k in keys if now.get(k) != expected.get(k))
+        if not wrong:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            detail = "; ".join(f"{n} {t}: serves {list(now.get((n, t), ()))}, expected "
+                               f"{list(expected.get((n, t), ()))}" for n, t in wrong[:5])
+            raise DnsUnconfirmed(f"not served after {timeout:g} s: {detail}")
+        time.sleep(0.01)

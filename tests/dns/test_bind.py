@@ -1,0 +1,134 @@
+"""The RFC 2136 adapter against a real named: writes, served answers, conflicts, failures."""
+
+from __future__ import annotations
+
+import logging
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import dns.tsigkeyring
+import dns.update
+import pytest
+
+from failover import plan
+from failover.dns.base import DnsConflict, DnsRejected, DnsUnavailable
+from failover.localdns import LocalNamed
+from failover.records import RecordSet
+from tests.dns.conftest import bind_adapter
+
+R = RecordSet.make
+API_A = ("api.example.test.", "A")
+API_AAAA = ("api.example.test.", "AAAA")
+WWW = ("www.example.test.", "CNAME")
+KEYS = {API_A, API_AAAA, WWW}
+
+
+def dig(named: LocalNamed, name: str, rtype: str) -> set[str]:
+    """An independent real DNS query (not through the adapter)."""
+    answer = dns.query.udp(dns.message.make_query(name, rtype), "127.0.0.1", port=named.port,
+                           timeout=2)
+    return {rd.to_text() for rrset in answer.answer
+            if dns.rdatatype.to_text(rrset.rdtype) == rtype for rd in rrset}
+
+
+def sync(adapter, desired: list[RecordSet], keys=KEYS) -> plan.ChangeSet:
+    actual = adapter.read(keys)
+    changes = plan.diff(desired, actual, keys)
+    adapter.apply(changes, actual)
+    return changes
+
+
+def foreign_update(named: LocalNamed, name: str, rtype: str, *values: str) -> None:
+    keyring = dns.tsigkeyring.from_text({named.tsig_name: named.tsig_secret})
+    upd = dns.update.UpdateMessage(named.dynamic_zone, keyring=keyring)
+    upd.replace(name, 60, rtype, *values)
+    assert dns.query.udp(upd, "127.0.0.1", port=named.port, timeout=2).rcode() == 0
+
+
+def test_create_upsert_delete_a_aaaa_cname_served_as_planned(named: LocalNamed) -> None:
+    a = bind_adapter(named)
+    sync(a, [R(*API_A, 30, ["127.0.1.1", "127.0.1.2"]), R(*API_AAAA, 30, ["::1"]),
+             R(*WWW, 30, ["api.example.test."])])
+    assert dig(named, *API_A) == {"127.0.1.1", "127.0.1.2"}
+    assert dig(named, *API_AAAA) == {"::1"}
+    assert dig(named, *WWW) == {"api.example.test."}
+    changes = sync(a, [R(*API_A, 30, ["127.0.2.1"]), R(*API_AAAA, 30, ["::2"])])
+    assert sorted(c.action for c in changes.changes) == ["delete", "upsert", "upsert"]
+    assert dig(named, *API_A) == {"127.0.2.1"} and dig(named, *API_AAAA) == {"::2"}
+    assert dig(named, *WWW) == set()
+    # a second plan after applying is empty
+    assert not plan.diff([R(*API_A, 30, ["127.0.2.1"]), R(*API_AAAA, 30, ["::2"])],
+                         a.read(KEYS), KEYS)
+
+
+def test_foreign_records_are_untouched(named: LocalNamed) -> None:
+    foreign_update(named, "other.example.test.", "A", "127.0.9.9")
+    foreign_update(named, "api.example.test.", "TXT", '"hello"')
+    a = bind_adapter(named)
+    sync(a, [R(*API_A, 30, ["127.0.1.1"])])
+    sync(a, [R(*API_A, 30, ["127.0.2.1"])])
+    assert dig(named, "other.example.test.", "A") == {"127.0.9.9"}
+    assert dig(named, "api.example.test.", "TXT") == {'"hello"'}
+
+
+def test_concurrent_edit_is_detected_and_replanned(named: LocalNamed) -> None:
+    a = bind_adapter(named)
+    sync(a, [R(*API_A, 30, ["127.0.1.1"])])
+    stale = a.read(KEYS)
+    foreign_update(named, *API_A, "127.0.7.7")  # a person edits after our read
+    changes = plan.diff([R(*API_A, 30, ["127.0.2.1"])], stale, KEYS)
+    with pytest.raises(DnsConflict, match="changed since it was read"):
+        a.apply(changes, stale)
+    assert dig(named, *API_A) == {"127.0.7.7"}  # their edit was not clobbered blindly
+    sync(a, [R(*API_A, 30, ["127.0.2.1"])])  # read again, plan again: converges
+    assert dig(named, *API_A) == {"127.0.2.1"}
+
+
+def test_create_conflicts_when_someone_created_it_first(named: LocalNamed) -> None:
+    a = bind_adapter(named)
+    stale = a.read(KEYS)
+    foreign_update(named, *API_A, "127.0.7.7")
+    with pytest.raises(DnsConflict):
+        a.apply(plan.diff([R(*API_A, 30, ["127.0.1.1"])], stale, KEYS), stale)
+
+
+def test_wrong_tsig_key_gives_a_clear_error(named: LocalNamed) -> None:
+    a = bind_adapter(named, secret="d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXkh")
+    with pytest.raises(DnsRejected, match="BADSIG") as info:
+        a.apply(plan.diff([R(*API_A, 30, ["127.0.1.1"])], [], KEYS), [])
+    assert "check provider.tsig" in str(info.value)
+    assert named.tsig_secret not in str(info.value)
+    assert dig(named, *API_A) == set()
+
+
+def test_axfr_refused_falls_back_to_queries(named: LocalNamed,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    sync(bind_adapter(named), [R(*API_A, 30, ["127.0.1.1"])])
+    keyless = bind_adapter(named, tsig=False)
+    with caplog.at_level(logging.WARNING):
+        assert keyless.read(KEYS) == [R(*API_A, 30, ["127.0.1.1"])]
+    assert "axfr_refused" in caplog.text
+
+
+def test_server_down_then_back_converges(named: LocalNamed) -> None:
+    a = bind_adapter(named)
+    sync(a, [R(*API_A, 30, ["127.0.1.1"])])
+    actual = a.read(KEYS)
+    named.stop()
+    with pytest.raises(DnsUnavailable):
+        a.apply(plan.diff([R(*API_A, 30, ["127.0.2.1"])], actual, KEYS), actual)
+    named.restart()
+    sync(a, [R(*API_A, 30, ["127.0.2.1"])])
+    assert dig(named, *API_A) == {"127.0.2.1"}
+
+
+def test_500_records_in_one_update_over_tcp(named: LocalNamed) -> None:
+    a = bind_adapter(named)
+    keys = {(f"n{i}.example.test.", "A") for i in range(500)}
+    desired = [R(name, t, 60, [f"127.1.{i // 250}.{i % 250 + 1}"])
+               for i, (name, t) in enumerate(sorted(keys))]
+    actual = a.read(keys)
+    report = a.apply(plan.diff(desired, actual, keys), actual)
+    assert report.messages == 1 and report.changes == 500
+    assert {(r.name, r.values) for r in a.read(keys)} == {(r.name, r.values) for r in desired}
