@@ -104,10 +104,16 @@ def main() -> None:
             zonefile = ZonefileAdapter(named.file_zone, zprov, named.file_zone_path)
             print(f"named {named.port} on loopback; {n} changes of one A record each, "
                   "timed from apply() until the new answer is served")
-            print(f"  RFC 2136 adapter (prereqs + TSIG + confirm) {quantiles(flips(bind, 'api.example.test.', n))}")
-            print(f"  baseline: bare UPDATE + one query           {quantiles(bare_updates(named, n))}")
-            print(f"  zone file adapter (checkzone + reload)      {quantiles(flips(zonefile, 'api.files.test.', n))}")
-            print(f"  baseline: bare rndc reload, serial served   {quantiles(bare_reloads(named, max(20, n // 4)))}")
+            rows = [
+                ("RFC 2136 adapter (prereqs + TSIG + confirm)",
+                 flips(bind, "api.example.test.", n)),
+                ("baseline: bare UPDATE + one query", bare_updates(named, n)),
+                ("zone file adapter (checkzone + reload)", flips(zonefile, "api.files.test.", n)),
+                ("baseline: bare rndc reload, serial served",
+                 bare_reloads(named, max(20, n // 4))),
+            ]
+            for label, samples in rows:
+                print(f"  {label:<44} {quantiles(samples)}")
             keys = {(f"n{i}.example.test.", "A") for i in range(500)}
             desired = [RecordSet.make(k[0], "A", 60, [f"127.1.{i // 250}.{i % 250 + 1}"])
                        for i, k in enumerate(sorted(keys))]
