@@ -19,15 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-# Until the controller service lands, `run` validates the example config and shows the
-# plan for current health and for a failed primary region. `plan` exits 2 when it has
-# changes to show, which is expected here.
+# The controller on an embedded default: a private named, two local regions, the
+# contract's records. It prints how to watch the answer, fail a region and drain one.
 run: install system
-	$(BIN)/failover validate --config $(EXAMPLE)
-	@echo; echo "== plan with every region healthy"; \
-	$(BIN)/failover plan --no-read --config $(EXAMPLE); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 2 ]
-	@echo; echo "== plan if us-east-1 failed"; \
-	$(BIN)/failover plan --no-read --config $(EXAMPLE) --assume us-east-1=down; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 2 ]
+	PATH="$$PATH:/usr/sbin" $(BIN)/failover demo
 
 test: install system
 	PATH="$$PATH:/usr/sbin" $(BIN)/pytest

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
 
 config_option = click.option(
-    "--config", "config_path", required=True, metavar="FILE",
-    type=click.Path(dir_okay=False, path_type=str), help="The failover config (YAML).")
+    "--config", "config_path", required=True, metavar="FILE", envvar="FAILOVER_CONFIG",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The failover config (YAML); or set FAILOVER_CONFIG.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -183,6 +184,202 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     for row in table:
         cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
         click.echo("  ".join([*cells, row[-1]]))
+
+
+@cli.command()
+@config_option
+@click.option("--dry-run", is_flag=True, help="Decide and plan, log what would change, write nothing.")
+@click.option("--once", is_flag=True, help="One probe round and one reconcile, then exit.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Structured logs on stderr.")
+def run(config_path: str, dry_run: bool, once: bool, log_format: str) -> None:
+    """Run the controller: probe, decide, write DNS, confirm, record why.
+
+    SIGTERM stops after the tick in flight; SIGHUP reloads the config (an invalid one is
+    refused and the running config stays).
+    """
+    from failover.service import serve, setup_logging
+
+    setup_logging(log_format)
+    serve(config_path, dry_run=dry_run, once=once)
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@click.option("--no-read", is_flag=True, help="Do not ask DNS what it serves.")
+def status(config_path: str, as_json: bool, no_read: bool) -> None:
+    """Regions, endpoints (health and reason), overrides, and per record the desired and
+    the served answer."""
+    from failover.controller import build_status
+    from failover.health import initial_snapshot
+    from failover.reconcile import record_keys
+    from failover.service import adapter_for
+    from failover.state import open_state
+
+    cfg = _load(config_path)
+    state = open_state(cfg)
+    now = time.time()
+    try:
+        snapshot = state.load_health() or initial_snapshot(cfg, now)
+        decisions = list(state.load_decisions().values())
+        served = None
+        if not no_read:
+            adapter = adapter_for(cfg)
+            if adapter is not None:
+                served = {}
+                for r in adapter.served(record_keys(cfg)):
+                    served[(r.name, r.type)] = list(r.values)
+        data = build_status(cfg, snapshot, state.overrides(), decisions, now, served=served)
+    finally:
+        state.close()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    _print_status(data)
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    from policies.reasons import clock
+
+    click.echo(f"zone {data['zone']} (provider {data['provider']})")
+    click.echo("\nregions:")
+    for rname, region in data["regions"].items():
+        state = ("drained" if region["drained"] else "") or (
+            "healthy" if region["healthy"] else "UNHEALTHY")
+        click.echo(f"  {rname}: {state}")
+        for ep in region["endpoints"]:
+            since = f" since {clock(ep['since'])}" if ep["since"] else ""
+            health = "healthy" if ep["healthy"] else "UNHEALTHY"
+            click.echo(f"    {ep['id']}: {health}{since}: {ep['reason']}")
+    active = [o for o in data["overrides"] if o["active"]]
+    click.echo("\noverrides:" + ("" if active else " none"))
+    for o in active:
+        what = f"drain {o['region']}" if o["kind"] == "drain" else f"pin {o['target']} to {o['region']}"
+        click.echo(f"  {what} by {o['who']} at {clock(o['at'])}: {o['why']}")
+    click.echo("\nrecords:" + ("" if data["records"] else " no decision yet (is the controller running?)"))
+    for r in data["records"]:
+        served = r.get("served")
+        line = f"  {r['name']} {r['type']} {r['policy']}: desired {','.join(r['desired']) or '-'}"
+        if served is not None:
+            line += f", served {','.join(served) or '-'}"
+            if sorted(served) != sorted(r["desired"]):
+                line += " (differs)"
+        click.echo(line + f"\n      {r['reason']}")
+
+
+@cli.command()
+@config_option
+@click.argument("region")
+@click.option("--reason", default="", help="Why, for the history.")
+@click.option("--force", is_flag=True, help="Drain even if a record is left with no healthy region.")
+def drain(config_path: str, region: str, reason: str, force: bool) -> None:
+    """Force REGION out of every answer (survives restarts)."""
+    from failover import overrides
+
+    _with_state(config_path, lambda cfg, st: overrides.drain(
+        cfg, st, region, why=reason or "drained", now=time.time(), force=force))
+
+
+@cli.command()
+@config_option
+@click.argument("region")
+def restore(config_path: str, region: str) -> None:
+    """Undo a drain of REGION."""
+    from failover import overrides
+
+    _with_state(config_path, lambda cfg, st: overrides.restore(cfg, st, region))
+
+
+@cli.command()
+@config_option
+@click.argument("name")
+@click.argument("region")
+@click.option("--reason", default="", help="Why, for the history.")
+def pin(config_path: str, name: str, region: str, reason: str) -> None:
+    """Force record NAME to answer from REGION, whatever its health."""
+    from failover import overrides
+
+    _with_state(config_path, lambda cfg, st: overrides.pin(
+        cfg, st, name, region, why=reason or "pinned", now=time.time()))
+
+
+@cli.command()
+@config_option
+@click.argument("name")
+def unpin(config_path: str, name: str) -> None:
+    """Undo a pin of record NAME."""
+    from failover import overrides
+
+    _with_state(config_path, lambda cfg, st: overrides.unpin(cfg, st, name))
+
+
+def _with_state(config_path: str, action: Any) -> None:
+    from failover.state import Event, open_state
+
+    cfg = _load(config_path)
+    state = open_state(cfg)
+    try:
+        message = action(cfg, state)
+        from failover.overrides import who
+
+        state.record([Event(time.time(), "override", "cli", f"{message} by {who()}")])
+    finally:
+        state.close()
+    click.echo(f"{message} (the running controller applies it within a second)")
+
+
+def _parse_since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(value[:-1]) * units[value[-1]]
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}': expected a duration like 10m, 2h, 1d, or epoch "
+                                 "seconds", param_hint="--since") from None
+
+
+@cli.command()
+@config_option
+@click.option("--since", help="Only events newer than this: 10m, 2h, 1d, or epoch seconds.")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def history(config_path: str, since: str | None, limit: int, as_json: bool) -> None:
+    """The event log: health changes, decisions, DNS writes, overrides, errors."""
+    from failover.state import open_state
+
+    cfg = _load(config_path)
+    state = open_state(cfg)
+    try:
+        events = state.history(_parse_since(since), limit)
+    finally:
+        state.close()
+    if as_json:
+        click.echo(json.dumps([{"at": e.at, "kind": e.kind, "subject": e.subject,
+                                "message": e.message, "detail": dict(e.detail)}
+                               for e in events], indent=2))
+        return
+    for e in events:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.at))
+        click.echo(f"{stamp}Z {e.kind:<10} {e.message}")
+
+
+@cli.command()
+@click.option("--dir", "directory", default=".demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=str),
+              help="Where the demo keeps its named, config and state.")
+def demo(directory: str) -> None:
+    """Run the controller on an embedded default: a private named and two local regions."""
+    from pathlib import Path
+
+    from failover.demo import run_demo
+    from failover.service import setup_logging
+
+    setup_logging("text")
+    run_demo(Path(directory))
 
 
 def main() -> None:

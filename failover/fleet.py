@@ -14,6 +14,7 @@ Behaviours:
   close              accept and close at once (a TCP check passes, HTTP fails)
   body:OFFSET:TEXT   200 whose body holds TEXT at byte OFFSET (padding 'x')
   echo               200 whose body is "host=<Host header> sni=<TLS server name>"
+  flap               200 and 503 in turn, one per connection
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Behaviour:
             return cls("redirect", status=302, body=b"")
         if kind == "slow":
             return cls("ok", delay=float(arg))
-        if kind in ("hang", "close", "echo"):
+        if kind in ("hang", "close", "echo", "flap"):
             return cls(kind)
         if kind == "body":
             offset, _, needle = arg.partition(":")
@@ -71,6 +72,8 @@ def _response(status: int, body: bytes, extra: str = "") -> bytes:
 
 class Responder(asyncio.Protocol):
     """Answers one connection by its behaviour."""
+
+    flips = 0  # shared by every connection of a flapping endpoint
 
     def __init__(self, behaviour: Behaviour, sni: dict[int, str]) -> None:
         self.behaviour = behaviour
@@ -112,6 +115,9 @@ class Responder(asyncio.Protocol):
             ssl_obj = t.get_extra_info("ssl_object")
             sni = self.sni.get(id(ssl_obj), "") if ssl_obj is not None else ""
             t.write(_response(200, f"host={host} sni={sni}\n".encode()))
+        elif b.kind == "flap":
+            Responder.flips += 1
+            t.write(_response(200 if Responder.flips % 2 else 503, b"flap\n"))
         else:
             t.write(_response(b.status, b.body))
         t.close()

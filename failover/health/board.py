@@ -65,6 +65,26 @@ class HealthBoard:
                                                 now.latency_ms, now.recent)
         return None
 
+    def export(self) -> dict[str, CheckState]:
+        """Every leaf state machine, keyed `endpoint|check|vantage`, to keep across restarts."""
+        return {"|".join(k): v for k, v in self._states.items()}
+
+    def restore(self, states: dict[str, CheckState], snapshot: HealthSnapshot | None) -> None:
+        """Continue from kept state machines (a restart must not forget an outage).
+
+        Entries for endpoints or checks the config no longer has are ignored.
+        """
+        for key, state in states.items():
+            endpoint, check, vantage = key.split("|", 2)
+            if endpoint in self._endpoints and check in self._cfg.checks:
+                self._states[(endpoint, check, vantage)] = state
+        for eid, (_, top) in self._endpoints.items():
+            now = self._evaluate(eid, top)
+            kept = snapshot.endpoints.get(eid) if snapshot else None
+            since = kept.since if kept is not None and kept.healthy == now.healthy else None
+            self._health[eid] = EndpointHealth(now.healthy, now.reason, since, now.latency_ms,
+                                               now.recent)
+
     def snapshot(self, at: float) -> HealthSnapshot:
         """Every endpoint's health now."""
         return HealthSnapshot(at=at, endpoints=dict(self._health))

@@ -49,7 +49,9 @@ def observe(state: CheckState, ok: bool, reason: str, at: float, threshold: int,
         latency = latency_ms if latency is None else (
             LATENCY_ALPHA * latency_ms + (1 - LATENCY_ALPHA) * latency)
     if ok == state.healthy:
-        return CheckState(state.healthy, state.since, 0, state.reason, recent, latency)
+        # before any flip the latest result says more than "new checks start healthy"
+        why = state.reason if state.since is not None else reason
+        return CheckState(state.healthy, state.since, 0, why, recent, latency)
     streak = state.streak + 1
     if streak < threshold:
         return CheckState(state.healthy, state.since, streak, state.reason, recent, latency)

@@ -1,0 +1,368 @@
+"""The controller: wires probes -> health -> policies -> plan -> DNS, level-triggered.
+
+Every tick (each `RECONCILE_INTERVAL`, and at once on a health or override change) it
+computes the desired records, diffs them against actual DNS (cached, refreshed
+periodically and after every write), applies, confirms and records why. Nothing is
+written before the first full probe round after a start, and health state machines are
+kept across restarts, so a restart causes no spurious change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from failover.dns.base import DnsConflict, DnsError
+from failover.health import HealthBoard, Transition
+from failover.metrics import Metrics
+from failover.plan import apply_to, to_json
+from failover.probes import ProbeResult, ProbeTarget, targets_for
+from failover.probes.scheduler import Scheduler
+from failover.reconcile import Planned, plan_step, read_actual
+from failover.records import RecordSet
+from failover.state.store import Event, StateStore, as_overrides
+
+if TYPE_CHECKING:
+    from failover.config import Config
+    from failover.dns.base import Adapter
+    from policies import Decision
+
+log = logging.getLogger(__name__)
+
+RECONCILE_INTERVAL = 1.0  # seconds between ticks when nothing wakes the loop earlier
+ACTUAL_REFRESH = 30.0  # seconds a read of actual DNS is trusted without a write
+SAVE_INTERVAL = 10.0  # seconds between saves of the health state machines
+
+
+@dataclass
+class Tick:
+    """What the last tick saw and did, for /status and tests."""
+
+    at: float = 0.0
+    planned: Planned | None = None
+    applied: int = 0
+    error: str | None = None
+    refused: list[str] = field(default_factory=list)
+
+
+class Controller:
+    """One controller for one config; `run()` until stopped, `reload()` a new config."""
+
+    def __init__(self, cfg: Config, *, state: StateStore, adapter: Adapter | None,
+                 dry_run: bool = False, clock: Callable[[], float] = time.time,
+                 reconcile_interval: float = RECONCILE_INTERVAL) -> None:
+        self.state = state
+        self.dry_run = dry_run
+        self.clock = clock
+        self.reconcile_interval = reconcile_interval
+        self.metrics = Metrics()
+        self.last = Tick()
+        self.decisions: dict[tuple[str, str], Decision] = state.load_decisions()
+        self._wake: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+        self._scheduler: Scheduler | None = None
+        self._scheduler_task: asyncio.Task[None] | None = None
+        self._actual: list[RecordSet] | None = None
+        self._actual_at = 0.0
+        self._pending: list[float] = []  # times of health changes not yet served
+        self._events: list[Event] = []
+        self._saved_at = 0.0
+        self._dirty = False  # a health change not yet saved
+        self._noted: dict[str, Any] = {}  # category -> what was last recorded, not to repeat it
+        self.on_tick: Callable[[], None] | None = None  # called after every loop turn
+        self._setup(cfg, adapter, state.load_checks(), state.load_health())
+
+    def _setup(self, cfg: Config, adapter: Adapter | None, checks: Any, health: Any) -> None:
+        self.cfg = cfg
+        self.adapter = adapter
+        self.board = HealthBoard(cfg)
+        self.board.restore(checks, health)
+        self.targets = targets_for(cfg)
+        self._seen: set[str] = set()
+        self.ready = not self.targets
+        self._actual = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event, once: bool = False) -> None:
+        """Probe and reconcile until `stop` is set; with `once`, one round and one tick."""
+        self._stop = stop
+        self._wake = asyncio.Event()
+        self.event("controller", "controller", "started" + (" (dry run)" if self.dry_run else ""))
+        try:
+            if once:
+                from failover.probes.scheduler import probe_all
+
+                for target, result in await probe_all(self.targets):
+                    self.on_result(target, result)
+                await self.tick()
+                self._published()
+                return
+            self._start_probes()
+            while not stop.is_set():
+                waiters = [asyncio.ensure_future(self._wake.wait()),
+                           asyncio.ensure_future(stop.wait())]
+                await asyncio.wait(waiters, timeout=self.reconcile_interval,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
+                self._wake.clear()
+                if stop.is_set():
+                    break
+                if self.ready:
+                    await self.tick()
+                self._published()
+        finally:
+            await self._stop_probes()
+            self.event("controller", "controller", "stopped")
+            self._save(force=True)
+
+    def reload(self, cfg: Config, adapter: Adapter | None) -> None:
+        """Switch to a new, already validated config; health state carries over."""
+        checks = self.board.export()
+        health = self.board.snapshot(self.clock())
+        restart = self._scheduler is not None
+        if restart:
+            asyncio.get_running_loop().create_task(self._stop_probes())
+        self._setup(cfg, adapter, checks, health)
+        self.event("config", "config", "reloaded")
+        if restart:
+            self._start_probes()
+        self.wake()
+
+    def _published(self) -> None:
+        if self.on_tick is not None:
+            self.on_tick()
+
+    def wake(self) -> None:
+        """Reconcile as soon as possible (health or overrides changed)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def _start_probes(self) -> None:
+        self._scheduler = Scheduler(self.targets, self.on_result)
+        self._scheduler_task = asyncio.get_running_loop().create_task(
+            self._scheduler.run(stop=asyncio.Event()))
+
+    async def _stop_probes(self) -> None:
+        sched, task = self._scheduler, self._scheduler_task
+        self._scheduler = self._scheduler_task = None
+        if sched is not None:
+            await sched.close()
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    # -------------------------------------------------------------------- health
+
+    def on_result(self, target: ProbeTarget, result: ProbeResult) -> None:
+        """Feed one probe result to health; a status change wakes the loop."""
+        m = self.metrics
+        m.probes.labels(target.endpoint, target.check, "ok" if result.ok else "fail").inc()
+        if result.latency_ms is not None:
+            m.probe_latency.labels(target.endpoint, target.check).set(result.latency_ms / 1000)
+        try:
+            flip = self.board.observe(target.endpoint, target.check, result.ok, result.reason,
+                                      result.at, result.latency_ms)
+        except KeyError:
+            return  # a result for a config that was just reloaded away
+        self._seen.add(target.key)
+        if flip is not None:
+            self._on_flip(flip)
+        if not self.ready and len(self._seen) >= len(self.targets):
+            self.ready = True
+            m.ready.set(1)
+            self.event("controller", "controller", "first probe round complete: ready")
+            self.wake()
+
+    def _on_flip(self, flip: Transition) -> None:
+        state = "healthy" if flip.health.healthy else "unhealthy"
+        self.event("health", flip.endpoint, f"{flip.endpoint} is {state}: {flip.health.reason}",
+                    {"healthy": flip.health.healthy})
+        log.info("event=health endpoint=%s healthy=%s reason=%r", flip.endpoint,
+                 flip.health.healthy, flip.health.reason)
+        self._pending.append(flip.health.since or self.clock())
+        self._dirty = True
+        self.wake()
+
+    # ---------------------------------------------------------------------- tick
+
+    async def tick(self) -> Tick:
+        """One reconcile: decide, plan against actual DNS, apply (unless dry run), record."""
+        started = time.perf_counter()
+        now = self.clock()
+        tick = Tick(at=now)
+        if self._dirty:
+            # health changed: keep it before writing DNS, so that a kill between the write
+            # and the next save cannot make a restart undo the write
+            self._save(force=True)
+        overrides_list = self.state.overrides()
+        overrides = as_overrides(overrides_list, now)
+        snapshot = self.board.snapshot(now)
+        try:
+            actual = await self._read_actual(now)
+            planned = plan_step(self.cfg, snapshot, overrides, self.decisions, now, actual,
+                                ownership=self.adapter is not None)
+            tick.planned = planned
+            self._note_decisions(planned)
+            if planned.changes and self.adapter is not None:
+                await self._write(planned, actual, tick)
+            elif not planned.changes:
+                self._pending.clear()  # nothing to serve for those health changes
+        except DnsError as exc:
+            tick.error = str(exc)
+            self._actual = None  # read again next tick
+            kind = "conflict" if isinstance(exc, DnsConflict) else type(exc).__name__
+            self.metrics.dns_errors.labels(kind).inc()
+            self.event("error", "dns", str(exc), {"kind": kind})
+            log.warning("event=dns_error kind=%s error=%r", kind, str(exc))
+            if isinstance(exc, DnsConflict):
+                self.wake()  # re-plan at once against a fresh read
+        self._update_gauges(snapshot, overrides_list, now)
+        self.last = tick
+        self._save()
+        self.metrics.reconcile.observe(time.perf_counter() - started)
+        return tick
+
+    async def _read_actual(self, now: float) -> list[RecordSet]:
+        if self.adapter is None:
+            return []
+        if self._actual is None or now - self._actual_at > ACTUAL_REFRESH:
+            self._actual = await asyncio.to_thread(read_actual, self.cfg, self.adapter)
+            self._actual_at = now
+        return self._actual
+
+    async def _write(self, planned: Planned, actual: list[RecordSet], tick: Tick) -> None:
+        changes = planned.changes
+        if planned.violations:
+            tick.refused = planned.violations
+            if self._new("refused", planned.violations):
+                self.event("error", "plan", "plan refused by safety guards: "
+                           + "; ".join(planned.violations), to_json(changes))
+            return
+        if self.dry_run:
+            if self._new("dry-run", changes.changes):
+                self.event("dns", "dry-run", f"would apply {changes.summary()}", to_json(changes))
+                log.info("event=dry_run changes=%r", changes.summary())
+            return
+        assert self.adapter is not None
+        report = await asyncio.to_thread(self.adapter.apply, changes, actual)
+        done = self.clock()
+        self._actual = apply_to(actual, changes)
+        self._actual_at = done
+        tick.applied = len(changes.changes)
+        for c in changes.changes:
+            self.metrics.dns_changes.labels(c.action).inc()
+        for at in self._pending:
+            self.metrics.health_to_served.observe(max(0.0, done - at))
+        self._pending.clear()
+        self.event("dns", "dns", f"applied {changes.summary()}", {
+            **to_json(changes), "applied_ms": round(report.applied_s * 1000, 2),
+            "confirmed_ms": round(report.confirmed_s * 1000, 2)})
+
+    def _note_decisions(self, planned: Planned) -> None:
+        for d in planned.decisions:
+            prev = self.decisions.get(d.key)
+            if prev is None or prev.values != d.values or prev.basis != d.basis:
+                self.event("decision", f"{d.name} {d.type}", d.reason,
+                            {"values": list(d.values), "basis": d.basis})
+        self.decisions = {d.key: d for d in planned.decisions}
+        if self._new("blocked", planned.claimed.blocked):
+            for name, why in planned.claimed.blocked.items():
+                self.event("error", name, f"{name} left alone: {why}")
+
+    def _new(self, category: str, value: Any) -> bool:
+        """True when `value` differs from what was last noted for `category` (and note it)."""
+        if self._noted.get(category) == value:
+            return False
+        self._noted[category] = value
+        return True
+
+    def _update_gauges(self, snapshot: Any, overrides: list[Any], now: float) -> None:
+        m = self.metrics
+        regions: dict[str, bool] = {}
+        for rname, region in self.cfg.regions.items():
+            for ep in region.endpoints:
+                eid = f"{rname}/{ep.label}"
+                healthy = snapshot.endpoints[eid].healthy
+                m.endpoint_healthy.labels(rname, eid).set(1 if healthy else 0)
+                regions[rname] = regions.get(rname, False) or healthy
+        for rname, healthy in regions.items():
+            m.region_healthy.labels(rname).set(1 if healthy else 0)
+        for kind in ("drain", "pin"):
+            m.overrides.labels(kind).set(sum(1 for o in overrides
+                                             if o.kind == kind and o.active(now)))
+        if self._scheduler is not None:
+            lag = self._scheduler.stats.lag_quantile(0.99)
+            if lag is not None:
+                m.schedule_lag.set(lag)
+
+    # ------------------------------------------------------------------- history
+
+    def event(self, kind: str, subject: str, message: str,
+               detail: dict[str, Any] | None = None) -> None:
+        self._events.append(Event(self.clock(), kind, subject, message, detail or {}))
+
+    def _save(self, force: bool = False) -> None:
+        now = self.clock()
+        events, self._events = self._events, []
+        self.state.record(events)
+        self.state.save_decisions(list(self.decisions.values()))
+        if force or self._dirty or now - self._saved_at >= SAVE_INTERVAL:
+            self.state.save_checks(self.board.export())
+            self.state.save_health(self.board.snapshot(now))
+            self._saved_at = now
+            self._dirty = False
+
+    # -------------------------------------------------------------------- status
+
+    def status(self) -> dict[str, Any]:
+        """Everything `failover status` and /status show, as JSON-ready data."""
+        now = self.clock()
+        return build_status(self.cfg, self.board.snapshot(now), self.state.overrides(),
+                            list(self.decisions.values()), now, ready=self.ready,
+                            dry_run=self.dry_run, last=self.last)
+
+
+def build_status(cfg: Config, snapshot: Any, overrides: list[Any], decisions: list[Decision],
+                 now: float, *, ready: bool | None = None, dry_run: bool | None = None,
+                 last: Tick | None = None,
+                 served: dict[tuple[str, str], list[str]] | None = None) -> dict[str, Any]:
+    """Regions, endpoints with health and reason, overrides, and per record the answers."""
+    active = as_overrides(overrides, now)
+    regions = {}
+    for rname, region in cfg.regions.items():
+        eps = []
+        for ep in region.endpoints:
+            eid = f"{rname}/{ep.label}"
+            h = snapshot.endpoints.get(eid)
+            eps.append({"id": eid, "address": ep.address, "check": ep.check,
+                        "healthy": h.healthy if h else True, "since": h.since if h else None,
+                        "reason": h.reason if h else "", "latency_ms": h.latency_ms if h else None,
+                        "recent": [{"at": o.at, "ok": o.ok, "reason": o.reason}
+                                   for o in (h.recent if h else ())]})
+        regions[rname] = {"healthy": any(e["healthy"] for e in eps),
+                          "drained": rname in active.drained, "endpoints": eps}
+    records = []
+    for d in decisions:
+        entry: dict[str, Any] = {**d.to_dict(), "desired": list(d.values)}
+        if served is not None:
+            entry["served"] = served.get((d.name, d.type), [])
+        records.append(entry)
+    out: dict[str, Any] = {
+        "zone": cfg.zone, "provider": cfg.provider.type, "at": now, "regions": regions,
+        "overrides": [{"kind": o.kind, "target": o.target, "region": o.region, "who": o.who,
+                       "why": o.why, "at": o.at, "expires": o.expires,
+                       "active": o.active(now)} for o in overrides],
+        "records": records}
+    if ready is not None:
+        out["ready"] = ready
+        out["dry_run"] = dry_run
+    if last is not None and last.at:
+        out["last_tick"] = {"at": last.at, "applied": last.applied, "error": last.error,
+                            "refused": last.refused}
+    return out

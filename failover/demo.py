@@ -1,0 +1,172 @@
+"""`failover demo` (what `make run` starts): the controller on an embedded default.
+
+Starts a private named on loopback (zone example.test., RFC 2136 with a TSIG key), one
+process of regional HTTP endpoints per region (us-east-1 on 127.0.1.1, eu-west-1 on
+127.0.2.1), writes a config for them, and runs the controller until interrupted. It
+prints how to watch the answers, fail a region and drain one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from failover.localdns import LocalNamed, free_port
+
+REGIONS = {"us-east-1": "127.0.1.1", "eu-west-1": "127.0.2.1"}
+
+CONFIG = """# Written by `failover demo`: the shared contract, on the demo's own ports.
+zone: example.test.
+
+provider:
+  type: bind
+  server: 127.0.0.1
+  port: {dns_port}
+  tsig:
+    name: failover-key
+    algorithm: hmac-sha256
+    secret_file: ./tsig.secret
+
+controller:
+  state: ./failover.db
+  listen: 127.0.0.1:{api_port}
+
+checks:
+  web:
+    type: HTTP
+    port: {http_port}
+    resource_path: /health
+    request_interval: 1
+    failure_threshold: 3
+
+regions:
+  us-east-1:
+    endpoints:
+      - address: 127.0.1.1
+        check: web
+  eu-west-1:
+    endpoints:
+      - address: 127.0.2.1
+        check: web
+
+records:
+  - name: api.example.test.
+    type: A
+    ttl: 30
+    policy: failover
+    order: [us-east-1, eu-west-1]
+    failback_delay: 5
+  - name: www.example.test.
+    type: A
+    ttl: 30
+    policy: weighted
+    weights: {{us-east-1: 70, eu-west-1: 30}}
+  - name: app.example.test.
+    type: A
+    ttl: 30
+    policy: latency
+    regions: [us-east-1, eu-west-1]
+"""
+
+
+def _port_free_everywhere(hosts: list[str]) -> int:
+    import socket
+
+    for _ in range(100):
+        port = free_port(hosts[0])
+        try:
+            for host in hosts[1:]:
+                with socket.socket() as s:
+                    s.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no port free on every demo address")
+
+
+def start_region(name: str, host: str, port: int) -> subprocess.Popen[str]:
+    """One endpoint process for a region; stop it with SIGSTOP/SIGKILL to fail the region."""
+    proc = subprocess.Popen([sys.executable, "-m", "failover.fleet", "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps([{"name": name, "host": host, "port": port, "behaviour": "ok"}]))
+    proc.stdin.close()
+    if not proc.stdout.readline():
+        raise RuntimeError(f"the endpoint of {name} did not start")
+    return proc
+
+
+def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> None:
+    """Start everything, run the controller in the foreground, clean up on exit."""
+    from failover.service import serve
+
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    if free_port_or_none(dns_port) is None:
+        dns_port = free_port()
+    if free_port_or_none(api_port, udp=False) is None:
+        api_port = free_port()
+    http_port = _port_free_everywhere(list(REGIONS.values()))
+    with ExitStack() as stack:
+        named = LocalNamed.start(directory / "named", port=dns_port)
+        stack.callback(named.stop)
+        (directory / "tsig.secret").write_text(named.tsig_secret + "\n")
+        os.chmod(directory / "tsig.secret", 0o600)
+        procs = {}
+        for name, host in REGIONS.items():
+            proc = start_region(name, host, http_port)
+            procs[name] = proc
+            stack.callback(_stop, proc)
+        config = directory / "failover.yaml"
+        config.write_text(CONFIG.format(dns_port=dns_port, api_port=api_port,
+                                        http_port=http_port))
+        exe = Path(sys.executable).parent / "failover"
+        cli = str(exe) if exe.exists() else "failover"
+        east = procs["us-east-1"].pid
+        print(f"""
+failover demo: zone example.test. on a private named at 127.0.0.1:{dns_port}
+  us-east-1: 127.0.1.1:{http_port} (pid {east})
+  eu-west-1: 127.0.2.1:{http_port} (pid {procs['eu-west-1'].pid})
+  config:  {config}
+
+In another terminal:
+  watch the answer:   dig @127.0.0.1 -p {dns_port} api.example.test +short
+  status:             {cli} status --config {config}
+  fail us-east-1:     kill -STOP {east}      (back: kill -CONT {east})
+  drain / restore:    {cli} drain us-east-1 --config {config}
+                      {cli} restore us-east-1 --config {config}
+  history:            {cli} history --config {config}
+  metrics:            curl -s 127.0.0.1:{api_port}/metrics | grep failover_
+Ctrl-C stops the demo.
+""", flush=True)
+        serve(str(config), dry_run=False, once=False)
+
+
+def free_port_or_none(port: int, udp: bool = True) -> int | None:
+    """`port` if free on 127.0.0.1 (TCP, and UDP when asked), else None."""
+    import socket
+
+    kinds = [socket.SOCK_STREAM] + ([socket.SOCK_DGRAM] if udp else [])
+    try:
+        for kind in kinds:
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind(("127.0.0.1", port))
+    except OSError:
+        return None
+    return port
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -1,0 +1,43 @@
+"""The controller's Prometheus metrics, in a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """Every metric the controller exports on /metrics."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.probes = Counter("failover_probes", "Probe results.", ["endpoint", "check", "result"],
+                              registry=r)
+        self.probe_latency = Gauge("failover_probe_latency_seconds",
+                                   "Latest probe latency (connect + first byte).",
+                                   ["endpoint", "check"], registry=r)
+        self.endpoint_healthy = Gauge("failover_endpoint_healthy", "1 when healthy.",
+                                      ["region", "endpoint"], registry=r)
+        self.region_healthy = Gauge("failover_region_healthy",
+                                    "1 when any endpoint of the region is healthy.", ["region"],
+                                    registry=r)
+        self.dns_changes = Counter("failover_dns_changes", "Record sets written.", ["action"],
+                                   registry=r)
+        self.dns_errors = Counter("failover_dns_errors", "Failed DNS reads and writes.", ["kind"],
+                                  registry=r)
+        self.reconcile = Histogram("failover_reconcile_seconds", "Duration of a reconcile tick.",
+                                   registry=r, buckets=(.001, .005, .01, .025, .05, .1, .25, .5,
+                                                        1, 2.5, 5))
+        self.health_to_served = Histogram(
+            "failover_health_to_served_seconds",
+            "From an endpoint's status change to the new answer being served.", registry=r,
+            buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.overrides = Gauge("failover_overrides_active", "Active operator overrides.",
+                               ["kind"], registry=r)
+        self.ready = Gauge("failover_ready", "1 once the first full probe round is done.",
+                           registry=r)
+        self.schedule_lag = Gauge("failover_probe_schedule_lag_p99_seconds",
+                                  "p99 of the probe schedule lag.", registry=r)
+
+    def render(self) -> bytes:
+        """The exposition text."""
+        return generate_latest(self.registry)

@@ -1,0 +1,99 @@
+"""The state interface and the values it holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from failover.health import CheckState, HealthSnapshot
+from policies import Decision, Overrides
+
+OverrideKind = Literal["drain", "pin"]
+
+
+@dataclass(frozen=True)
+class Override:
+    """An operator's forced state: a drained region, or a record name pinned to a region."""
+
+    kind: OverrideKind
+    target: str  # the region (drain) or the record name (pin)
+    region: str  # the region drained, or the one the name is pinned to
+    who: str
+    why: str
+    at: float
+    expires: float | None = None
+
+    def active(self, now: float) -> bool:
+        """Still in force at `now`."""
+        return self.expires is None or now < self.expires
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of history: what changed, when and why."""
+
+    at: float
+    kind: str  # health, decision, dns, override, error, config, controller
+    subject: str
+    message: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def as_overrides(items: list[Override], now: float) -> Overrides:
+    """The policy engine's view of the overrides active at `now`."""
+    active = [o for o in items if o.active(now)]
+    return Overrides(drained=frozenset(o.region for o in active if o.kind == "drain"),
+                     pinned={o.target: o.region for o in active if o.kind == "pin"})
+
+
+class StateStore(Protocol):
+    """Where the controller and the CLI keep what must survive a restart."""
+
+    def overrides(self) -> list[Override]:
+        """Every override, active or expired."""
+        ...
+
+    def set_override(self, override: Override) -> None:
+        """Add or replace the override of its (kind, target)."""
+        ...
+
+    def clear_override(self, kind: OverrideKind, target: str) -> bool:
+        """Remove an override; False when there was none."""
+        ...
+
+    def save_health(self, snapshot: HealthSnapshot) -> None:
+        """Keep the latest health snapshot."""
+        ...
+
+    def load_health(self) -> HealthSnapshot | None:
+        """The latest health snapshot kept, if any."""
+        ...
+
+    def save_checks(self, states: Mapping[str, CheckState]) -> None:
+        """Keep the health state machines (HealthBoard.export)."""
+        ...
+
+    def load_checks(self) -> dict[str, CheckState]:
+        """The kept health state machines."""
+        ...
+
+    def save_decisions(self, decisions: list[Decision]) -> None:
+        """Keep the latest decision of every record."""
+        ...
+
+    def load_decisions(self) -> dict[tuple[str, str], Decision]:
+        """The latest decision of every record, by (name, type)."""
+        ...
+
+    def record(self, events: list[Event]) -> None:
+        """Append events to the history."""
+        ...
+
+    def history(self, since: float | None = None, limit: int = 1000) -> list[Event]:
+        """Events in time order, newest last."""
+        ...
+
+    def close(self) -> None:
+        """Release the store."""
+        ...

@@ -1,0 +1,329 @@
+"""The controller service end to end: real named, real endpoints, a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+from failover.localdns import LocalNamed, free_port, named_binary
+from failover.state import open_state
+from tests.builders import ROOT
+
+EAST, WEST = "127.0.1.1", "127.0.2.1"
+
+CONFIG = """
+zone: example.test.
+provider:
+  type: bind
+  server: 127.0.0.1
+  port: {dns_port}
+  tsig: {{name: failover-key, secret_file: ./tsig.secret}}
+controller:
+  state: ./failover.db
+  listen: 127.0.0.1:{api_port}
+checks:
+  web: {{type: HTTP, port: {http_port}, resource_path: /health, request_interval: 1,
+         failure_threshold: 2, response_timeout: 0.5}}
+regions:
+  us-east-1: {{endpoints: [{{address: {east}, check: web}}]}}
+  eu-west-1: {{endpoints: [{{address: {west}, check: web}}]}}
+records:
+  - name: api.example.test.
+    type: A
+    ttl: 30
+    policy: failover
+    order: [us-east-1, eu-west-1]
+    failback_delay: {failback}
+"""
+
+
+@dataclass
+class Env:
+    dir: Path
+    named: LocalNamed
+    http_port: int
+    api_port: int
+    regions: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    controller: subprocess.Popen[str] | None = None
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "failover.yaml"
+
+    def write_config(self, failback: float = 0) -> None:
+        self.config.write_text(CONFIG.format(dns_port=self.named.port, api_port=self.api_port,
+                                             http_port=self.http_port, east=EAST, west=WEST,
+                                             failback=failback))
+
+    def start_region(self, host: str, behaviour: str = "ok") -> None:
+        self.stop_region(host)
+        proc = subprocess.Popen([sys.executable, "-m", "failover.fleet", "-"], cwd=ROOT,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps([{"name": host, "host": host, "port": self.http_port,
+                                      "behaviour": behaviour}]))
+        proc.stdin.close()
+        assert proc.stdout.readline(), "endpoint did not start"
+        self.regions[host] = proc
+
+    def stop_region(self, host: str) -> None:
+        proc = self.regions.pop(host, None)
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def start_controller(self, *args: str) -> subprocess.Popen[str]:
+        self.controller = subprocess.Popen(
+            [sys.executable, "-m", "failover", "run", "--config", str(self.config), *args],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(self.dir / "controller.log").open("a"),
+            text=True)
+        return self.controller
+
+    def stop_controller(self, sig: int = signal.SIGTERM) -> int:
+        proc, self.controller = self.controller, None
+        assert proc is not None
+        if proc.poll() is None:
+            os.kill(proc.pid, sig)
+        try:
+            return proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            return proc.wait(timeout=10)
+
+    def answer(self, name: str = "api.example.test.") -> set[str]:
+        try:
+            r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1",
+                              port=self.named.port, timeout=1)
+        except Exception:
+            return set()
+        return {rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.A
+                for rd in rrset}
+
+    def serial(self) -> int:
+        r = dns.query.udp(dns.message.make_query("example.test.", "SOA"), "127.0.0.1",
+                          port=self.named.port, timeout=1)
+        return int(r.answer[0][0].serial)  # type: ignore[attr-defined]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "failover", *args, "--config",
+                               str(self.config)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60, check=False)
+
+    def log(self) -> str:
+        path = self.dir / "controller.log"
+        return path.read_text() if path.exists() else ""
+
+
+def wait_for(what: Callable[[], bool], timeout: float = 20.0, step: float = 0.1) -> bool:
+    """Poll until `what()` is true or `timeout` passes (bounded in time and count)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if what():
+            return True
+        time.sleep(step)
+    return what()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    if named_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("named is not installed: .ci/run installs bind9")
+        pytest.skip("named is not installed")
+    named = LocalNamed.start(tmp_path / "named")
+    (tmp_path / "tsig.secret").write_text(named.tsig_secret)
+    port = free_port(EAST)
+    e = Env(dir=tmp_path, named=named, http_port=port, api_port=free_port())
+    e.write_config()
+    try:
+        e.start_region(EAST)
+        e.start_region(WEST)
+        yield e
+    finally:
+        if e.controller is not None:
+            e.stop_controller(signal.SIGKILL)
+        for host in list(e.regions):
+            e.stop_region(host)
+        named.stop()
+
+
+def served_east(env: Env) -> Callable[[], bool]:
+    return lambda: env.answer() == {EAST}
+
+
+def test_fails_over_after_n_failures_and_back_after_the_failback_delay(env: Env) -> None:
+    env.write_config(failback=2)
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.stop_region(EAST)
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+    env.start_region(EAST)
+    assert wait_for(served_east(env), timeout=15), env.log()
+    history = env.cli("history", "--json")
+    messages = [e["message"] for e in json.loads(history.stdout)]
+    assert any("us-east-1/127.0.1.1 is unhealthy: after 2 failures: connection refused" in m
+               for m in messages)
+    assert any("failback to us-east-1 in" in m for m in messages)
+    assert env.stop_controller() == 0  # SIGTERM: clean exit
+
+
+def test_status_metrics_and_readiness(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    base = f"http://127.0.0.1:{env.api_port}"
+    assert wait_for(lambda: _get(f"{base}/readyz")[0] == 200)
+    assert _get(f"{base}/healthz")[0] == 200
+    code, body = _get(f"{base}/status")
+    assert code == 200
+    status = json.loads(body)
+    assert status["ready"] and status["records"][0]["desired"] == [EAST]
+    code, metrics = _get(f"{base}/metrics")
+    assert code == 200
+    assert "failover_region_healthy{region=\"us-east-1\"} 1.0" in metrics
+    assert "failover_dns_changes_total" in metrics
+    # changing state over HTTP needs a configured token
+    req = urllib.request.Request(f"{base}/v1/drain", data=b'{"region": "us-east-1"}',
+                                 method="POST")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=5)
+    assert info.value.code == 403
+    out = env.cli("status")
+    assert "api.example.test. A failover: desired 127.0.1.1, served 127.0.1.1" in out.stdout
+
+
+def test_flapping_faster_than_the_threshold_changes_nothing(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    serial = env.serial()
+    env.start_region(EAST, behaviour="flap")  # 200, 503, 200, ... never 2 failures in a row
+    time.sleep(5)
+    assert env.answer() == {EAST} and env.serial() == serial
+    history = json.loads(env.cli("history", "--json").stdout)
+    assert not [e for e in history if e["kind"] == "health"]
+
+
+def test_drain_moves_the_answer_and_survives_a_restart(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    refused = env.cli("drain", "us-east-1")
+    assert refused.returncode == 0, refused.stderr
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=5), env.log()
+    env.stop_controller(signal.SIGKILL)
+    serial = env.serial()
+    env.start_controller()
+    time.sleep(4)  # a first probe round and a few ticks
+    assert env.answer() == {WEST} and env.serial() == serial
+    assert env.cli("restore", "us-east-1").returncode == 0
+    assert wait_for(served_east(env), timeout=5), env.log()
+
+
+def test_drain_that_strands_a_record_needs_force(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.stop_region(WEST)
+    assert wait_for(lambda: "eu-west-1/127.0.2.1 is unhealthy" in env.cli("history").stdout,
+                    timeout=10)
+    r = env.cli("drain", "us-east-1")
+    assert r.returncode == 2 and "use --force" in r.stderr
+    assert env.cli("drain", "us-east-1", "--force").returncode == 0
+
+
+def test_sigkill_and_restart_changes_nothing_when_health_did_not(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.stop_region(EAST)
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+    env.stop_controller(signal.SIGKILL)
+    serial = env.serial()
+    env.start_controller()
+    time.sleep(5)
+    # us-east-1 is still down: a fresh start must not fail back to it "as new checks"
+    assert env.answer() == {WEST} and env.serial() == serial, env.log()
+
+
+def test_named_down_and_back_the_controller_converges(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.named.stop()
+    env.stop_region(EAST)
+    time.sleep(4)  # the failover is decided while DNS is down
+    assert env.controller is not None and env.controller.poll() is None
+    env.named.restart()
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=20), env.log()
+
+
+def test_bad_config_on_sighup_keeps_the_old_one(env: Env) -> None:
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    good = env.config.read_text()
+    env.config.write_text(good.replace("failure_threshold: 2", "failure_threshold: 99"))
+    os.kill(proc.pid, signal.SIGHUP)
+    assert wait_for(lambda: "reload_refused" in env.log(), timeout=10), env.log()
+    env.config.write_text(good)
+    env.stop_region(EAST)  # the old config still runs and still fails over
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+    assert proc.poll() is None
+
+
+def test_dry_run_never_changes_dns(env: Env) -> None:
+    env.start_controller("--dry-run")
+    time.sleep(3)
+    assert env.answer() == set()
+    env.stop_region(EAST)
+    time.sleep(4)
+    assert env.answer() == set()
+    history = json.loads(env.cli("history", "--json").stdout)
+    assert any(e["subject"] == "dry-run" and "would apply" in e["message"] for e in history)
+
+
+def test_run_once_writes_and_exits(env: Env) -> None:
+    r = subprocess.run([sys.executable, "-m", "failover", "run", "--once", "--config",
+                        str(env.config)], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    assert env.answer() == {EAST}
+
+
+def test_unknown_region_for_drain_exits_2(env: Env) -> None:
+    r = env.cli("drain", "mars-1")
+    assert r.returncode == 2 and "unknown region 'mars-1'" in r.stderr
+    r = env.cli("pin", "api.example.test", "mars-1")
+    assert r.returncode == 2
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_state_survives_in_sqlite(tmp_path: Path) -> None:
+    from failover.config import parse_config
+    from failover.state.store import Override
+
+    cfg = parse_config((ROOT / "examples" / "contract.yaml").read_text(), base_dir=tmp_path)
+    state = open_state(cfg)
+    state.set_override(Override("drain", "us-east-1", "us-east-1", "me", "test", 1.0))
+    state.close()
+    again = open_state(cfg)
+    assert [o.region for o in again.overrides()] == ["us-east-1"]
+    assert again.clear_override("drain", "us-east-1") and not again.overrides()
+    again.close()
