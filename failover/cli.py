@@ -272,13 +272,16 @@ def _print_status(data: dict[str, Any]) -> None:
 @config_option
 @click.argument("region")
 @click.option("--reason", default="", help="Why, for the history.")
+@click.option("--for", "duration", metavar="DURATION", help="Expire after 30m, 2h, 1d...")
 @click.option("--force", is_flag=True, help="Drain even if a record is left with no healthy region.")
-def drain(config_path: str, region: str, reason: str, force: bool) -> None:
+def drain(config_path: str, region: str, reason: str, duration: str | None, force: bool) -> None:
     """Force REGION out of every answer (survives restarts)."""
     from failover import overrides
 
+    now = time.time()
     _with_state(config_path, lambda cfg, st: overrides.drain(
-        cfg, st, region, why=reason or "drained", now=time.time(), force=force))
+        cfg, st, region, why=reason or "drained", now=now, force=force,
+        expires=_expiry(duration, now)))
 
 
 @cli.command()
@@ -296,12 +299,14 @@ def restore(config_path: str, region: str) -> None:
 @click.argument("name")
 @click.argument("region")
 @click.option("--reason", default="", help="Why, for the history.")
-def pin(config_path: str, name: str, region: str, reason: str) -> None:
+@click.option("--for", "duration", metavar="DURATION", help="Expire after 30m, 2h, 1d...")
+def pin(config_path: str, name: str, region: str, reason: str, duration: str | None) -> None:
     """Force record NAME to answer from REGION, whatever its health."""
     from failover import overrides
 
+    now = time.time()
     _with_state(config_path, lambda cfg, st: overrides.pin(
-        cfg, st, name, region, why=reason or "pinned", now=time.time()))
+        cfg, st, name, region, why=reason or "pinned", now=now, expires=_expiry(duration, now)))
 
 
 @cli.command()
@@ -329,12 +334,31 @@ def _with_state(config_path: str, action: Any) -> None:
     click.echo(f"{message} (the running controller applies it within a second)")
 
 
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(value: str) -> float | None:
+    if value[-1:] in UNITS and value[:-1].replace(".", "", 1).isdigit():
+        return float(value[:-1]) * UNITS[value[-1]]
+    return None
+
+
+def _expiry(value: str | None, now: float) -> float | None:
+    if value is None:
+        return None
+    seconds = _seconds(value)
+    if seconds is None or seconds <= 0:
+        raise click.BadParameter(f"'{value}': expected a duration like 30m, 2h, 1d",
+                                 param_hint="--for")
+    return now + seconds
+
+
 def _parse_since(value: str | None) -> float | None:
     if value is None:
         return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
-        return time.time() - float(value[:-1]) * units[value[-1]]
+    seconds = _seconds(value)
+    if seconds is not None:
+        return time.time() - seconds
     try:
         return float(value)
     except ValueError:

@@ -298,6 +298,35 @@ def test_run_once_writes_and_exits(env: Env) -> None:
     assert env.answer() == {EAST}
 
 
+def test_api_changes_need_the_bearer_token(env: Env) -> None:
+    (env.dir / "token").write_text("s3cret-token\n")
+    env.config.write_text(env.config.read_text().replace(
+        f"listen: 127.0.0.1:{env.api_port}",
+        f"listen: 127.0.0.1:{env.api_port}\n  token_file: ./token"))
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    url = f"http://127.0.0.1:{env.api_port}/v1/drain"
+    body = b'{"region": "us-east-1", "reason": "maintenance"}'
+    wrong = urllib.request.Request(url, data=body, method="POST",
+                                   headers={"Authorization": "Bearer nope"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(wrong, timeout=5)
+    assert info.value.code == 401
+    right = urllib.request.Request(url, data=body, method="POST",
+                                   headers={"Authorization": "Bearer s3cret-token"})
+    with urllib.request.urlopen(right, timeout=5) as resp:
+        assert json.loads(resp.read())["message"] == "us-east-1 drained"
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=5), env.log()
+
+
+def test_drain_with_expiry_lapses_by_itself(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    assert env.cli("drain", "us-east-1", "--for", "3s").returncode == 0
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=5), env.log()
+    assert wait_for(served_east(env), timeout=10), env.log()
+
+
 def test_unknown_region_for_drain_exits_2(env: Env) -> None:
     r = env.cli("drain", "mars-1")
     assert r.returncode == 2 and "unknown region 'mars-1'" in r.stderr
