@@ -349,6 +349,7 @@ class Record(Model):
     fail_mode: Literal["open", "last_known_good", "closed"] = "open"
     failback_delay: Annotated[float, Between(0, None, "failback_delay", " s")] = 0.0
     latency_hysteresis_percent: Annotated[float, Between(0, 100, "latency_hysteresis_percent", "%")] = 10.0
+    latency_hysteresis_ms: Annotated[float, Between(0, None, "latency_hysteresis_ms", " ms")] = 5.0
 
     @property
     def tiers(self) -> tuple[tuple[str, ...], ...]:
@@ -666,7 +667,7 @@ def _leaf_templates(cfg: Config, tmpl: CheckTemplate) -> Iterator[CheckTemplate]
 
 
 _POLICY_FIELDS = {"failover": ("order", "failback_delay"), "weighted": ("weights",),
-                  "latency": ("regions", "latency_hysteresis_percent")}
+                  "latency": ("regions", "latency_hysteresis_percent", "latency_hysteresis_ms")}
 
 
 def _check_records(cfg: Config) -> Iterator[Issue]:

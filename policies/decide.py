@@ -80,7 +80,8 @@ def _choose(record: Record, views: Mapping[str, RegionView], previous: Decision 
         return choose_failover(record.tiers, views, record.failback_delay, previous, now)
     if record.policy == "weighted":
         return choose_weighted(record.weights or {}, views)
-    return choose_latency(list(views), views, record.latency_hysteresis_percent, previous)
+    return choose_latency(list(views), views, record.latency_hysteresis_percent, previous,
+                          record.latency_hysteresis_ms)
 
 
 def _all_out(record: Record, views: Mapping[str, RegionView], previous: Decision | None,

@@ -9,12 +9,14 @@ from policies.reasons import describe, serve
 
 
 def choose_latency(regions: Sequence[str], views: Mapping[str, RegionView],
-                   hysteresis_percent: float, previous: Decision | None) -> Choice | None:
+                   hysteresis_percent: float, previous: Decision | None,
+                   hysteresis_ms: float = 0.0) -> Choice | None:
     """The usable region with the lowest latency; None when no region is usable.
 
     Regions without a measurement rank after measured ones, then in config order. The
     region answering now keeps answering unless another is faster by more than
-    `hysteresis_percent`, so that noise does not move traffic back and forth.
+    `hysteresis_percent` and by more than `hysteresis_ms`, so that noise (relative at
+    high latencies, absolute at low ones) does not move traffic back and forth.
     """
     live = [r for r in regions if views[r].usable]
     if not live:
@@ -33,9 +35,10 @@ def choose_latency(regions: Sequence[str], views: Mapping[str, RegionView],
             and current != best):
         cur_ms, best_ms = views[current].latency_ms, views[best].latency_ms
         if (cur_ms is not None and best_ms is not None
-                and best_ms >= cur_ms * (1 - hysteresis_percent / 100)):
-            why = (f"{cur_ms:.1f} ms, within {hysteresis_percent:g}% of {best} at "
-                   f"{best_ms:.1f} ms (hysteresis)")
+                and (best_ms >= cur_ms * (1 - hysteresis_percent / 100)
+                     or cur_ms - best_ms <= hysteresis_ms)):
+            why = (f"{cur_ms:.1f} ms, within {hysteresis_percent:g}% or {hysteresis_ms:g} ms of "
+                   f"{best} at {best_ms:.1f} ms (hysteresis)")
             return Choice((current,), {current: 1.0}, serve([current], why + suffix), basis="hold")
     best_ms = views[best].latency_ms
     if best_ms is None:

@@ -95,7 +95,8 @@ def test_latency_picks_the_lowest_healthy() -> None:
 
 
 def test_latency_hysteresis_keeps_the_current_region() -> None:
-    rec = {"policy": "latency", "regions": ["a", "b"], "latency_hysteresis_percent": 10}
+    rec = {"policy": "latency", "regions": ["a", "b"], "latency_hysteresis_percent": 10,
+           "latency_hysteresis_ms": 0}
     first = run(rec, latency={"a": 20.0, "b": 30.0})
     assert first.regions == ("a",)
     # b is now faster, but by less than 10%: stay on a
@@ -103,6 +104,16 @@ def test_latency_hysteresis_keeps_the_current_region() -> None:
     assert held.regions == ("a",) and held.basis == "hold"
     # by more than 10%: move
     moved = run(rec, previous=held, latency={"a": 20.0, "b": 17.0})
+    assert moved.regions == ("b",)
+
+
+def test_latency_hysteresis_has_an_absolute_floor() -> None:
+    # at sub-millisecond latencies a 10% difference is noise: 5 ms is the default floor
+    rec = {"policy": "latency", "regions": ["a", "b"]}
+    first = run(rec, latency={"a": 0.6, "b": 0.9})
+    held = run(rec, previous=first, latency={"a": 0.6, "b": 0.3})
+    assert held.regions == ("a",) and held.basis == "hold"
+    moved = run(rec, previous=held, latency={"a": 20.0, "b": 3.0})
     assert moved.regions == ("b",)
 
 
