@@ -388,7 +388,9 @@ def history(config_path: str, since: str | None, limit: int, as_json: bool) -> N
         return
     for e in events:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.at))
-        click.echo(f"{stamp}Z {e.kind:<10} {e.message}")
+        about = "" if e.subject in e.message or e.subject in ("controller", "dns", "cli") else (
+            f"{e.subject}: ")
+        click.echo(f"{stamp}Z {e.kind:<10} {about}{e.message}")
 
 
 @cli.command()

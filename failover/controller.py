@@ -267,7 +267,9 @@ class Controller:
     def _note_decisions(self, planned: Planned) -> None:
         for d in planned.decisions:
             prev = self.decisions.get(d.key)
-            if prev is None or prev.values != d.values or prev.basis != d.basis:
+            # "hold" (failback delay, hysteresis) keeps the same answer on health: not news
+            if prev is None or prev.values != d.values or (
+                    _basis_class(prev.basis) != _basis_class(d.basis)):
                 self.event("decision", f"{d.name} {d.type}", d.reason,
                             {"values": list(d.values), "basis": d.basis})
         self.decisions = {d.key: d for d in planned.decisions}
@@ -326,6 +328,10 @@ class Controller:
         return build_status(self.cfg, self.board.snapshot(now), self.state.overrides(),
                             list(self.decisions.values()), now, ready=self.ready,
                             dry_run=self.dry_run, last=self.last)
+
+
+def _basis_class(basis: str) -> str:
+    return "health" if basis in ("health", "hold") else basis
 
 
 def build_status(cfg: Config, snapshot: Any, overrides: list[Any], decisions: list[Decision],
