@@ -267,9 +267,12 @@ class Controller:
     def _note_decisions(self, planned: Planned) -> None:
         for d in planned.decisions:
             prev = self.decisions.get(d.key)
-            # "hold" (failback delay, hysteresis) keeps the same answer on health: not news
+            # a latency "hold" keeps the same answer through noise: not news; a failback
+            # hold is (it says when traffic will return)
+            failback_hold = d.basis == "hold" and d.policy == "failover"
             if prev is None or prev.values != d.values or (
-                    _basis_class(prev.basis) != _basis_class(d.basis)):
+                    _basis_class(prev.basis) != _basis_class(d.basis)) or (
+                    failback_hold and prev.basis != "hold"):
                 self.event("decision", f"{d.name} {d.type}", d.reason,
                             {"values": list(d.values), "basis": d.basis})
         self.decisions = {d.key: d for d in planned.decisions}
