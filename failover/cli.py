@@ -118,7 +118,9 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         except NotImplementedError:
             source = f"provider {kind} is not read by this version: planned against an empty zone"
     actual = read_actual(cfg, adapter)
-    step = plan_step(cfg, snapshot, Overrides(), {}, now, actual, ownership=kind != "none")
+    native = adapter.native_routing if adapter is not None else kind == "route53"
+    step = plan_step(cfg, snapshot, Overrides(), {}, now, actual, ownership=kind != "none",
+                     native=native)
     changes, blocked, refused = step.changes, step.claimed.blocked, step.violations
     if as_json:
         out = {**planning.to_json(changes), "provider": kind, "actual": source,

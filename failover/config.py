@@ -162,9 +162,12 @@ class Route53Provider(Model):
     """An Amazon Route 53 hosted zone, written through boto3."""
 
     type: Literal["route53"]
-    hosted_zone_id: Annotated[str, Field(pattern=r"^(/hostedzone/)?Z[A-Z0-9]{1,32}$")]
+    hosted_zone_id: Annotated[str, Field(pattern=r"^(/hostedzone/)?[A-Z0-9]{1,32}$")]
     endpoint_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
     profile: str | None = None
+    max_requests_per_second: Annotated[float, Between(0.1, 5, "max_requests_per_second")] = 5.0
+    wait_insync: bool = False  # poll GetChange until INSYNC and record the propagation time
+    insync_timeout: Seconds = 120.0
 
 
 class NoneProvider(Model):

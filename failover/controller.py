@@ -206,7 +206,8 @@ class Controller:
         try:
             actual = await self._read_actual(now)
             planned = plan_step(self.cfg, snapshot, overrides, self.decisions, now, actual,
-                                ownership=self.adapter is not None)
+                                ownership=self.adapter is not None,
+                                native=self.adapter is not None and self.adapter.native_routing)
             tick.planned = planned
             self._note_decisions(planned)
             if planned.changes and self.adapter is not None:

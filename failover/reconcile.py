@@ -14,6 +14,7 @@ from failover import plan as planning
 from failover.dns.ownership import Claimed, claim, marker_keys
 from failover.records import RecordSet
 from policies import Decision, Overrides, decide_all, desired_records
+from policies.native import native_desired
 
 if TYPE_CHECKING:
     from failover.config import Config
@@ -45,13 +46,15 @@ def read_keys(cfg: Config) -> set[planning.ManagedKey]:
 
 def plan_step(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
               previous: Mapping[tuple[str, str], Decision], now: float,
-              actual: Sequence[RecordSet], *, ownership: bool = True) -> Planned:
+              actual: Sequence[RecordSet], *, ownership: bool = True,
+              native: bool = False) -> Planned:
     """Decide every record, claim the names this controller owns, and diff against actual.
 
-    `ownership=False` (provider none) plans the records alone, without markers.
+    `ownership=False` (provider none) plans the records alone, without markers;
+    `native=True` (Route 53) plans one routing record per region instead of the answer.
     """
     decisions = decide_all(cfg, snapshot, overrides, previous, now)
-    desired = desired_records(decisions)
+    desired = native_desired(cfg, decisions) if native else desired_records(decisions)
     keys = record_keys(cfg)
     if ownership:
         own = cfg.ownership

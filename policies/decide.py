@@ -124,10 +124,14 @@ def _finish(record: Record, views: Mapping[str, RegionView], choice: Choice,
     good = previous.last_good if previous else None
     if choice.basis in HEALTH_BASES:
         good = (choice.regions, canon)
+    usable = tuple(r for r, v in views.items() if v.usable)
+    by_region = {r: tuple(sorted({canonical_value(record.type, v)
+                                  for v in _served(views[r], choice.basis)}))
+                 for r in dict.fromkeys((*choice.regions, *usable))}
     return Decision(name=record.name, type=record.type, ttl=record.ttl, policy=record.policy,
                     regions=choice.regions, values=canon, shares=dict(choice.shares),
                     basis=choice.basis, reason=reason, at=now, tier=choice.tier,
-                    last_good=good)
+                    last_good=good, usable=usable, by_region=by_region)
 
 
 def _served(view: RegionView, basis: str) -> tuple[str, ...]:

@@ -63,7 +63,8 @@ class Decision:
     `regions` answer with `values` (canonical, sorted); `shares` is each answering
     region's share of traffic (sums to 1); `tier` is the failover tier that answers;
     `last_good` is the last answer chosen on the basis of health, kept for the
-    last_known_good fail mode.
+    last_known_good fail mode. `usable` and `by_region` let a provider with native
+    routing (Route 53) publish one record per region.
     """
 
     name: str
@@ -78,6 +79,8 @@ class Decision:
     at: float
     tier: int | None = None
     last_good: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    usable: tuple[str, ...] = ()  # regions healthy and not drained at decision time
+    by_region: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # each one's values
 
     @property
     def key(self) -> tuple[str, str]:

@@ -16,10 +16,9 @@ if TYPE_CHECKING:
 def make_adapter(cfg: Config) -> Adapter | None:
     """The adapter for the config's provider; None for provider none.
 
-    Raises SecretError when the provider's secret cannot be resolved, and
-    NotImplementedError for a provider this version cannot write yet.
+    Raises SecretError when the provider's secret cannot be resolved.
     """
-    from failover.config import BindProvider, ZonefileProvider
+    from failover.config import BindProvider, Route53Provider, ZonefileProvider
 
     prov = cfg.provider
     if isinstance(prov, BindProvider):
@@ -30,6 +29,8 @@ def make_adapter(cfg: Config) -> Adapter | None:
         from failover.dns.zonefile import ZonefileAdapter
 
         return ZonefileAdapter(cfg.zone, prov, cfg.path(prov.path))
-    if prov.type == "none":
-        return None
-    raise NotImplementedError(f"provider {prov.type} cannot be read or written by this version")
+    if isinstance(prov, Route53Provider):
+        from failover.dns.route53 import Route53Adapter
+
+        return Route53Adapter(cfg.zone, prov)
+    return None  # provider none

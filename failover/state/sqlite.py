@@ -93,12 +93,15 @@ class SqliteState:
         return out
 
     def save_decisions(self, decisions: list[Decision]) -> None:
-        self._put("decisions", [{**asdict(d), "shares": dict(d.shares)} for d in decisions])
+        self._put("decisions", [{**asdict(d), "shares": dict(d.shares),
+                                 "by_region": dict(d.by_region)} for d in decisions])
 
     def load_decisions(self) -> dict[tuple[str, str], Decision]:
         out = {}
         for d in self._get("decisions") or []:
             d["regions"], d["values"] = tuple(d["regions"]), tuple(d["values"])
+            d["usable"] = tuple(d.get("usable", ()))
+            d["by_region"] = {r: tuple(v) for r, v in d.get("by_region", {}).items()}
             if d.get("last_good"):
                 d["last_good"] = (tuple(d["last_good"][0]), tuple(d["last_good"][1]))
             decision = Decision(**d)

@@ -1,0 +1,347 @@
+"""Amazon Route 53: native routing records, batches within the API limits, throttling.
+
+A replaced record set is sent as DELETE (exactly what was read) + CREATE in one batch:
+the same cost as UPSERT under Route 53's limits, and Route 53 refuses the DELETE when
+the record changed since it was read, so a concurrent edit surfaces as DnsConflict and
+is re-planned, never overwritten. Changes of one (name, type) always travel in one
+batch; batches respect 1,000 ResourceRecord elements, 32,000 characters of values and
+4,000 per value. Throttling and PriorRequestNotComplete are retried with exponential
+backoff and jitter under a client-side budget of requests per second.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from failover.config import AWS_REGIONS
+from failover.dns.base import ApplyReport, DnsConflict, DnsError, DnsRejected, DnsUnavailable
+from failover.plan import Change, ChangeSet, ManagedKey, apply_to
+from failover.records import RecordSet
+
+if TYPE_CHECKING:
+    from failover.config import Route53Provider
+
+log = logging.getLogger(__name__)
+
+MAX_ELEMENTS = 1000
+MAX_CHARS = 32000
+MAX_VALUE = 4000
+READ_TYPES = ("A", "AAAA", "CNAME", "TXT")
+THROTTLES = ("Throttling", "ThrottlingException", "PriorRequestNotComplete",
+             "RequestLimitExceeded")
+ATTEMPTS = 8
+
+
+class RateLimiter:
+    """A token bucket: at most `rate` calls per second, bursts of one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Block until a call is allowed."""
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens < 1:
+                time.sleep((1 - self.tokens) / self.rate)
+                self.tokens = 1
+                self.at = time.monotonic()
+            self.tokens -= 1
+
+
+@dataclass
+class CallStats:
+    """API calls made and retried, by operation."""
+
+    calls: int = 0
+    retries: int = 0
+    change_batches: int = 0
+
+
+def _elements(rs: RecordSet) -> int:
+    return max(1, len(rs.values))
+
+
+def _chars(rs: RecordSet) -> int:
+    return sum(len(v) for v in rs.values)
+
+
+def _is_throttle(exc: BaseException) -> bool:
+    return isinstance(exc, _Throttled)
+
+
+class _Throttled(Exception):
+    pass
+
+
+class Route53Adapter:
+    """One hosted zone, read and written through boto3 (imported here, not before)."""
+
+    native_routing = True
+
+    def __init__(self, zone: str, provider: Route53Provider, client: Any = None) -> None:
+        self.zone = zone
+        self.provider = provider
+        self.zone_id = provider.hosted_zone_id.removeprefix("/hostedzone/")
+        self.limiter = RateLimiter(provider.max_requests_per_second)
+        self.stats = CallStats()
+        if client is None:
+            import boto3
+            from botocore.config import Config as BotoConfig
+
+            session = boto3.Session(profile_name=provider.profile)
+            client = session.client(
+                "route53", endpoint_url=provider.endpoint_url, region_name="us-east-1",
+                config=BotoConfig(retries={"max_attempts": 1, "mode": "standard"},
+                                  connect_timeout=5, read_timeout=30))
+        self.client = client
+
+    # ------------------------------------------------------------------------ calls
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        def once() -> Any:
+            self.limiter.acquire()
+            self.stats.calls += 1
+            try:
+                return getattr(self.client, operation)(**kwargs)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in THROTTLES:
+                    raise _Throttled(code) from None
+                raise
+
+        retrying = Retrying(stop=stop_after_attempt(ATTEMPTS),
+                            wait=wait_random_exponential(multiplier=0.1, max=5),
+                            retry=retry_if_exception(_is_throttle), reraise=True,
+                            before_sleep=lambda _: self._retried())
+        try:
+            return retrying(once)
+        except _Throttled as exc:
+            raise DnsUnavailable(f"Route 53 still throttling after {ATTEMPTS} attempts "
+                                 f"({exc}): retrying next tick") from None
+        except ClientError as exc:
+            raise self._client_error(exc) from None
+        except BotoCoreError as exc:
+            raise DnsUnavailable(f"Route 53 unreachable: {exc}") from None
+
+    def _retried(self) -> None:
+        self.stats.retries += 1
+
+    def _client_error(self, exc: Any) -> DnsError:
+        err = exc.response.get("Error", {})
+        code, message = err.get("Code", ""), err.get("Message", "")
+        if code == "InvalidChangeBatch" and any(
+                s in message for s in ("not found", "already exists", "but it was not found",
+                                       "values provided do not match")):
+            return DnsConflict(f"{self.zone} changed since it was read ({message}): "
+                               "reading again and re-planning")
+        if code in ("NoSuchHostedZone", "AccessDenied", "InvalidChangeBatch", "InvalidInput"):
+            return DnsRejected(f"Route 53 refused ({code}): {message}")
+        return DnsUnavailable(f"Route 53 error ({code}): {message}")
+
+    # ------------------------------------------------------------------------- read
+
+    def read(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
+        """Every record set of the managed (name, type) keys, all pages."""
+        wanted = set(keys)
+        return [rs for rs in self._all() if (rs.name, rs.type) in wanted]
+
+    def served(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
+        """What Route 53 holds now (its API is the source of truth for what it serves)."""
+        return self.read(keys)
+
+    def _all(self) -> Iterable[RecordSet]:
+        kwargs: dict[str, Any] = {"HostedZoneId": self.zone_id, "MaxItems": "300"}
+        while True:
+            page = self._call("list_resource_record_sets", **kwargs)
+            for item in page["ResourceRecordSets"]:
+                rs = _from_api(item)
+                if rs is not None:
+                    yield rs
+            if not page.get("IsTruncated"):
+                return
+            kwargs["StartRecordName"] = page["NextRecordName"]
+            kwargs["StartRecordType"] = page["NextRecordType"]
+            if page.get("NextRecordIdentifier"):
+                kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+            else:
+                kwargs.pop("StartRecordIdentifier", None)
+
+    # ------------------------------------------------------------------------ write
+
+    def apply(self, changes: ChangeSet, actual: Sequence[RecordSet]) -> ApplyReport:
+        """Validate, send in as few batches as the limits allow, confirm by reading back.
+
+        Raises DnsRejected before any call when Route 53 would refuse the result.
+        """
+        report = ApplyReport(changes=len(changes.changes))
+        if not changes:
+            return report
+        after = apply_to(actual, changes)
+        problems = validate(after, {(c.record.name, c.record.type) for c in changes.changes})
+        if problems:
+            raise DnsRejected("Route 53 would refuse this change: " + "; ".join(problems))
+        start = time.monotonic()
+        change_ids = []
+        for batch in batches(changes.changes):
+            result = self._call("change_resource_record_sets", HostedZoneId=self.zone_id,
+                                ChangeBatch={"Comment": "failover",
+                                             "Changes": [c for ch in batch for c in _api(ch)]})
+            self.stats.change_batches += 1
+            change_ids.append(result["ChangeInfo"]["Id"])
+            report.messages += 1
+        report.applied_s = time.monotonic() - start
+        if self.provider.wait_insync:
+            self._wait_insync(change_ids)
+            report.notes.append(f"INSYNC after {time.monotonic() - start:.1f} s")
+        keys = {(c.record.name, c.record.type) for c in changes.changes}
+        expected = {rs for rs in after if (rs.name, rs.type) in keys}
+        got = set(self.read(keys))
+        if got != expected:
+            missing = sorted(f"{r.name} {r.type} {r.set_identifier or ''}".strip()
+                             for r in expected ^ got)
+            raise DnsConflict(f"Route 53 does not hold what was written ({', '.join(missing[:5])})"
+                              ": reading again and re-planning")
+        report.confirmed_s = time.monotonic() - start - report.applied_s
+        log.info("event=dns_applied zone=%s provider=route53 changes=%d batches=%d calls=%d "
+                 "retries=%d applied_ms=%.1f", self.zone, report.changes, report.messages,
+                 self.stats.calls, self.stats.retries, report.applied_s * 1000)
+        return report
+
+    def _wait_insync(self, change_ids: list[str]) -> None:
+        deadline = time.monotonic() + self.provider.insync_timeout
+        for cid in change_ids:
+            while True:
+                status = self._call("get_change", Id=cid)["ChangeInfo"]["Status"]
+                if status == "INSYNC":
+                    break
+                if time.monotonic() > deadline:
+                    raise DnsUnavailable(f"change {cid} not INSYNC after "
+                                         f"{self.provider.insync_timeout:g} s")
+                time.sleep(1)
+
+
+def _from_api(item: dict[str, Any]) -> RecordSet | None:
+    rtype = item["Type"]
+    if rtype not in READ_TYPES or "AliasTarget" in item:
+        return None
+    name = item["Name"].replace("\\052", "*")
+    values = [r["Value"] for r in item.get("ResourceRecords", [])]
+    return RecordSet.make(name, rtype, int(item.get("TTL", 0)), values,
+                          set_identifier=item.get("SetIdentifier"), weight=item.get("Weight"),
+                          region=item.get("Region"), failover=item.get("Failover"),
+                          health_check_id=item.get("HealthCheckId"))
+
+
+def _to_api(rs: RecordSet) -> dict[str, Any]:
+    out: dict[str, Any] = {"Name": rs.name, "Type": rs.type, "TTL": rs.ttl,
+                           "ResourceRecords": [{"Value": v} for v in rs.values]}
+    for attr, key in (("set_identifier", "SetIdentifier"), ("weight", "Weight"),
+                      ("region", "Region"), ("failover", "Failover"),
+                      ("health_check_id", "HealthCheckId")):
+        val = getattr(rs, attr)
+        if val is not None:
+            out[key] = val
+    return out
+
+
+def _api(change: Change) -> list[dict[str, Any]]:
+    if change.action == "create":
+        return [{"Action": "CREATE", "ResourceRecordSet": _to_api(change.record)}]
+    if change.action == "delete":
+        return [{"Action": "DELETE", "ResourceRecordSet": _to_api(change.record)}]
+    assert change.before is not None
+    return [{"Action": "DELETE", "ResourceRecordSet": _to_api(change.before)},
+            {"Action": "CREATE", "ResourceRecordSet": _to_api(change.record)}]
+
+
+def _cost(change: Change) -> tuple[int, int]:
+    """(ResourceRecord elements, characters) a change adds to a batch."""
+    sets = [change.record] + ([change.before] if change.before is not None else [])
+    return sum(_elements(s) for s in sets), sum(_chars(s) for s in sets)
+
+
+def batches(changes: Sequence[Change]) -> list[list[Change]]:
+    """Pack changes into the fewest batches within Route 53's limits.
+
+    The changes of one (name, type) stay together (a name is never left half-changed
+    between batches), in the plan's order: deletes, then replacements, then creates.
+    """
+    groups: dict[tuple[str, str], list[Change]] = {}
+    for c in changes:
+        groups.setdefault((c.record.name, c.record.type), []).append(c)
+    out: list[list[Change]] = []
+    current: list[Change] = []
+    elements = chars = 0
+    for group in groups.values():
+        g_el = sum(_cost(c)[0] for c in group)
+        g_ch = sum(_cost(c)[1] for c in group)
+        if current and (elements + g_el > MAX_ELEMENTS or chars + g_ch > MAX_CHARS):
+            out.append(current)
+            current, elements, chars = [], 0, 0
+        current.extend(group)
+        elements += g_el
+        chars += g_ch
+    if current:
+        out.append(current)
+    return out
+
+
+def validate(after: Iterable[RecordSet], keys: Collection[ManagedKey]) -> list[str]:
+    """What Route 53 would reject in the record sets of `keys` (moto accepts much of it)."""
+    problems = []
+    by_key: dict[tuple[str, str], list[RecordSet]] = {}
+    for rs in after:
+        if (rs.name, rs.type) in keys:
+            by_key.setdefault((rs.name, rs.type), []).append(rs)
+    for (name, rtype), sets in sorted(by_key.items()):
+        where = f"{name} {rtype}"
+        kinds = {_kind(rs) for rs in sets}
+        if len(kinds) > 1:
+            problems.append(f"{where}: mixes routing policies {sorted(kinds)}")
+        ids = [rs.set_identifier for rs in sets]
+        if kinds != {"simple"} and (None in ids or len(set(ids)) != len(ids)):
+            problems.append(f"{where}: every routing record needs a unique SetIdentifier")
+        if kinds == {"simple"} and len(sets) > 1:
+            problems.append(f"{where}: more than one simple record set")
+        roles = [rs.failover for rs in sets if rs.failover]
+        if roles.count("PRIMARY") > 1 or roles.count("SECONDARY") > 1:
+            problems.append(f"{where}: at most one PRIMARY and one SECONDARY")
+        for rs in sets:
+            if rs.weight is not None and not 0 <= rs.weight <= 255:
+                problems.append(f"{where} {rs.set_identifier}: weight {rs.weight} outside 0-255")
+            if rs.region is not None and rs.region not in AWS_REGIONS:
+                problems.append(f"{where} {rs.set_identifier}: '{rs.region}' is not an AWS region")
+            if not 0 <= rs.ttl <= 2147483647:
+                problems.append(f"{where}: TTL {rs.ttl} outside 0-2147483647")
+            if not rs.values:
+                problems.append(f"{where}: a record set needs at least one value")
+            if any(len(v) > MAX_VALUE for v in rs.values):
+                problems.append(f"{where}: a value longer than {MAX_VALUE} characters")
+            if rtype == "CNAME" and len(rs.values) > 1:
+                problems.append(f"{where}: a CNAME holds one value")
+    return problems
+
+
+def _kind(rs: RecordSet) -> str:
+    if rs.failover:
+        return "failover"
+    if rs.weight is not None:
+        return "weighted"
+    if rs.region:
+        return "latency"
+    return "simple"

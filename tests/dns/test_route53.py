@@ -1,0 +1,272 @@
+"""The Route 53 adapter: native routing records, limits, throttling; moto in-process and
+moto_server on loopback."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from failover import plan
+from failover.config import Route53Provider, parse_config
+from failover.dns.base import DnsConflict, DnsRejected
+from failover.dns.route53 import MAX_ELEMENTS, Route53Adapter, batches
+from failover.health import assume_regions, initial_snapshot
+from failover.localdns import free_port
+from failover.reconcile import plan_step, read_actual
+from failover.records import RecordSet
+from policies import Overrides
+from tests import moto_fixes
+from tests.builders import EXAMPLES, ROOT
+
+moto_fixes.install()
+
+R = RecordSet.make
+RECORDS = """
+  - name: api.example.test.
+    type: A
+    ttl: 60
+    policy: failover
+    order: [us-east-1, eu-west-1, ap-southeast-2]
+  - name: app.example.test.
+    type: A
+    ttl: 60
+    policy: latency
+"""
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def zone() -> Iterator[str]:
+    with mock_aws():
+        client = boto3.client("route53", region_name="us-east-1")
+        zid = client.create_hosted_zone(Name="example.test.", CallerReference=str(time.time()))
+        yield zid["HostedZone"]["Id"].split("/")[-1]
+
+
+def config(zone_id: str, endpoint: str | None = None) -> Any:
+    text = (EXAMPLES / "weighted-route53.yaml").read_text().replace(
+        "Z0123456789ABCDEFGHIJ", zone_id)
+    text = text.replace("  endpoint_url: http://127.0.0.1:5055\n",
+                        f"  endpoint_url: {endpoint}\n" if endpoint else "")
+    return parse_config(text + RECORDS)
+
+
+def sync(cfg: Any, adapter: Route53Adapter, down: tuple[str, ...] = ()) -> plan.ChangeSet:
+    actual = read_actual(cfg, adapter)
+    snap = assume_regions(initial_snapshot(cfg, 0), cfg, {r: False for r in down}, 1)
+    step = plan_step(cfg, snap, Overrides(), {}, 1, actual, native=True)
+    adapter.apply(step.changes, actual)
+    return step.changes
+
+
+def records(adapter: Route53Adapter, name: str) -> dict[str | None, RecordSet]:
+    return {rs.set_identifier: rs for rs in adapter.read({(name, "A")})}
+
+
+def test_native_records_for_each_policy_and_a_failover(zone: str) -> None:
+    cfg = config(zone)
+    a = Route53Adapter(cfg.zone, cfg.provider)
+    sync(cfg, a)
+    api = records(a, "api.example.test.")
+    assert (api["primary"].failover, api["primary"].values) == ("PRIMARY", ("127.0.1.1",))
+    assert (api["secondary"].failover, api["secondary"].values) == ("SECONDARY", ("127.0.2.1",))
+    www = records(a, "www.example.test.")
+    assert {k: v.weight for k, v in www.items()} == {"us-east-1": 70, "eu-west-1": 30}
+    app = records(a, "app.example.test.")
+    assert {k: v.region for k, v in app.items()} == {
+        "us-east-1": "us-east-1", "eu-west-1": "eu-west-1", "ap-southeast-2": "ap-southeast-2"}
+    # us-east-1 fails: PRIMARY moves, its weighted and latency records go
+    sync(cfg, a, down=("us-east-1",))
+    api = records(a, "api.example.test.")
+    assert api["primary"].values == ("127.0.2.1",) and api["secondary"].values == ("127.0.5.1",)
+    assert set(records(a, "www.example.test.")) == {"eu-west-1"}
+    assert set(records(a, "app.example.test.")) == {"eu-west-1", "ap-southeast-2"}
+    # nothing left to do
+    actual = read_actual(cfg, a)
+    snap = assume_regions(initial_snapshot(cfg, 0), cfg, {"us-east-1": False}, 1)
+    assert not plan_step(cfg, snap, Overrides(), {}, 1, actual, native=True).changes
+    # and back: the same record sets are created again
+    sync(cfg, a)
+    assert records(a, "api.example.test.")["primary"].values == ("127.0.1.1",)
+    assert set(records(a, "www.example.test.")) == {"us-east-1", "eu-west-1"}
+
+
+def test_zero_weight_region_answers_when_every_weighted_one_is_out() -> None:
+    with mock_aws():
+        client = boto3.client("route53", region_name="us-east-1")
+        zid = client.create_hosted_zone(Name="example.test.", CallerReference="zero")
+        cfg = config(zid["HostedZone"]["Id"].split("/")[-1])
+        a = Route53Adapter(cfg.zone, cfg.provider)
+        sync(cfg, a, down=("us-east-1", "eu-west-1"))
+        www = records(a, "www.example.test.")
+        assert {k: v.weight for k, v in www.items()} == {"ap-southeast-2": 0}
+
+
+def test_invalid_changes_are_refused_before_any_call(zone: str) -> None:
+    cfg = config(zone)
+    a = Route53Adapter(cfg.zone, cfg.provider)
+    keys = {("x.example.test.", "A")}
+    bad = [R("x.example.test.", "A", 60, ["127.0.0.1"], set_identifier="a", weight=300),
+           R("x.example.test.", "A", 60, ["127.0.0.2"], set_identifier="a", weight=1)]
+    with pytest.raises(DnsRejected) as info:
+        a.apply(plan.diff(bad[:1], [], keys), [])
+    assert "weight 300 outside 0-255" in str(info.value)
+    mixed = [R("x.example.test.", "A", 60, ["127.0.0.1"], set_identifier="a", weight=1),
+             R("x.example.test.", "A", 60, ["127.0.0.2"], set_identifier="b", region="mars-1")]
+    with pytest.raises(DnsRejected, match="mixes routing policies"):
+        a.apply(plan.diff(mixed, [], keys), [])
+    two_primaries = [R("x.example.test.", "A", 60, ["127.0.0.1"], set_identifier="a",
+                       failover="PRIMARY"),
+                     R("x.example.test.", "A", 60, ["127.0.0.2"], set_identifier="b",
+                       failover="PRIMARY")]
+    with pytest.raises(DnsRejected, match="one PRIMARY"):
+        a.apply(plan.diff(two_primaries, [], keys), [])
+    assert a.stats.calls == 0
+
+
+class Throttling:
+    """A client that answers Throttling / PriorRequestNotComplete to the first writes."""
+
+    def __init__(self, client: Any, failures: int) -> None:
+        self.client = client
+        self.failures = failures
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.client, name)
+        if name != "change_resource_record_sets":
+            return real
+
+        def call(**kwargs: Any) -> Any:
+            if self.failures > 0:
+                self.failures -= 1
+                code = "Throttling" if self.failures % 2 else "PriorRequestNotComplete"
+                raise ClientError({"Error": {"Code": code, "Message": "slow down"}},
+                                  "ChangeResourceRecordSets")
+            return real(**kwargs)
+
+        return call
+
+
+def test_throttling_is_ridden_out_without_losing_a_change(zone: str) -> None:
+    cfg = config(zone)
+    client = Throttling(boto3.client("route53", region_name="us-east-1"), failures=4)
+    a = Route53Adapter(cfg.zone, cfg.provider, client=client)
+    changes = sync(cfg, a)
+    assert a.stats.retries == 4 and client.failures == 0
+    assert {(r.name, r.set_identifier) for r in a.read(changes.managed)} == {
+        (c.record.name, c.record.set_identifier) for c in changes.changes}
+
+
+def test_2500_records_fail_over_in_the_fewest_calls(zone: str) -> None:
+    prov = Route53Provider(type="route53", hosted_zone_id=zone, max_requests_per_second=5)
+    a = Route53Adapter("example.test.", prov)
+    keys = {(f"r{i}.example.test.", "A") for i in range(2500)}
+    names = sorted(n for n, _ in keys)
+
+    def primaries(last: int) -> list[RecordSet]:
+        return [R(n, "A", 60, [f"127.0.{last}.1"], set_identifier="primary", failover="PRIMARY")
+                for n in names]
+
+    first = plan.diff(primaries(1), [], keys)
+    a.apply(first, [])
+    assert a.stats.change_batches == math.ceil(2500 / MAX_ELEMENTS)
+    actual = a.read(keys)
+    before = a.stats.change_batches
+    failover = plan.diff(primaries(2), actual, keys)
+    assert failover.count("upsert") == 2500
+    a.apply(failover, actual)
+    # each replacement is DELETE + CREATE: 2 elements, 5,000 in all: 5 batches of 1,000
+    assert a.stats.change_batches - before == 5
+    assert all(len(b) <= MAX_ELEMENTS // 2 for b in batches(failover.changes))
+    assert {r.values for r in a.read(keys)} == {("127.0.2.1",)}
+
+
+def test_a_concurrent_edit_is_not_overwritten(zone: str) -> None:
+    cfg = config(zone)
+    a = Route53Adapter(cfg.zone, cfg.provider)
+    sync(cfg, a)
+    stale = read_actual(cfg, a)
+    client = boto3.client("route53", region_name="us-east-1")
+    client.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{
+        "Action": "UPSERT", "ResourceRecordSet": {
+            "Name": "api.example.test.", "Type": "A", "TTL": 60, "SetIdentifier": "primary",
+            "Failover": "PRIMARY", "ResourceRecords": [{"Value": "127.0.9.9"}]}}]})
+    snap = assume_regions(initial_snapshot(cfg, 0), cfg, {"us-east-1": False}, 1)
+    step = plan_step(cfg, snap, Overrides(), {}, 1, stale, native=True)
+    with pytest.raises(DnsConflict):
+        a.apply(step.changes, stale)
+    sync(cfg, a, down=("us-east-1",))  # re-read, re-plan: converges
+    assert records(a, "api.example.test.")["primary"].values == ("127.0.2.1",)
+
+
+# ------------------------------------------------------------- moto_server end to end
+
+@pytest.fixture
+def moto_server(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "moto_fixes.py"), "-H",
+                             "127.0.0.1", "-p", str(port)],
+                            stdout=(tmp_path / "moto.log").open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                boto3.client("route53", endpoint_url=url).list_hosted_zones()
+                break
+            except Exception:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError((tmp_path / "moto.log").read_text()) from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def test_plan_and_run_once_against_moto_server(moto_server: str, tmp_path: Path) -> None:
+    client = boto3.client("route53", endpoint_url=moto_server)
+    zid = client.create_hosted_zone(Name="example.test.", CallerReference="e2e")
+    zone_id = zid["HostedZone"]["Id"].split("/")[-1]
+    text = (EXAMPLES / "weighted-route53.yaml").read_text().replace(
+        "Z0123456789ABCDEFGHIJ", zone_id).replace("http://127.0.0.1:5055", moto_server)
+    text = text.replace("check: web", "check: none-needed").replace(
+        "checks:\n  web:", "checks:\n  none-needed:")
+    cfg = tmp_path / "f.yaml"
+    cfg.write_text(text.replace("  state:", "  state:") + "controller:\n  state: ./f.db\n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "failover", *args, "--config", str(cfg)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+    first = cli("plan")
+    assert first.returncode == 2, first.stdout + first.stderr
+    assert "weight=70" in first.stdout
+    run = cli("run", "--once")
+    assert run.returncode == 0, run.stderr
+    again = cli("plan")
+    assert again.returncode == 0, again.stdout + again.stderr
+    sets = client.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    assert {(s["Name"], s.get("SetIdentifier"), s.get("Weight")) for s in sets
+            if s["Type"] == "A"} == {
+        ("www.example.test.", "us-east-1", 70), ("www.example.test.", "eu-west-1", 30),
+        ("static.example.test.", "us-east-1", 0), ("static.example.test.", "eu-west-1", 0)}
