@@ -49,16 +49,16 @@ def install() -> None:
                 del state[k]
             else:
                 state[k] = rs
-        for change in change_list:
-            rs = copy.deepcopy(change["ResourceRecordSet"])
-            if not rs["Name"].endswith("."):
-                rs["Name"] += "."
-            k = key(rs)
-            zone.rrsets = [r for r in zone.rrsets if key(r) != k]
-            if change["Action"] in ("CREATE", "UPSERT"):
+        # the batch is valid: the zone becomes `state` (one pass, not one per change)
+        touched = {key(c["ResourceRecordSet"]) for c in change_list}
+        zone.rrsets = [r for r in zone.rrsets if key(r) not in touched]
+        for k in touched:
+            if k in state:
+                rs = copy.deepcopy(state[k])
+                rs["Name"] = k[0]
                 rs["ResourceRecords"] = [r["Value"] for r in rs.get("ResourceRecords", [])]
                 zone.add_rrset(rs)
-            zone.rr_changes.append(copy.deepcopy(change))
+        zone.rr_changes.extend(copy.deepcopy(change_list))
 
     models.Route53Backend.change_resource_record_sets = change_resource_record_sets
 
