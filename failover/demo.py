@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from failover import children
 from failover.localdns import LocalNamed, free_port
 
 REGIONS = {"us-east-1": "127.0.1.1", "eu-west-1": "127.0.2.1"}
@@ -121,7 +121,7 @@ def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> No
         for name, host in REGIONS.items():
             proc = start_region(name, host, http_port)
             procs[name] = proc
-            stack.callback(_stop, proc)
+            stack.callback(children.stop, proc)
         config = directory / "failover.yaml"
         config.write_text(CONFIG.format(dns_port=dns_port, api_port=api_port,
                                         http_port=http_port))
@@ -159,14 +159,3 @@ def free_port_or_none(port: int, udp: bool = True) -> int | None:
     except OSError:
         return None
     return port
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGCONT)
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)

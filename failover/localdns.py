@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from failover import children
 
 ZONE_TEMPLATE = """$ORIGIN {zone}
 $TTL 300
@@ -116,15 +117,8 @@ class LocalNamed:
 
     def stop(self) -> None:
         """Stop named by its PID (TERM, then KILL after 10 s)."""
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        if self.process is not None:
+            children.stop(self.process)
 
     def restart(self, timeout: float = 15.0) -> None:
         """Start named again on the same ports (after `stop`)."""

@@ -1,6 +1,11 @@
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from failover.localdns import LocalNamed, named_binary
 
 # CI runs more examples; local runs stay quick. Property tests never touch the network.
 settings.register_profile("ci", max_examples=400, deadline=None,
@@ -8,3 +13,17 @@ settings.register_profile("ci", max_examples=400, deadline=None,
 settings.register_profile("dev", max_examples=100, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
+
+
+@pytest.fixture
+def named(tmp_path: Path) -> Iterator[LocalNamed]:
+    """A private named on loopback; in CI a missing BIND fails instead of skipping."""
+    if named_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("named is not installed: make test installs bind9")
+        pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
+    server = LocalNamed.start(tmp_path / "named")
+    try:
+        yield server
+    finally:
+        server.stop()

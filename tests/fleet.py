@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from failover import children
 from tests.builders import ROOT
 
 
@@ -30,12 +29,7 @@ def fleet(spec: list[dict[str, Any]]) -> Iterator[dict[str, tuple[str, int]]]:
         assert line, "the fleet exited before it was ready"
         yield {name: (h, p) for name, (h, p) in json.loads(line)["ready"].items()}
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        children.stop(proc)
 
 
 def closed_port(host: str = "127.0.0.1") -> int:

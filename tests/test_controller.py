@@ -19,7 +19,7 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from failover.localdns import LocalNamed, free_port, named_binary
+from failover.localdns import LocalNamed, free_port
 from failover.state import open_state
 from tests.builders import ROOT
 
@@ -139,12 +139,7 @@ def wait_for(what: Callable[[], bool], timeout: float = 20.0, step: float = 0.1)
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    if named_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("named is not installed: .ci/run installs bind9")
-        pytest.skip("named is not installed")
-    named = LocalNamed.start(tmp_path / "named")
+def env(tmp_path: Path, named: LocalNamed) -> Iterator[Env]:
     (tmp_path / "tsig.secret").write_text(named.tsig_secret)
     port = free_port(EAST)
     e = Env(dir=tmp_path, named=named, http_port=port, api_port=free_port())
@@ -158,7 +153,6 @@ def env(tmp_path: Path) -> Iterator[Env]:
             e.stop_controller(signal.SIGKILL)
         for host in list(e.regions):
             e.stop_region(host)
-        named.stop()
 
 
 def served_east(env: Env) -> Callable[[], bool]:

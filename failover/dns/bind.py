@@ -31,12 +31,11 @@ import dns.zone
 from failover.dns.base import (
     ApplyReport,
     DnsConflict,
-    DnsError,
     DnsRejected,
     DnsUnavailable,
     confirm,
 )
-from failover.dns.served import retry, served
+from failover.dns.served import ask, retry, served
 from failover.plan import Change, ChangeSet, ManagedKey
 from failover.records import RecordSet
 
@@ -186,23 +185,12 @@ class BindAdapter:
         return retry(lambda: self._once(message, tcp))
 
     def _once(self, message: dns.message.Message, tcp: bool) -> dns.message.Message:
-        send: Any = dns.query.tcp if tcp else dns.query.udp
         try:
-            response: dns.message.Message = send(message, self.server, port=self.port,
-                                                 timeout=self.timeout)
+            return ask(self.server, self.port, message, self.timeout, tcp=tcp)
         except dns.tsig.PeerError as exc:
             raise DnsRejected(self._tsig_message(exc)) from None
         except dns.message.UnknownTSIGKey:
             raise DnsRejected(f"{self.where} answered with a TSIG key we do not know") from None
-        except (dns.exception.Timeout, TimeoutError):
-            raise DnsUnavailable(f"no answer from {self.where} within {self.timeout:g} s") from None
-        except OSError as exc:
-            raise DnsUnavailable(f"cannot reach {self.where}: {exc.strerror or exc}") from None
-        except dns.exception.DNSException as exc:
-            raise DnsError(f"bad answer from {self.where}: {exc}") from None
-        if response.rcode() == dns.rcode.SERVFAIL:
-            raise DnsUnavailable(f"{self.where} answered SERVFAIL")
-        return response
 
     def _tsig_kwargs(self) -> dict[str, Any]:
         if self.keyring is None:

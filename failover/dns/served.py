@@ -11,6 +11,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.tsig
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from failover.dns.base import DnsError, DnsUnavailable
@@ -29,11 +30,19 @@ def retry(fn: Callable[[], T]) -> T:
     return retrying(fn)
 
 
-def ask(server: str, port: int, query: dns.message.Message, timeout: float) -> dns.message.Message:
-    """One UDP query (TCP when truncated); DNS failures become DnsError subclasses."""
+def ask(server: str, port: int, query: dns.message.Message, timeout: float,
+        tcp: bool = False) -> dns.message.Message:
+    """One exchange over UDP (TCP when truncated, or when `tcp`); failures become
+    DnsError subclasses, except TSIG errors (dns.tsig.PeerError, UnknownTSIGKey), which
+    the caller words with the key's name."""
     where = f"{server}:{port}"
     try:
-        response, _ = dns.query.udp_with_fallback(query, server, port=port, timeout=timeout)
+        if tcp:
+            response = dns.query.tcp(query, server, port=port, timeout=timeout)
+        else:
+            response, _ = dns.query.udp_with_fallback(query, server, port=port, timeout=timeout)
+    except (dns.tsig.PeerError, dns.message.UnknownTSIGKey):
+        raise
     except (dns.exception.Timeout, TimeoutError):
         raise DnsUnavailable(f"no answer from {where} within {timeout:g} s") from None
     except OSError as exc:

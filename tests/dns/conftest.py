@@ -1,30 +1,13 @@
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from pydantic import SecretStr
 
 from failover.config import BindProvider, TsigKey, ZonefileProvider
 from failover.dns.bind import BindAdapter
 from failover.dns.zonefile import ZonefileAdapter
-from failover.localdns import LocalNamed, named_binary
-
-
-@pytest.fixture
-def named(tmp_path: Path) -> Iterator[LocalNamed]:
-    """A private named on loopback; in CI a missing BIND fails instead of skipping."""
-    if named_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("named is not installed: .ci/run installs bind9")
-        pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
-    server = LocalNamed.start(tmp_path / "named")
-    try:
-        yield server
-    finally:
-        server.stop()
+from failover.localdns import LocalNamed
 
 
 def bind_adapter(named: LocalNamed, secret: str | None = None, tsig: bool = True,
