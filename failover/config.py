@@ -167,6 +167,7 @@ class Route53Provider(Model):
     profile: str | None = None
     max_requests_per_second: Annotated[float, Between(0.1, 5, "max_requests_per_second")] = 5.0
     wait_insync: bool = False  # poll GetChange until INSYNC and record the propagation time
+    health_checks: bool = False  # mirror our checks as Route 53 health checks (a backstop)
     insync_timeout: Seconds = 120.0
 
 

@@ -85,6 +85,7 @@ class Controller:
         self._seen: set[str] = set()
         self.ready = not self.targets
         self._actual = None
+        self._prepared = False  # the adapter's prepare() ran for this config
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -204,10 +205,14 @@ class Controller:
         overrides = as_overrides(overrides_list, now)
         snapshot = self.board.snapshot(now)
         try:
+            if self.adapter is not None and not self.dry_run and not self._prepared:
+                await asyncio.to_thread(self.adapter.prepare)
+                self._prepared = True
             actual = await self._read_actual(now)
             planned = plan_step(self.cfg, snapshot, overrides, self.decisions, now, actual,
                                 ownership=self.adapter is not None,
-                                native=self.adapter is not None and self.adapter.native_routing)
+                                native=self.adapter is not None and self.adapter.native_routing,
+                                decorate=self.adapter.decorate if self.adapter else None)
             tick.planned = planned
             self._note_decisions(planned)
             if planned.changes and self.adapter is not None:

@@ -6,7 +6,7 @@ exactly what the controller would write.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -47,14 +47,18 @@ def read_keys(cfg: Config) -> set[planning.ManagedKey]:
 def plan_step(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
               previous: Mapping[tuple[str, str], Decision], now: float,
               actual: Sequence[RecordSet], *, ownership: bool = True,
-              native: bool = False) -> Planned:
+              native: bool = False,
+              decorate: Callable[[list[RecordSet]], list[RecordSet]] | None = None) -> Planned:
     """Decide every record, claim the names this controller owns, and diff against actual.
 
     `ownership=False` (provider none) plans the records alone, without markers;
-    `native=True` (Route 53) plans one routing record per region instead of the answer.
+    `native=True` (Route 53) plans one routing record per region instead of the answer;
+    `decorate` adds provider-side attributes (Route 53 health check ids).
     """
     decisions = decide_all(cfg, snapshot, overrides, previous, now)
     desired = native_desired(cfg, decisions) if native else desired_records(decisions)
+    if decorate is not None:
+        desired = decorate(desired)
     keys = record_keys(cfg)
     if ownership:
         own = cfg.ownership

@@ -32,5 +32,5 @@ def make_adapter(cfg: Config) -> Adapter | None:
     if isinstance(prov, Route53Provider):
         from failover.dns.route53 import Route53Adapter
 
-        return Route53Adapter(cfg.zone, prov)
+        return Route53Adapter(cfg.zone, prov, cfg=cfg)
     return None  # provider none

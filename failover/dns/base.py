@@ -61,6 +61,14 @@ class Adapter(Protocol):
         """What the authoritative server answers now for the given keys."""
         ...
 
+    def prepare(self) -> None:
+        """Before a planned write: set up what records will refer to (may write)."""
+        ...
+
+    def decorate(self, desired: list[RecordSet]) -> list[RecordSet]:
+        """The desired record sets with provider-side attributes added (read only)."""
+        ...
+
 
 def confirm(served: Callable[[Collection[ManagedKey]], list[RecordSet]], changes: ChangeSet,
             actual: Sequence[RecordSet], timeout: float = 2.0) -> float:

@@ -72,6 +72,13 @@ class BindAdapter:
                 dns.name.from_text(provider.tsig.algorithm))}
         self.where = f"{self.server}:{self.port}"
 
+    def prepare(self) -> None:
+        """Nothing to set up before a write."""
+
+    def decorate(self, desired: list[RecordSet]) -> list[RecordSet]:
+        """No provider-side attributes: the desired records as they are."""
+        return desired
+
     # ------------------------------------------------------------------------ read
 
     def read(self, keys: Collection[ManagedKey]) -> list[RecordSet]:

@@ -26,7 +26,8 @@ from failover.plan import Change, ChangeSet, ManagedKey, apply_to
 from failover.records import RecordSet
 
 if TYPE_CHECKING:
-    from failover.config import Route53Provider
+    from failover.config import Config, Route53Provider
+    from failover.dns.route53_checks import HealthChecks
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,10 @@ class Route53Adapter:
 
     native_routing = True
 
-    def __init__(self, zone: str, provider: Route53Provider, client: Any = None) -> None:
+    def __init__(self, zone: str, provider: Route53Provider, client: Any = None,
+                 cfg: Config | None = None) -> None:
         self.zone = zone
+        self.cfg = cfg
         self.provider = provider
         self.zone_id = provider.hosted_zone_id.removeprefix("/hostedzone/")
         self.limiter = RateLimiter(provider.max_requests_per_second)
@@ -107,10 +110,29 @@ class Route53Adapter:
                 config=BotoConfig(retries={"max_attempts": 1, "mode": "standard"},
                                   connect_timeout=5, read_timeout=30))
         self.client = client
+        self.checks: HealthChecks | None = None
+        if provider.health_checks and cfg is not None:
+            from failover.dns.route53_checks import HealthChecks
+
+            self.checks = HealthChecks(self, cfg.ownership.owner_id)
+
+    def prepare(self) -> None:
+        """Before planning a write: bring our Route 53 health checks in line (backstop)."""
+        if self.checks is not None and self.cfg is not None:
+            self.checks.sync(self.cfg)
+
+    def decorate(self, desired: list[RecordSet]) -> list[RecordSet]:
+        """Attach the backstop health checks to the native records (when enabled)."""
+        if self.checks is None or self.cfg is None:
+            return desired
+        if not self.checks.loaded:
+            self.checks.load()
+        return self.checks.decorate(self.cfg, desired)
 
     # ------------------------------------------------------------------------ calls
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
+    def call(self, operation: str, **kwargs: Any) -> Any:
+        """One API call under the request budget, with throttling retried."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         def once() -> Any:
@@ -167,7 +189,7 @@ class Route53Adapter:
     def _all(self) -> Iterable[RecordSet]:
         kwargs: dict[str, Any] = {"HostedZoneId": self.zone_id, "MaxItems": "300"}
         while True:
-            page = self._call("list_resource_record_sets", **kwargs)
+            page = self.call("list_resource_record_sets", **kwargs)
             for item in page["ResourceRecordSets"]:
                 rs = _from_api(item)
                 if rs is not None:
@@ -198,7 +220,7 @@ class Route53Adapter:
         start = time.monotonic()
         change_ids = []
         for batch in batches(changes.changes):
-            result = self._call("change_resource_record_sets", HostedZoneId=self.zone_id,
+            result = self.call("change_resource_record_sets", HostedZoneId=self.zone_id,
                                 ChangeBatch={"Comment": "failover",
                                              "Changes": [c for ch in batch for c in _api(ch)]})
             self.stats.change_batches += 1
@@ -217,6 +239,8 @@ class Route53Adapter:
             raise DnsConflict(f"Route 53 does not hold what was written ({', '.join(missing[:5])})"
                               ": reading again and re-planning")
         report.confirmed_s = time.monotonic() - start - report.applied_s
+        if self.checks is not None:
+            self.checks.prune()  # records no longer point at the checks it deletes
         log.info("event=dns_applied zone=%s provider=route53 changes=%d batches=%d calls=%d "
                  "retries=%d applied_ms=%.1f", self.zone, report.changes, report.messages,
                  self.stats.calls, self.stats.retries, report.applied_s * 1000)
@@ -226,7 +250,7 @@ class Route53Adapter:
         deadline = time.monotonic() + self.provider.insync_timeout
         for cid in change_ids:
             while True:
-                status = self._call("get_change", Id=cid)["ChangeInfo"]["Status"]
+                status = self.call("get_change", Id=cid)["ChangeInfo"]["Status"]
                 if status == "INSYNC":
                     break
                 if time.monotonic() > deadline:

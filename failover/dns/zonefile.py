@@ -135,6 +135,13 @@ class ZonefileAdapter:
         self.port = provider.port
         self.rndc = shlex.split(provider.rndc)
 
+    def prepare(self) -> None:
+        """Nothing to set up before a write."""
+
+    def decorate(self, desired: list[RecordSet]) -> list[RecordSet]:
+        """No provider-side attributes: the desired records as they are."""
+        return desired
+
     # ------------------------------------------------------------------------ read
 
     def read(self, keys: Collection[ManagedKey]) -> list[RecordSet]:

@@ -270,3 +270,84 @@ def test_plan_and_run_once_against_moto_server(moto_server: str, tmp_path: Path)
             if s["Type"] == "A"} == {
         ("www.example.test.", "us-east-1", 70), ("www.example.test.", "eu-west-1", 30),
         ("static.example.test.", "us-east-1", 0), ("static.example.test.", "eu-west-1", 0)}
+
+
+# ------------------------------------------------------- Route 53 health checks backstop
+
+def backstop_config(zone_id: str, port: int = 8080, second: bool = True) -> Any:
+    text = (EXAMPLES / "weighted-route53.yaml").read_text().replace(
+        "Z0123456789ABCDEFGHIJ", zone_id).replace(
+        "  endpoint_url: http://127.0.0.1:5055\n", "  health_checks: true\n")
+    text = text.replace("port: 8080", f"port: {port}")
+    if second:
+        text = text.replace("      - address: 127.0.1.1\n        check: web\n",
+                            "      - address: 127.0.1.1\n        check: web\n"
+                            "      - address: 127.0.1.2\n        check: web\n")
+    return parse_config(text + RECORDS)
+
+
+def our_checks(client: Any) -> dict[str, dict[str, Any]]:
+    checks = {hc["Id"]: hc["HealthCheckConfig"]
+              for hc in client.list_health_checks()["HealthChecks"]}
+    out = {}
+    for hid in checks:
+        tags = client.list_tags_for_resources(ResourceType="healthcheck", ResourceIds=[hid])
+        t = {x["Key"]: x["Value"] for x in tags["ResourceTagSets"][0]["Tags"]}
+        out[t["failover:check"]] = {**checks[hid], "Id": hid}
+    return out
+
+
+def sync_backstop(cfg: Any) -> Route53Adapter:
+    from failover.dns import make_adapter
+
+    a = make_adapter(cfg)
+    assert isinstance(a, Route53Adapter)
+    a.prepare()
+    actual = read_actual(cfg, a)
+    snap = initial_snapshot(cfg, 0)
+    step = plan_step(cfg, snap, Overrides(), {}, 1, actual, native=True, decorate=a.decorate)
+    a.apply(step.changes, actual)
+    return a
+
+
+def test_backstop_health_checks_mirror_the_config_and_attach_to_records(zone: str) -> None:
+    client = boto3.client("route53", region_name="us-east-1")
+    a = sync_backstop(backstop_config(zone))
+    checks = our_checks(client)
+    assert set(checks) == {"us-east-1/127.0.1.1#web", "us-east-1/127.0.1.2#web",
+                           "eu-west-1/127.0.2.1#web", "ap-southeast-2/127.0.5.1#web",
+                           "region:us-east-1"}
+    leaf = checks["eu-west-1/127.0.2.1#web"]
+    assert (leaf["Type"], leaf["IPAddress"], leaf["Port"], leaf["ResourcePath"],
+            leaf["RequestInterval"], leaf["FailureThreshold"]) == (
+        "HTTP", "127.0.2.1", 8080, "/health", 10, 3)
+    calc = checks["region:us-east-1"]
+    assert calc["Type"] == "CALCULATED" and calc["HealthThreshold"] == 1
+    www = records(a, "www.example.test.")
+    assert www["us-east-1"].health_check_id == calc["Id"]
+    assert www["eu-west-1"].health_check_id == leaf["Id"]
+    assert records(a, "api.example.test.")["primary"].health_check_id == calc["Id"]
+    # a changed port is updated in place: same ids, found again by their tags
+    sync_backstop(backstop_config(zone, port=9090))
+    again = our_checks(client)
+    assert again["eu-west-1/127.0.2.1#web"]["Id"] == leaf["Id"]
+    assert again["eu-west-1/127.0.2.1#web"]["Port"] == 9090
+    # one endpoint left in us-east-1: its record points at that check, the calculated
+    # one is deleted once nothing refers to it
+    a = sync_backstop(backstop_config(zone, port=9090, second=False))
+    final = our_checks(client)
+    assert "region:us-east-1" not in final and "us-east-1/127.0.1.2#web" not in final
+    assert records(a, "www.example.test.")["us-east-1"].health_check_id == \
+        final["us-east-1/127.0.1.1#web"]["Id"]
+
+
+def test_backstop_is_off_by_default(zone: str) -> None:
+    cfg = config(zone)
+    from failover.dns import make_adapter
+
+    a = make_adapter(cfg)
+    assert a is not None
+    a.prepare()
+    sync(cfg, a)  # type: ignore[arg-type]
+    assert boto3.client("route53", region_name="us-east-1").list_health_checks()[
+        "HealthChecks"] == []
