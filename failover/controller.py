@@ -268,7 +268,7 @@ class Controller:
         self._pending.clear()
         self.event("dns", "dns", f"applied {changes.summary()}", {
             **to_json(changes), "applied_ms": round(report.applied_s * 1000, 2),
-            "confirmed_ms": round(report.confirmed_s * 1000, 2)})
+            "confirmed_ms": round(report.confirmed_s * 1000, 2), "notes": report.notes})
 
     def _note_decisions(self, planned: Planned) -> None:
         for d in planned.decisions:

@@ -229,7 +229,8 @@ class Route53Adapter:
         report.applied_s = time.monotonic() - start
         if self.provider.wait_insync:
             self._wait_insync(change_ids)
-            report.notes.append(f"INSYNC after {time.monotonic() - start:.1f} s")
+            report.notes.append(f"propagated (INSYNC) {time.monotonic() - start:.1f} s "
+                                "after the first change was sent")
         keys = {(c.record.name, c.record.type) for c in changes.changes}
         expected = {rs for rs in after if (rs.name, rs.type) in keys}
         got = set(self.read(keys))

@@ -351,3 +351,15 @@ def test_backstop_is_off_by_default(zone: str) -> None:
     sync(cfg, a)  # type: ignore[arg-type]
     assert boto3.client("route53", region_name="us-east-1").list_health_checks()[
         "HealthChecks"] == []
+
+
+def test_wait_insync_records_the_propagation_time(zone: str) -> None:
+    text = (EXAMPLES / "weighted-route53.yaml").read_text().replace(
+        "Z0123456789ABCDEFGHIJ", zone).replace(
+        "  endpoint_url: http://127.0.0.1:5055\n", "  wait_insync: true\n")
+    cfg = parse_config(text)
+    a = Route53Adapter(cfg.zone, cfg.provider)
+    actual = read_actual(cfg, a)
+    step = plan_step(cfg, initial_snapshot(cfg, 0), Overrides(), {}, 1, actual, native=True)
+    report = a.apply(step.changes, actual)
+    assert any("INSYNC" in n for n in report.notes)
