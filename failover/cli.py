@@ -396,6 +396,31 @@ def history(config_path: str, since: str | None, limit: int, as_json: bool) -> N
 
 
 @cli.command()
+@config_option
+@click.option("--scenario", "scenario_path", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=str), help="The scenario (YAML).")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def simulate(config_path: str, scenario_path: str, as_json: bool) -> None:
+    """Replay a scenario on a virtual clock through the real health and policy code and
+    print the DNS timeline; exit 2 when an expectation fails."""
+    from pathlib import Path
+
+    from failover import simulate as sim
+
+    cfg = _load(config_path)
+    scenario = sim.load_scenario(Path(scenario_path), cfg)
+    timeline = sim.simulate(cfg, scenario)
+    if as_json:
+        click.echo(json.dumps({"events": timeline.events, "failures": timeline.failures},
+                              indent=2))
+    else:
+        click.echo(sim.render(timeline))
+        for f in timeline.failures:
+            click.echo(f"expectation failed: {f}", err=True)
+    sys.exit(EXIT_INPUT if timeline.failures else EXIT_OK)
+
+
+@cli.command()
 @click.option("--dir", "directory", default=".demo", show_default=True,
               type=click.Path(file_okay=False, path_type=str),
               help="Where the demo keeps its named, config and state.")
