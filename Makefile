@@ -36,6 +36,7 @@ bench: install system
 	$(BIN)/python bench/probes.py
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/dns_writes.py
 	$(BIN)/python bench/route53.py
+	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/failover.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
