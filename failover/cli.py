@@ -421,6 +421,41 @@ def simulate(config_path: str, scenario_path: str, as_json: bool) -> None:
 
 
 @cli.command()
+@config_option
+@click.argument("region")
+@click.option("--mode", type=click.Choice(["drain", "fail-checks"]), default="drain",
+              show_default=True, help="Force the region out by a drain, or by failing its checks.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+              help="Seconds to wait for the answers to move, and to come back.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def drill(config_path: str, region: str, mode: str, timeout: float, as_json: bool) -> None:
+    """Fail REGION over on purpose against the running controller and time it."""
+    from failover import drill as drills
+    from failover.errors import InputError
+    from failover.service import adapter_for
+    from failover.state import open_state
+
+    cfg = _load(config_path)
+    adapter = adapter_for(cfg)
+    if adapter is None:
+        raise InputError("a drill needs a DNS provider to watch (provider is none)")
+    state = open_state(cfg)
+    try:
+        report = drills.drill(cfg, state, adapter, region, mode,  # type: ignore[arg-type]
+                              timeout=timeout)
+    finally:
+        state.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"drill of {region} ({mode}): every answer moved in {report['total_s']} s, "
+               f"back in {report['back_total_s']} s")
+    for r in report["records"]:
+        click.echo(f"  {r['record']}: detection {r['detection_s']} s, write {r['write_s']} s, "
+                   f"served {r['served_s']} s; back {r['back_s']} s")
+
+
+@cli.command()
 @click.option("--dir", "directory", default=".demo", show_default=True,
               type=click.Path(file_okay=False, path_type=str),
               help="Where the demo keeps its named, config and state.")

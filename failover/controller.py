@@ -72,6 +72,7 @@ class Controller:
         self._events: list[Event] = []
         self._saved_at = 0.0
         self._dirty = False  # a health change not yet saved
+        self._faulted: set[str] = set()  # regions whose checks a drill makes fail
         self._noted: dict[str, Any] = {}  # category -> what was last recorded, not to repeat it
         self.on_tick: Callable[[], None] | None = None  # called after every loop turn
         self._setup(cfg, adapter, state.load_checks(), state.load_health())
@@ -163,6 +164,10 @@ class Controller:
     def on_result(self, target: ProbeTarget, result: ProbeResult) -> None:
         """Feed one probe result to health; a status change wakes the loop."""
         m = self.metrics
+        if self._faulted and target.endpoint.split("/", 1)[0] in self._faulted:
+            # the fault hook of `failover drill --mode fail-checks`: the probe ran, but its
+            # result is a failure, so detection takes the real threshold x interval
+            result = ProbeResult(False, "drill: checks made to fail", result.at)
         m.probes.labels(target.endpoint, target.check, "ok" if result.ok else "fail").inc()
         if result.latency_ms is not None:
             m.probe_latency.labels(target.endpoint, target.check).set(result.latency_ms / 1000)
@@ -203,6 +208,7 @@ class Controller:
             self._save(force=True)
         overrides_list = self.state.overrides()
         overrides = as_overrides(overrides_list, now)
+        self._faulted = {o.region for o in overrides_list if o.kind == "fault" and o.active(now)}
         snapshot = self.board.snapshot(now)
         try:
             if self.adapter is not None and not self.dry_run and not self._prepared:

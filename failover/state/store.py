@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 from failover.health import CheckState, HealthSnapshot
 from policies import Decision, Overrides
 
-OverrideKind = Literal["drain", "pin"]
+OverrideKind = Literal["drain", "pin", "fault"]  # fault: a drill makes checks fail
 
 
 @dataclass(frozen=True)
