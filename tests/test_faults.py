@@ -1,0 +1,72 @@
+"""Faults during failover, end to end: whatever happens, the answer finally served is the
+policy's answer for the final health (nothing lost, never empty)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+# tests/test_controller.py's env fixture: named, two regions, the controller's config
+# (request_interval 1 s, failure_threshold 2, response_timeout 0.5 s)
+from tests.test_controller import (
+    EAST,
+    WEST,
+    Env,
+    env,  # noqa: F401  (the fixture)
+    served_east,
+    wait_for,
+)
+
+
+def test_endpoint_hangs_after_accept(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    os.kill(env.regions[EAST].pid, signal.SIGSTOP)  # accepts (kernel backlog), never answers
+    try:
+        assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+    finally:
+        os.kill(env.regions[EAST].pid, signal.SIGCONT)
+    assert wait_for(served_east(env), timeout=15), env.log()
+
+
+def test_just_under_the_timeout_stays_just_over_fails(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.start_region(EAST, behaviour="slow:0.3")  # under the 0.5 s response timeout
+    time.sleep(4)
+    assert env.answer() == {EAST}
+    env.start_region(EAST, behaviour="slow:0.8")  # over it
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+
+
+def test_every_region_down_fails_open_never_empty(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.stop_region(EAST)
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+    env.stop_region(WEST)
+    # both down: fail open answers with the primary; the name never goes empty
+    deadline = time.monotonic() + 6
+    seen = set()
+    while time.monotonic() < deadline:
+        answer = env.answer()
+        assert answer, "the name was left without an answer"
+        seen.add(frozenset(answer))
+        time.sleep(0.05)
+    assert env.answer() == {EAST}
+
+
+def test_sigkill_around_the_write_then_restart_converges(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    for _ in range(3):
+        env.stop_region(EAST)
+        # kill the controller as soon as the failover is being written or served
+        wait_for(lambda: "is unhealthy" in env.cli("history", "--since", "5s").stdout,
+                 timeout=15, step=0.01)
+        env.stop_controller(signal.SIGKILL)
+        env.start_controller()
+        assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+        env.start_region(EAST)
+        assert wait_for(served_east(env), timeout=15), env.log()
