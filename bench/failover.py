@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from failover.localdns import LocalNamed, free_port  # noqa: E402
-from tests.test_controller import EAST, WEST, Env, wait_for  # noqa: E402
+from tests.service_env import EAST, WEST, Env, wait_for  # noqa: E402
 
 THRESHOLD, INTERVAL = 3, 1.0
 

@@ -1,11 +1,13 @@
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from failover.localdns import LocalNamed, named_binary
+from failover.localdns import LocalNamed, free_port, named_binary
+from tests.service_env import EAST, WEST, Env
 
 # CI runs more examples; local runs stay quick. Property tests never touch the network.
 settings.register_profile("ci", max_examples=400, deadline=None,
@@ -27,3 +29,21 @@ def named(tmp_path: Path) -> Iterator[LocalNamed]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def env(tmp_path: Path, named: LocalNamed) -> Iterator[Env]:
+    """The controller service under test (tests/service_env.py), cleaned up after."""
+    (tmp_path / "tsig.secret").write_text(named.tsig_secret)
+    port = free_port(EAST)
+    e = Env(dir=tmp_path, named=named, http_port=port, api_port=free_port())
+    e.write_config()
+    try:
+        e.start_region(EAST)
+        e.start_region(WEST)
+        yield e
+    finally:
+        if e.controller is not None:
+            e.stop_controller(signal.SIGKILL)
+        for host in list(e.regions):
+            e.stop_region(host)

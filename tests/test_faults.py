@@ -7,16 +7,9 @@ import os
 import signal
 import time
 
-# tests/test_controller.py's env fixture: named, two regions, the controller's config
+# the env fixture (tests/conftest.py): named, two regions, the controller's config
 # (request_interval 1 s, failure_threshold 2, response_timeout 0.5 s)
-from tests.test_controller import (
-    EAST,
-    WEST,
-    Env,
-    env,  # noqa: F401  (the fixture)
-    served_east,
-    wait_for,
-)
+from tests.service_env import EAST, WEST, Env, served_east, wait_for
 
 
 def test_endpoint_hangs_after_accept(env: Env) -> None:

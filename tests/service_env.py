@@ -1,0 +1,139 @@
+"""A controller service under test: named, two regions of loopback endpoints, the
+controller as a process; used by the service tests, the fault tests and bench/failover."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+
+from failover.localdns import LocalNamed
+from tests.builders import ROOT
+
+EAST, WEST = "127.0.1.1", "127.0.2.1"
+
+CONFIG = """
+zone: example.test.
+provider:
+  type: bind
+  server: 127.0.0.1
+  port: {dns_port}
+  tsig: {{name: failover-key, secret_file: ./tsig.secret}}
+controller:
+  state: ./failover.db
+  listen: 127.0.0.1:{api_port}
+checks:
+  web: {{type: HTTP, port: {http_port}, resource_path: /health, request_interval: 1,
+         failure_threshold: 2, response_timeout: 0.5}}
+regions:
+  us-east-1: {{endpoints: [{{address: {east}, check: web}}]}}
+  eu-west-1: {{endpoints: [{{address: {west}, check: web}}]}}
+records:
+  - name: api.example.test.
+    type: A
+    ttl: 30
+    policy: failover
+    order: [us-east-1, eu-west-1]
+    failback_delay: {failback}
+"""
+
+
+@dataclass
+class Env:
+    dir: Path
+    named: LocalNamed
+    http_port: int
+    api_port: int
+    regions: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    controller: subprocess.Popen[str] | None = None
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "failover.yaml"
+
+    def write_config(self, failback: float = 0) -> None:
+        self.config.write_text(CONFIG.format(dns_port=self.named.port, api_port=self.api_port,
+                                             http_port=self.http_port, east=EAST, west=WEST,
+                                             failback=failback))
+
+    def start_region(self, host: str, behaviour: str = "ok") -> None:
+        self.stop_region(host)
+        proc = subprocess.Popen([sys.executable, "-m", "failover.fleet", "-"], cwd=ROOT,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps([{"name": host, "host": host, "port": self.http_port,
+                                      "behaviour": behaviour}]))
+        proc.stdin.close()
+        assert proc.stdout.readline(), "endpoint did not start"
+        self.regions[host] = proc
+
+    def stop_region(self, host: str) -> None:
+        proc = self.regions.pop(host, None)
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def start_controller(self, *args: str) -> subprocess.Popen[str]:
+        self.controller = subprocess.Popen(
+            [sys.executable, "-m", "failover", "run", "--config", str(self.config), *args],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(self.dir / "controller.log").open("a"),
+            text=True)
+        return self.controller
+
+    def stop_controller(self, sig: int = signal.SIGTERM) -> int:
+        proc, self.controller = self.controller, None
+        assert proc is not None
+        if proc.poll() is None:
+            os.kill(proc.pid, sig)
+        try:
+            return proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            return proc.wait(timeout=10)
+
+    def answer(self, name: str = "api.example.test.") -> set[str]:
+        try:
+            r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1",
+                              port=self.named.port, timeout=1)
+        except Exception:
+            return set()
+        return {rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.A
+                for rd in rrset}
+
+    def serial(self) -> int:
+        r = dns.query.udp(dns.message.make_query("example.test.", "SOA"), "127.0.0.1",
+                          port=self.named.port, timeout=1)
+        return int(r.answer[0][0].serial)  # type: ignore[attr-defined]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "failover", *args, "--config",
+                               str(self.config)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60, check=False)
+
+    def log(self) -> str:
+        path = self.dir / "controller.log"
+        return path.read_text() if path.exists() else ""
+
+
+def wait_for(what: Callable[[], bool], timeout: float = 20.0, step: float = 0.1) -> bool:
+    """Poll until `what()` is true or `timeout` passes (bounded in time and count)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if what():
+            return True
+        time.sleep(step)
+    return what()
+
+
+def served_east(env: Env) -> Callable[[], bool]:
+    return lambda: env.answer() == {EAST}
