@@ -6,11 +6,15 @@ Route 53 scopes SetIdentifier to a name and type and allows both. `install()` re
 moto's change handler with one that follows Route 53: changes apply in order, CREATE
 fails when the record set exists, DELETE when it does not match exactly.
 Run as a script, it starts moto_server with the fix: `python tests/moto_fixes.py -H ...`.
+With MOTO_THROTTLE_EVERY=N set, every Nth ChangeResourceRecordSets call after the first
+answers Throttling, as Route 53 does under load (fault tests).
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+import os
 import sys
 from typing import Any
 
@@ -27,7 +31,13 @@ def install() -> None:
             return (rs["Name"].rstrip(".") + ".", rs["Type"], rs.get("SetIdentifier"))
         return (rs.name.rstrip(".") + ".", rs.type, rs.set_identifier)
 
+    every = int(os.environ.get("MOTO_THROTTLE_EVERY", "0"))
+    calls = itertools.count()
+
     def change_resource_record_sets(self: Any, zoneid: str, change_list: list[Any]) -> None:
+        n = next(calls)
+        if every and n % every == every - 1:
+            raise Route53ClientError("Throttling", "Rate exceeded")
         zone = self.get_hosted_zone(zoneid)
         state = {key(r): r for r in zone.rrsets}
         for change in change_list:  # validate the whole batch first, in order

@@ -4,8 +4,14 @@ policy's answer for the final health (nothing lost, never empty)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+from failover import children
 
 # the env fixture (tests/conftest.py): named, two regions, the controller's config
 # (request_interval 1 s, failure_threshold 2, response_timeout 0.5 s)
@@ -63,3 +69,56 @@ def test_sigkill_around_the_write_then_restart_converges(env: Env) -> None:
         assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
         env.start_region(EAST)
         assert wait_for(served_east(env), timeout=15), env.log()
+
+
+def test_route53_throttling_during_a_failover(env: Env, tmp_path: Path) -> None:
+    import boto3
+
+    from failover.localdns import free_port
+    from tests.builders import ROOT
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "moto_fixes.py"), "-H", "127.0.0.1", "-p",
+         str(port)], env={**os.environ, "MOTO_THROTTLE_EVERY": "2"},
+        stdout=(tmp_path / "moto.log").open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "us-east-1"}
+        os.environ.update(creds)
+        assert wait_for(lambda: _up(url), timeout=30)
+        client = boto3.client("route53", endpoint_url=url)
+        zone = client.create_hosted_zone(Name="example.test.", CallerReference="faults")
+        zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+        text = env.config.read_text()
+        start = text.index("provider:")
+        end = text.index("controller:")
+        env.config.write_text(text[:start] + f"provider:\n  type: route53\n  hosted_zone_id: "
+                              f"{zone_id}\n  endpoint_url: {url}\n" + text[end:])
+
+        def primary() -> list[str]:
+            sets = client.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+            return [r["Value"] for s in sets if s.get("SetIdentifier") == "primary"
+                    for r in s["ResourceRecords"]]
+
+        env.start_controller()
+        assert wait_for(lambda: primary() == [EAST], timeout=30), env.log()
+        env.stop_region(EAST)
+        assert wait_for(lambda: primary() == [WEST], timeout=30), env.log()
+        log = env.log()
+        assert "provider=route53" in log
+        # every other write was throttled and retried, and nothing was lost
+        assert any(int(x) > 0 for x in re.findall(r"retries=(\d+)", log)), log
+    finally:
+        children.stop(server)
+
+
+def _up(url: str) -> bool:
+    import boto3
+
+    try:
+        boto3.client("route53", endpoint_url=url).list_hosted_zones()
+        return True
+    except Exception:
+        return False

@@ -107,7 +107,8 @@ class Route53Adapter:
             session = boto3.Session(profile_name=provider.profile)
             client = session.client(
                 "route53", endpoint_url=provider.endpoint_url, region_name="us-east-1",
-                config=BotoConfig(retries={"max_attempts": 1, "mode": "standard"},
+                # one attempt per call: our retries (budget, jitter, counting) own it
+                config=BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"},
                                   connect_timeout=5, read_timeout=30))
         self.client = client
         self.checks: HealthChecks | None = None
