@@ -53,11 +53,11 @@ class Controller:
     """One controller for one config; `run()` until stopped, `reload()` a new config."""
 
     def __init__(self, cfg: Config, *, state: StateStore, adapter: Adapter | None,
-                 dry_run: bool = False, clock: Callable[[], float] = time.time,
+                 dry_run: bool = False, clock: Callable[[], float] | None = None,
                  reconcile_interval: float = RECONCILE_INTERVAL) -> None:
         self.state = state
         self.dry_run = dry_run
-        self.clock = clock
+        self.clock = clock or steady_clock()
         self.reconcile_interval = reconcile_interval
         self.metrics = Metrics()
         self.last = Tick()
@@ -172,8 +172,10 @@ class Controller:
         if result.latency_ms is not None:
             m.probe_latency.labels(target.endpoint, target.check).set(result.latency_ms / 1000)
         try:
+            # health time is the controller's steady clock, not the wall clock the probe
+            # read: a wall clock stepped back or forth must not stretch a failback delay
             flip = self.board.observe(target.endpoint, target.check, result.ok, result.reason,
-                                      result.at, result.latency_ms)
+                                      self.clock(), result.latency_ms)
         except KeyError:
             return  # a result for a config that was just reloaded away
         self._seen.add(target.key)
@@ -343,6 +345,16 @@ class Controller:
         return build_status(self.cfg, self.board.snapshot(now), self.state.overrides(),
                             list(self.decisions.values()), now, ready=self.ready,
                             dry_run=self.dry_run, last=self.last)
+
+
+def steady_clock() -> Callable[[], float]:
+    """Wall-clock seconds read once at start, then advanced by the monotonic clock.
+
+    Times stay comparable with the wall clock (history, restarts), but a wall clock
+    stepped back or forth while the controller runs moves none of its durations.
+    """
+    wall, mono = time.time(), time.monotonic()
+    return lambda: wall + (time.monotonic() - mono)
 
 
 def _basis_class(basis: str) -> str:
