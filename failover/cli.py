@@ -192,9 +192,11 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 @config_option
 @click.option("--dry-run", is_flag=True, help="Decide and plan, log what would change, write nothing.")
 @click.option("--once", is_flag=True, help="One probe round and one reconcile, then exit.")
+@click.option("--force", is_flag=True,
+              help="Apply plans that break the safety guards (mass deletes, a name left empty).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Structured logs on stderr.")
-def run(config_path: str, dry_run: bool, once: bool, log_format: str) -> None:
+def run(config_path: str, dry_run: bool, once: bool, force: bool, log_format: str) -> None:
     """Run the controller: probe, decide, write DNS, confirm, record why.
 
     SIGTERM stops after the tick in flight; SIGHUP reloads the config (an invalid one is
@@ -203,7 +205,7 @@ def run(config_path: str, dry_run: bool, once: bool, log_format: str) -> None:
     from failover.service import serve, setup_logging
 
     setup_logging(log_format)
-    serve(config_path, dry_run=dry_run, once=once)
+    serve(config_path, dry_run=dry_run, once=once, force=force)
 
 
 @cli.command()

@@ -40,7 +40,7 @@ from failover.errors import ConfigError, ConfigIssue, SecretError
 from failover.records import RECORD_TYPES, RecordType
 from failover.yamlsource import YamlProblem, YamlSource, format_path, load_yaml
 
-ROUTE53_MIN_INTERVAL = 1.0
+MIN_REQUEST_INTERVAL = 1.0  # seconds; Route 53 offers only 10 or 30
 CHECK_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP", "CALCULATED")
 HTTP_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH")
 TLS_TYPES = ("HTTPS", "HTTPS_STR_MATCH")
@@ -250,7 +250,7 @@ class CheckTemplate(Model):
     search_string: Annotated[str, Field(max_length=255)] | None = None
     inverted: bool = False
     disabled: bool = False
-    request_interval: Annotated[float, Between(ROUTE53_MIN_INTERVAL, 3600, "request_interval", " s")] = 10.0
+    request_interval: Annotated[float, Between(MIN_REQUEST_INTERVAL, 3600, "request_interval", " s")] = 10.0
     failure_threshold: Annotated[int, Between(1, 10, "failure_threshold")] = 3
     measure_latency: bool = False
     enable_sni: bool = True

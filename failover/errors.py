@@ -44,13 +44,3 @@ class ConfigError(InputError):
 
 class SecretError(InputError):
     """A secret reference (env var or file) that cannot be resolved."""
-
-
-class PlanRefused(FailoverError):
-    """A plan that breaks a safety guard; apply it only with force."""
-
-    exit_code = 2
-
-    def __init__(self, violations: list[str]) -> None:
-        self.violations = violations
-        super().__init__("plan refused by safety guards:\n" + "\n".join(f"  - {v}" for v in violations))

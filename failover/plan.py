@@ -11,7 +11,6 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from failover.errors import PlanRefused
 from failover.records import RecordSet
 
 Action = Literal["create", "upsert", "delete"]
@@ -123,15 +122,6 @@ def violations(changes: ChangeSet, actual: Sequence[RecordSet], *, max_delete_sh
         found.append(f"{deletes} of {changes.existing} managed record sets would be deleted "
                      f"(more than max_delete_share {max_delete_share:.0%})")
     return found
-
-
-def guard(changes: ChangeSet, actual: Sequence[RecordSet], *, max_delete_share: float,
-          min_existing: int, may_be_empty: Collection[str] = (), force: bool = False) -> None:
-    """Raise PlanRefused when the ChangeSet breaks a guard and `force` is not set."""
-    found = violations(changes, actual, max_delete_share=max_delete_share,
-                       min_existing=min_existing, may_be_empty=may_be_empty)
-    if found and not force:
-        raise PlanRefused(found)
 
 
 # ------------------------------------------------------------------------- renderings

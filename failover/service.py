@@ -55,23 +55,24 @@ def adapter_for(cfg: Config) -> Adapter | None:
         raise FailoverError(str(exc)) from None
 
 
-def serve(config_path: str, *, dry_run: bool, once: bool) -> None:
+def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False) -> None:
     """Run the controller until stopped. Raises FailoverError for startup failures."""
     cfg = load_config(config_path)
     adapter = adapter_for(cfg)
     state = open_state(cfg)
     try:
-        run_loop(_main(config_path, cfg, adapter, state, dry_run=dry_run, once=once))
+        run_loop(_main(config_path, cfg, adapter, state, dry_run=dry_run, once=once,
+                       force=force))
     finally:
         state.close()
 
 
 async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: Any, *,
-                dry_run: bool, once: bool) -> None:
+                dry_run: bool, once: bool, force: bool = False) -> None:
     from failover import overrides
 
     loop = asyncio.get_running_loop()
-    controller = Controller(cfg, state=state, adapter=adapter, dry_run=dry_run)
+    controller = Controller(cfg, state=state, adapter=adapter, dry_run=dry_run, force=force)
     published = Published()
 
     def publish() -> None:
