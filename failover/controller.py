@@ -74,6 +74,7 @@ class Controller:
         self._events: list[Event] = []
         self._saved_at = 0.0
         self._dirty = False  # a health change not yet saved
+        self._decisions_dirty = False  # a decision not yet saved
         self._faulted: set[str] = set()  # regions whose checks a drill makes fail
         self._noted: dict[str, Any] = {}  # category -> what was last recorded, not to repeat it
         self.on_tick: Callable[[], None] | None = None  # called after every loop turn
@@ -291,7 +292,13 @@ class Controller:
                     failback_hold and prev.basis != "hold"):
                 self.event("decision", f"{d.name} {d.type}", d.reason,
                             {"values": list(d.values), "basis": d.basis})
-        self.decisions = {d.key: d for d in planned.decisions}
+        new = {d.key: d for d in planned.decisions}
+        # the tick runs every second: write decisions to state only when one changed
+        self._decisions_dirty |= any(self.decisions.get(k) is None or
+                                     self.decisions[k].values != d.values or
+                                     self.decisions[k].basis != d.basis or
+                                     self.decisions[k].tier != d.tier for k, d in new.items())
+        self.decisions = new
         if self._new("blocked", planned.claimed.blocked):
             for name, why in planned.claimed.blocked.items():
                 self.event("error", name, f"{name} left alone: {why}")
@@ -332,7 +339,9 @@ class Controller:
         now = self.clock()
         events, self._events = self._events, []
         self.state.record(events)
-        self.state.save_decisions(list(self.decisions.values()))
+        if self._decisions_dirty or force:
+            self.state.save_decisions(list(self.decisions.values()))
+            self._decisions_dirty = False
         if force or self._dirty or now - self._saved_at >= SAVE_INTERVAL:
             self.state.save_checks(self.board.export())
             self.state.save_health(self.board.snapshot(now))

@@ -85,12 +85,17 @@ def test_drain_moves_the_answer_and_survives_a_restart(env: Env) -> None:
     assert wait_for(served_east(env), timeout=5), env.log()
 
 
-def test_drain_that_strands_a_record_needs_force(env: Env) -> None:
+def only_east_healthy(env: Env) -> None:
+    """The controller running with eu-west-1 known unhealthy: us-east-1 is the last one."""
     env.start_controller()
     assert wait_for(served_east(env)), env.log()
     env.stop_region(WEST)
     assert wait_for(lambda: "eu-west-1/127.0.2.1 is unhealthy" in env.cli("history").stdout,
                     timeout=10)
+
+
+def test_drain_that_strands_a_record_needs_force(env: Env) -> None:
+    only_east_healthy(env)
     r = env.cli("drain", "us-east-1")
     assert r.returncode == 2 and "use --force" in r.stderr
     assert env.cli("drain", "us-east-1", "--force").returncode == 0
@@ -231,11 +236,7 @@ def test_drill_moves_the_answer_and_back_and_records_it(env: Env, mode: str) -> 
 
 
 def test_drill_that_would_strand_a_record_is_refused(env: Env) -> None:
-    env.start_controller()
-    assert wait_for(served_east(env)), env.log()
-    env.stop_region(WEST)
-    assert wait_for(lambda: "eu-west-1/127.0.2.1 is unhealthy" in env.cli("history").stdout,
-                    timeout=10)
+    only_east_healthy(env)
     r = env.cli("drill", "us-east-1")
     assert r.returncode == 2 and "refused" in r.stderr
 
