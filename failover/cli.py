@@ -429,32 +429,54 @@ def simulate(config_path: str, scenario_path: str, as_json: bool) -> None:
               show_default=True, help="Force the region out by a drain, or by failing its checks.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
               help="Seconds to wait for the answers to move, and to come back.")
+@click.option("--server", "servers", multiple=True, metavar="ADDRESS[:PORT]",
+              help="An authoritative server to watch (repeat for each); default: "
+                   "drill.servers, else the zone's NS set.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
-def drill(config_path: str, region: str, mode: str, timeout: float, as_json: bool) -> None:
-    """Fail REGION over on purpose against the running controller and time it."""
+def drill(config_path: str, region: str, mode: str, timeout: float, servers: tuple[str, ...],
+          as_json: bool) -> None:
+    """Fail REGION over on purpose against the running controller and time it on every
+    authoritative server."""
     from failover import drill as drills
-    from failover.errors import InputError
+    from failover.dns.authoritative import authoritative_servers
     from failover.service import adapter_for
     from failover.state import open_state
 
     cfg = _load(config_path)
-    adapter = adapter_for(cfg)
-    if adapter is None:
-        raise InputError("a drill needs a DNS provider to watch (provider is none)")
+    if servers:
+        _check_servers(servers)
+    watch, source = authoritative_servers(cfg, adapter_for(cfg), servers)
+    drills.controller_ready(cfg)
     state = open_state(cfg)
     try:
-        report = drills.drill(cfg, state, adapter, region, mode,  # type: ignore[arg-type]
-                              timeout=timeout)
+        report = drills.drill(cfg, state, watch, region, mode,  # type: ignore[arg-type]
+                              timeout=timeout, source=source)
     finally:
         state.close()
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"drill of {region} ({mode}): every answer moved in {report['total_s']} s, "
+    click.echo(f"drill of {region} ({mode}) on {len(watch)} authoritative server(s) from "
+               f"{source}: every answer moved in {report['total_s']} s, "
                f"back in {report['back_total_s']} s")
     for r in report["records"]:
         click.echo(f"  {r['record']}: detection {r['detection_s']} s, write {r['write_s']} s, "
                    f"served {r['served_s']} s; back {r['back_s']} s")
+        for server, t in r["servers"].items():
+            click.echo(f"    {server}: served {t['served_s']} s, back {t['back_s']} s")
+
+
+def _check_servers(values: tuple[str, ...]) -> None:
+    """--server values: exit 2 naming the bad one."""
+    from pydantic import ValidationError
+
+    from failover.config import DrillSettings
+
+    try:
+        DrillSettings(servers=list(values))
+    except ValidationError as exc:
+        bad = values[int(exc.errors()[0]["loc"][1])]
+        raise click.BadParameter(exc.errors()[0]["msg"], param_hint=f"--server {bad!r}") from None
 
 
 @cli.command()

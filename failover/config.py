@@ -200,6 +200,42 @@ def split_host_port(value: str) -> tuple[str, int]:
     return host, port
 
 
+def _dns_server(value: str) -> str:
+    """`ADDRESS`, `ADDRESS:PORT` or `[IPv6]:PORT` of a DNS server, in one spelling."""
+    text = value.strip()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    host, port = split_host_port(text)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise PydanticCustomError("dns_server", "expected an IP address with an optional port "
+                                  "(ADDRESS, ADDRESS:PORT or [IPv6]:PORT), got '{v}'",
+                                  {"v": value}) from None
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+def server_address(value: str, default_port: int) -> tuple[str, int]:
+    """A `DrillSettings.servers` entry -> (address, port)."""
+    try:
+        return str(ipaddress.ip_address(value)), default_port
+    except ValueError:
+        return split_host_port(value)
+
+
+class DrillSettings(Model):
+    """Where `failover drill` watches the answers move: every authoritative server."""
+
+    # default: the zone's NS set, asked of the provider (Route 53: the delegation set)
+    servers: Annotated[list[Annotated[str, AfterValidator(_dns_server)]],
+                       Field(min_length=1)] | None = None
+    # for servers without a port: default the provider's port (bind, zonefile), else 53
+    port: Port | None = None
+    timeout: Seconds = 2.0  # for each query
+
+
 class ControllerSettings(Model):
     """The long-lived service: where it keeps state and where its HTTP API listens."""
 
@@ -369,6 +405,7 @@ class Config(Model):
     controller: ControllerSettings = ControllerSettings()
     plan: PlanSettings = PlanSettings()
     ownership: OwnershipSettings = OwnershipSettings()
+    drill: DrillSettings = DrillSettings()
     checks: dict[str, CheckTemplate] = Field(default_factory=dict)
     regions: Annotated[dict[str, Region], Field(min_length=1)]
     records: Annotated[list[Record], Field(min_length=1)]

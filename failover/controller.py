@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from failover.dns.base import DnsConflict, DnsError
+from failover.errors import FailoverError
 from failover.health import HealthBoard, Transition
 from failover.metrics import Metrics
 from failover.plan import apply_to, to_json
@@ -24,7 +25,7 @@ from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.probes.scheduler import Scheduler
 from failover.reconcile import Planned, plan_step, read_actual
 from failover.records import RecordSet
-from failover.state.store import Event, StateStore, as_overrides
+from failover.state.store import Event, Override, StateStore, as_overrides
 
 if TYPE_CHECKING:
     from failover.config import Config
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECONCILE_INTERVAL = 1.0  # seconds between ticks when nothing wakes the loop earlier
+STATE_WATCH_INTERVAL = 0.05  # seconds between looks for overrides written by the CLI
 ACTUAL_REFRESH = 30.0  # seconds a read of actual DNS is trusted without a write
 SAVE_INTERVAL = 10.0  # seconds between saves of the health state machines
 
@@ -76,6 +78,7 @@ class Controller:
         self._dirty = False  # a health change not yet saved
         self._decisions_dirty = False  # a decision not yet saved
         self._faulted: set[str] = set()  # regions whose checks a drill makes fail
+        self._in_force: frozenset[tuple[str, str, float]] = frozenset()  # overrides applied
         self._noted: dict[str, Any] = {}  # category -> what was last recorded, not to repeat it
         self.on_tick: Callable[[], None] | None = None  # called after every loop turn
         self._setup(cfg, adapter, state.load_checks(), state.load_health())
@@ -98,6 +101,7 @@ class Controller:
         self._stop = stop
         self._wake = asyncio.Event()
         self.event("controller", "controller", "started" + (" (dry run)" if self.dry_run else ""))
+        watcher: asyncio.Future[None] | None = None
         try:
             if once:
                 from failover.probes.scheduler import probe_all
@@ -108,6 +112,7 @@ class Controller:
                 self._published()
                 return
             self._start_probes()
+            watcher = asyncio.ensure_future(self._watch_state(stop))
             while not stop.is_set():
                 waiters = [asyncio.ensure_future(self._wake.wait()),
                            asyncio.ensure_future(stop.wait())]
@@ -122,9 +127,22 @@ class Controller:
                     await self.tick()
                 self._published()
         finally:
+            if watcher is not None:
+                watcher.cancel()
             await self._stop_probes()
             self.event("controller", "controller", "stopped")
             self._save(force=True)
+
+    async def _watch_state(self, stop: asyncio.Event) -> None:
+        """Wake the loop when another process writes the state (a drain, a restore, a
+        drill from the CLI), so it is taken up within 50 ms, not at the next tick."""
+        while not stop.is_set():
+            await asyncio.sleep(STATE_WATCH_INTERVAL)
+            try:
+                if self.state.changed_elsewhere():
+                    self.wake()
+            except FailoverError as exc:  # a busy or broken store: the ticks still read it
+                log.warning("event=state_watch_error error=%r", str(exc))
 
     def reload(self, cfg: Config, adapter: Adapter | None) -> None:
         """Switch to a new, already validated config; health state carries over."""
@@ -214,6 +232,7 @@ class Controller:
         overrides_list = self.state.overrides()
         overrides = as_overrides(overrides_list, now)
         self._faulted = {o.region for o in overrides_list if o.kind == "fault" and o.active(now)}
+        self._note_overrides(overrides_list, now)
         snapshot = self.board.snapshot(now)
         try:
             if self.adapter is not None and not self.dry_run and not self._prepared:
@@ -281,6 +300,19 @@ class Controller:
             **to_json(changes), "applied_ms": round(report.applied_s * 1000, 2),
             "confirmed_ms": round(report.confirmed_s * 1000, 2), "notes": report.notes})
 
+    def _note_overrides(self, overrides_list: list[Override], now: float) -> None:
+        """Record when the set of overrides in force changes: when the controller took
+        up a drain, a pin or a drill (the CLI records when it was asked for)."""
+        active = [o for o in overrides_list if o.active(now)]
+        in_force = frozenset((o.kind, o.target, o.at) for o in active)
+        if in_force == self._in_force:
+            return
+        self._in_force = in_force
+        listed = ", ".join(f"{o.kind} {o.target}" for o in active) or "none"
+        self.event("override", "controller", f"overrides in force: {listed}", {
+            "in_force": [{"kind": o.kind, "target": o.target, "region": o.region, "at": o.at}
+                         for o in active]})
+
     def _note_decisions(self, planned: Planned) -> None:
         for d in planned.decisions:
             prev = self.decisions.get(d.key)
@@ -297,7 +329,9 @@ class Controller:
         self._decisions_dirty |= any(self.decisions.get(k) is None or
                                      self.decisions[k].values != d.values or
                                      self.decisions[k].basis != d.basis or
-                                     self.decisions[k].tier != d.tier for k, d in new.items())
+                                     self.decisions[k].tier != d.tier or
+                                     self.decisions[k].usable != d.usable
+                                     for k, d in new.items())
         self.decisions = new
         if self._new("blocked", planned.claimed.blocked):
             for name, why in planned.claimed.blocked.items():
@@ -337,11 +371,13 @@ class Controller:
 
     def _save(self, force: bool = False) -> None:
         now = self.clock()
-        events, self._events = self._events, []
-        self.state.record(events)
         if self._decisions_dirty or force:
             self.state.save_decisions(list(self.decisions.values()))
             self._decisions_dirty = False
+        # events after the decisions they announce: a reader that sees an event finds the
+        # decisions of the same tick (failover drill relies on it)
+        events, self._events = self._events, []
+        self.state.record(events)
         if force or self._dirty or now - self._saved_at >= SAVE_INTERVAL:
             self.state.save_checks(self.board.export())
             self.state.save_health(self.board.snapshot(now))

@@ -1,6 +1,7 @@
 """`failover demo` (what `make run` starts): the controller on an embedded default.
 
-Starts a private named on loopback (zone example.test., RFC 2136 with a TSIG key), one
+Starts a private named on loopback (zone example.test., RFC 2136 with a TSIG key, and
+a secondary on ::1 that follows it by NOTIFY and zone transfer), one
 process of regional HTTP endpoints per region (us-east-1 on 127.0.1.1, eu-west-1 on
 127.0.2.1), writes a config for them, and runs the controller until interrupted. It
 prints how to watch the answers, fail a region and drain one.
@@ -74,21 +75,6 @@ records:
 """
 
 
-def _port_free_everywhere(hosts: list[str]) -> int:
-    import socket
-
-    for _ in range(100):
-        port = free_port(hosts[0])
-        try:
-            for host in hosts[1:]:
-                with socket.socket() as s:
-                    s.bind((host, port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no port free on every demo address")
-
-
 def start_region(name: str, host: str, port: int) -> subprocess.Popen[str]:
     """One endpoint process for a region; stop it with SIGSTOP/SIGKILL to fail the region."""
     proc = subprocess.Popen([sys.executable, "-m", "failover.fleet", "-"],
@@ -111,9 +97,12 @@ def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> No
         dns_port = free_port()
     if free_port_or_none(api_port, udp=False) is None:
         api_port = free_port()
-    http_port = _port_free_everywhere(list(REGIONS.values()))
+    http_port = free_port(*REGIONS.values())
+    # a secondary on ::1 (same port) makes the zone's NS set two servers, as a delegated
+    # zone has; `failover drill` then times the answer on both
+    secondaries = ["::1"] if free_port_or_none(dns_port, host="::1") else []
     with ExitStack() as stack:
-        named = LocalNamed.start(directory / "named", port=dns_port)
+        named = LocalNamed.start(directory / "named", port=dns_port, secondaries=secondaries)
         stack.callback(named.stop)
         (directory / "tsig.secret").write_text(named.tsig_secret + "\n")
         os.chmod(directory / "tsig.secret", 0o600)
@@ -128,8 +117,9 @@ def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> No
         exe = Path(sys.executable).parent / "failover"
         cli = str(exe) if exe.exists() else "failover"
         east = procs["us-east-1"].pid
+        secondary = "".join(f", secondary at [{h}]:{dns_port}" for h in secondaries)
         print(f"""
-failover demo: zone example.test. on a private named at 127.0.0.1:{dns_port}
+failover demo: zone example.test. on a private named at 127.0.0.1:{dns_port}{secondary}
   us-east-1: 127.0.1.1:{http_port} (pid {east})
   eu-west-1: 127.0.2.1:{http_port} (pid {procs['eu-west-1'].pid})
   config:  {config}
@@ -140,6 +130,7 @@ In another terminal:
   fail us-east-1:     kill -STOP {east}      (back: kill -CONT {east})
   drain / restore:    {cli} drain us-east-1 --config {config}
                       {cli} restore us-east-1 --config {config}
+  drill (timed):      {cli} drill us-east-1 --config {config}
   history:            {cli} history --config {config}
   metrics:            curl -s 127.0.0.1:{api_port}/metrics | grep failover_
 Ctrl-C stops the demo.
@@ -147,15 +138,16 @@ Ctrl-C stops the demo.
         serve(str(config), dry_run=False, once=False)
 
 
-def free_port_or_none(port: int, udp: bool = True) -> int | None:
-    """`port` if free on 127.0.0.1 (TCP, and UDP when asked), else None."""
+def free_port_or_none(port: int, udp: bool = True, host: str = "127.0.0.1") -> int | None:
+    """`port` if free on `host` (TCP, and UDP when asked), else None (also when the host
+    has no such address, as ::1 without IPv6)."""
     import socket
 
     kinds = [socket.SOCK_STREAM] + ([socket.SOCK_DGRAM] if udp else [])
     try:
         for kind in kinds:
-            with socket.socket(socket.AF_INET, kind) as s:
-                s.bind(("127.0.0.1", port))
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as s:
+                s.bind((host, port))
     except OSError:
         return None
     return port

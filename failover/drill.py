@@ -1,100 +1,212 @@
 """`failover drill`: a controlled failover of a region against the live setup, timed.
 
-It records what the provider's server answers for every record that answers from the
-region, forces the region out (a drain override, or a fault that makes its checks fail
-inside the running controller), measures until every answer has moved, restores, and
-measures the way back. The result goes into the history.
+It records what every authoritative server of the zone answers for the records that
+answer from the region (failover/dns/authoritative.py), forces the region out (a drain
+override, or a fault that makes its checks fail inside the running controller),
+measures until every server's answer has moved, restores, and measures the way back.
+Per record it reports detection (the controller's decision), write (its DNS update),
+served (the last server answering the new way) and each server's own time. The way back
+ends when every server answers what the controller decides once it has taken the
+restore up, which is not always the region again: a failback delay holds the answer
+for a while, and latency hysteresis may keep a region that is as fast. The result goes
+into the history.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
+from failover.config import split_host_port
+from failover.dns.authoritative import Answers, Reading, Server, read_all
 from failover.errors import FailoverError, InputError
 from failover.overrides import stranded, who
+from failover.plan import ManagedKey
+from failover.records import canonical_value
 from failover.state.store import Event, Override, OverrideKind, StateStore
 
 if TYPE_CHECKING:
     from failover.config import Config
-    from failover.dns.base import Adapter
 
 Mode = Literal["drain", "fail-checks"]
+Judge = Callable[[ManagedKey, frozenset[str]], bool]  # has a server's answer arrived
 
 
-def _answers(adapter: Adapter, keys: set[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
-    out: dict[tuple[str, str], set[str]] = {k: set() for k in keys}
-    for rs in adapter.served(keys):
-        out[(rs.name, rs.type)] |= set(rs.values)
-    return out
+def region_values(cfg: Config, region: str, key: ManagedKey) -> frozenset[str]:
+    """The values the region contributes to a record of this type, canonical."""
+    out = set()
+    for ep in cfg.regions[region].endpoints:
+        try:
+            out.add(canonical_value(key[1], ep.address))
+        except ValueError:  # an IPv6 endpoint of an A record, and so on
+            continue
+    return frozenset(out)
 
 
-def _first(state: StateStore, since: float, kind: str, subject: str | None = None) -> float | None:
+def _moved(answer: frozenset[str], values: frozenset[str]) -> bool:
+    return bool(answer) and not answer & values
+
+
+def _taken_up(state: StateStore, since: float, mine: tuple[str, str, float]) -> bool:
+    """Whether the controller has taken the drill's override up and then dropped it
+    (its "overrides in force" events, matched by content, not by clock)."""
+    seen = False
     for e in state.history(since=since):
-        if e.kind == kind and (subject is None or e.subject == subject):
+        if e.kind == "override" and e.subject == "controller":
+            listed = {(o["kind"], o["target"], o["at"]) for o in e.detail.get("in_force", ())}
+            if mine in listed:
+                seen = True
+            elif seen:
+                return True
+    return False
+
+
+def _back(state: StateStore, since: float, mine: tuple[str, str, float], region: str,
+          values: dict[ManagedKey, frozenset[str]]) -> Judge:
+    """After the restore: an answer is back when it is what the controller decides once
+    it has taken the restore up, counts the region usable again (after its checks have
+    passed, in fail-checks mode) and no failback delay is still running."""
+    if not _taken_up(state, since, mine):
+        return lambda k, a: False
+    decisions = state.load_decisions()
+
+    def judge(k: ManagedKey, answer: frozenset[str]) -> bool:
+        d = decisions.get(k)
+        if d is None:
+            return bool(answer & values[k])
+        if region not in d.usable or (d.policy == "failover" and d.basis == "hold"):
+            return False
+        return answer == frozenset(d.values)
+    return judge
+
+
+def _first(state: StateStore, since: float, kind: str, match: Callable[[Event], bool]
+           ) -> float | None:
+    for e in state.history(since=since):
+        if e.kind == kind and match(e):
             return e.at
     return None
 
 
-def drill(cfg: Config, state: StateStore, adapter: Adapter, region: str, mode: Mode, *,
-          timeout: float = 120.0, poll: float = 0.02) -> dict[str, Any]:
-    """Run one drill; raises InputError when it would strand a record, FailoverError when
-    the answers do not move (or come back) within `timeout`."""
+def _writes(key: ManagedKey) -> Callable[[Event], bool]:
+    """Whether a DNS event's changes touch the record `key`."""
+    def match(e: Event) -> bool:
+        return any(c.get("name") == key[0] and c.get("type") == key[1]
+                   for c in e.detail.get("changes", ()))
+    return match
+
+
+def controller_ready(cfg: Config, timeout: float = 2.0) -> None:
+    """Raise FailoverError unless the config's controller answers /readyz: a drill is
+    carried out by the running controller."""
+    import urllib.error
+    import urllib.request
+
+    host, port = split_host_port(cfg.controller.listen)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        raise FailoverError(f"the controller at {host}:{port} is not ready ({exc.code}): "
+                            "a drill waits for its first full probe round") from None
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        raise FailoverError(f"no controller answers at {url} ({reason}): a drill needs it "
+                            "running (failover run --config ...)") from None
+
+
+def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mode: Mode, *,
+          timeout: float = 120.0, poll: float = 0.02, source: str = "") -> dict[str, Any]:
+    """Run one drill; raises InputError when it would strand a record (or when no record
+    answers from the region), FailoverError when the answers do not move (or come back)
+    on every server within `timeout`."""
     if region not in cfg.regions:
         raise InputError(f"unknown region '{region}' (regions: {', '.join(cfg.regions)})")
-    now = time.time()
-    left = stranded(cfg, state, {region}, now)
+    left = stranded(cfg, state, {region}, time.time())
     if left:
         raise InputError(f"a drill of {region} would leave {', '.join(left)} with no healthy "
                          "region: refused")
-    values = {ep.address for ep in cfg.regions[region].endpoints}
     keys = {(r.name, r.type) for r in cfg.records}
-    before = _answers(adapter, keys)
-    affected = {k for k, v in before.items() if v & values}
-    if not affected:
-        raise InputError(f"no record answers from {region} now: nothing to drill")
-    kind: OverrideKind = "drain" if mode == "drain" else "fault"
-    t0 = time.time()
-    state.set_override(Override(kind, region, region, who(), "drill", t0))
-    try:
-        moved = _wait(adapter, affected, lambda v: bool(v) and not v & values, timeout, poll)
-    finally:
-        state.clear_override(kind, region)
-    t1 = time.time()
-    back = _wait(adapter, affected, lambda v: bool(v & values), timeout, poll)
+    values = {k: region_values(cfg, region, k) for k in keys}
+    with ThreadPoolExecutor(max_workers=min(16, len(servers))) as pool:
+        def read(ks: set[ManagedKey]) -> Reading:
+            return read_all(servers, ks, cfg.drill.timeout, pool)
+
+        before = read(keys)
+        if before.errors:  # fail now, not after the timeout with a region drained
+            raise FailoverError("drill: not every authoritative server answers: "
+                                + "; ".join(f"{s}: {e}" for s, e in before.errors.items()))
+        affected = {k for k in keys
+                    if any(a[k] & values[k] for a in before.answers.values())}
+        if not affected:
+            raise InputError(f"no record answers from {region} now: nothing to drill")
+        kind: OverrideKind = "drain" if mode == "drain" else "fault"
+        t0 = time.time()
+        state.set_override(Override(kind, region, region, who(), "drill", t0))
+        try:
+            moved = _wait(read, servers, affected,
+                          lambda: lambda k, a: _moved(a, values[k]), timeout, poll, "move")
+        finally:
+            state.clear_override(kind, region)
+        t1 = time.time()
+        back = _wait(read, servers, affected,
+                     lambda: _back(state, t0 - 60, (kind, region, t0), region, values),
+                     timeout, poll, "come back")
     per_record = []
     for k in sorted(affected):
         subject = f"{k[0]} {k[1]}"
-        decided = _first(state, t0, "decision", subject)
-        written = _first(state, t0, "dns")
+        decided = _first(state, t0, "decision", lambda e, s=subject: e.subject == s)  # type: ignore[misc]
+        written = _first(state, t0, "dns", _writes(k))
+        answered = {str(s): sorted(a[k]) for s, a in before.answers.items()}
         per_record.append({
-            "record": subject, "before": sorted(before[k]),
+            "record": subject,
+            "before": sorted(set().union(*answered.values())),
             "detection_s": None if decided is None else round(decided - t0, 3),
             "write_s": None if written is None else round(written - t0, 3),
-            "served_s": round(moved[k] - t0, 3), "back_s": round(back[k] - t1, 3)})
+            "served_s": round(max(moved[k].values()) - t0, 3),
+            "back_s": round(max(back[k].values()) - t1, 3),
+            "servers": {str(s): {"served_s": round(moved[k][s] - t0, 3),
+                                 "back_s": round(back[k][s] - t1, 3)} for s in servers}})
     report = {"region": region, "mode": mode, "at": t0,
-              "total_s": round(max(moved.values()) - t0, 3),
-              "back_total_s": round(max(back.values()) - t1, 3), "records": per_record}
+              "servers": [str(s) for s in servers], "servers_from": source,
+              "total_s": round(max(max(m.values()) for m in moved.values()) - t0, 3),
+              "back_total_s": round(max(max(b.values()) for b in back.values()) - t1, 3),
+              "records": per_record}
     state.record([Event(time.time(), "drill", region,
-                        f"drill of {region} ({mode}): answers moved in {report['total_s']} s, "
-                        f"back in {report['back_total_s']} s", report)])
+                        f"drill of {region} ({mode}): answers moved on {len(servers)} "
+                        f"server(s) in {report['total_s']} s, back in {report['back_total_s']} s",
+                        report)])
     return report
 
 
-def _wait(adapter: Adapter, keys: set[tuple[str, str]], done: Any, timeout: float,
-          poll: float) -> dict[tuple[str, str], float]:
-    reached: dict[tuple[str, str], float] = {}
+def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],
+          keys: set[ManagedKey], judge: Callable[[], Judge], timeout: float,
+          poll: float, what: str) -> dict[ManagedKey, dict[Server, float]]:
+    """Poll every server until each answers every key the way `judge()` accepts (a new
+    judge every poll); the time each did."""
+    reached: dict[ManagedKey, dict[Server, float]] = {k: {} for k in keys}
     deadline = time.monotonic() + timeout
-    while len(reached) < len(keys):
-        answers = _answers(adapter, keys - set(reached))
+    errors: dict[Server, str] = {}
+    while True:
+        waiting = {k for k in keys if len(reached[k]) < len(servers)}
+        if not waiting:
+            return reached
+        if time.monotonic() > deadline:
+            late = "; ".join(f"{k[0]} {k[1]} at {', '.join(str(s) for s in servers if s not in reached[k])}"
+                             for k in sorted(waiting))
+            why = "".join(f"; {s}: {e}" for s, e in errors.items())
+            raise FailoverError(f"drill: answers did not {what} within {timeout:g} s: {late}"
+                                f" (is the controller running?{why})")
+        reading = read(waiting)
         now = time.time()
-        for k, v in answers.items():
-            if done(v):
-                reached[k] = now
-        if len(reached) < len(keys):
-            if time.monotonic() > deadline:
-                waiting = ", ".join(f"{n} {t}" for n, t in sorted(keys - set(reached)))
-                raise FailoverError(f"drill: {waiting} did not move within {timeout:g} s "
-                                    "(is the controller running?)")
-            time.sleep(poll)
-    return reached
+        errors = reading.errors
+        answers: dict[Server, Answers] = reading.answers
+        accepts = judge()
+        for server, got in answers.items():
+            for k in waiting:
+                if server not in reached[k] and accepts(k, got[k]):
+                    reached[k][server] = now
+        time.sleep(poll)

@@ -2,7 +2,11 @@
 
 It runs in its own directory with free ports, a TSIG key for RFC 2136 updates, an rndc
 key, one dynamic zone (updated with RFC 2136) and one file zone (rewritten and
-reloaded), and is stopped by its PID.
+reloaded), and is stopped by its PID. Optionally it has secondaries: one more named per
+local address (named listens only on addresses an interface holds: ::1 beside
+127.0.0.1), on the same port, serving the dynamic zone by NOTIFY and zone transfer
+(TSIG-signed), each in the zone's NS set with its address as glue, as the authoritative
+servers of a delegated zone are.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +31,7 @@ $TTL 300
         600        ; retry
         86400      ; expire
         60 )       ; negative caching TTL
-    IN NS ns1.{zone}
-ns1 IN A 127.0.0.1
-"""
+{ns}"""
 
 
 def named_binary() -> str | None:
@@ -37,8 +40,8 @@ def named_binary() -> str | None:
         "/usr/sbin/named" if os.access("/usr/sbin/named", os.X_OK) else None)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `host`.
+def free_port(host: str = "127.0.0.1", *more: str) -> int:
+    """A port free for both UDP and TCP on `host` (and on every address of `more`).
 
     BIND 9.18 binds with SO_REUSEPORT, so a second named on a taken port would start
     without error: check both protocols without that option first.
@@ -47,13 +50,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind((host, 0))
             port = int(tcp.getsockname()[1])
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                    udp.bind((host, port))
-            except OSError:
-                continue
+        if all(_free(h, port) for h in (host, *more)):
             return port
-    raise RuntimeError(f"no free port on {host}")
+    raise RuntimeError(f"no port free on {', '.join((host, *more))}")
+
+
+def _free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(family, kind) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
+    return True
 
 
 @dataclass
@@ -69,35 +79,48 @@ class LocalNamed:
     file_zone: str
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
+    primary: LocalNamed | None = field(default=None, repr=False)  # set on a secondary
+    secondaries: list[LocalNamed] = field(default_factory=list)
 
     @classmethod
     def start(cls, directory: Path, *, dynamic_zone: str = "example.test.",
               file_zone: str = "files.test.", port: int | None = None,
               tsig_name: str = "failover-key", tsig_secret: str | None = None,
-              timeout: float = 15.0) -> LocalNamed:
+              secondaries: Sequence[str] = (), timeout: float = 15.0) -> LocalNamed:
         """Write the config and zones under `directory`, start named, wait until it answers.
 
-        Raises RuntimeError with named's own output when it does not come up.
+        `secondaries`: local addresses (e.g. ::1) that each run one more named on the
+        same port, secondary for the dynamic zone. Raises RuntimeError with
+        named's own output when one does not come up.
         """
-        binary = named_binary()
-        if binary is None:
+        if named_binary() is None:
             raise RuntimeError("named is not installed (apt-get install bind9 bind9-utils)")
         directory.mkdir(parents=True, exist_ok=True)
         secret = tsig_secret or base64.b64encode(os.urandom(32)).decode()
-        self = cls(directory=directory, port=port or free_port(), rndc_port=free_port(),
-                   tsig_name=tsig_name, tsig_secret=secret, dynamic_zone=dynamic_zone,
-                   file_zone=file_zone)
+        self = cls(directory=directory, port=port or free_port("127.0.0.1", *secondaries),
+                   rndc_port=free_port(), tsig_name=tsig_name, tsig_secret=secret,
+                   dynamic_zone=dynamic_zone, file_zone=file_zone)
+        self.secondaries = [
+            cls(directory=directory / f"secondary-{host.replace(':', '_')}", port=self.port,
+                rndc_port=free_port(),
+                tsig_name=tsig_name, tsig_secret=secret, dynamic_zone=dynamic_zone,
+                file_zone=file_zone, host=host, primary=self) for host in secondaries]
         self._write_files()
-        log = (directory / "named.log").open("wb")
-        self.process = subprocess.Popen(
-            [binary, "-g", "-c", str(directory / "named.conf"), "-n", "1"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=directory, start_new_session=True)
         try:
-            self._wait_ready(timeout)
+            self._run(timeout, "wb")
+            for secondary in self.secondaries:
+                secondary.directory.mkdir(parents=True, exist_ok=True)
+                secondary._write_files()
+                secondary._run(timeout, "wb")
         except Exception:
             self.stop()
             raise
         return self
+
+    @property
+    def servers(self) -> list[tuple[str, int]]:
+        """Every authoritative server of the dynamic zone: this one, then the secondaries."""
+        return [(self.host, self.port), *((s.host, s.port) for s in self.secondaries)]
 
     @property
     def rndc_command(self) -> list[str]:
@@ -116,47 +139,52 @@ class LocalNamed:
                               timeout=30, check=True)
 
     def stop(self) -> None:
-        """Stop named by its PID (TERM, then KILL after 10 s)."""
+        """Stop named (and its secondaries) by PID (TERM, then KILL after 10 s)."""
+        for secondary in self.secondaries:
+            secondary.stop()
         if self.process is not None:
             children.stop(self.process)
 
     def restart(self, timeout: float = 15.0) -> None:
-        """Start named again on the same ports (after `stop`)."""
-        self.stop()
-        binary = named_binary()
-        assert binary is not None
-        log = (self.directory / "named.log").open("ab")
-        self.process = subprocess.Popen(
-            [binary, "-g", "-c", str(self.directory / "named.conf"), "-n", "1"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, start_new_session=True)
-        self._wait_ready(timeout)
+        """Start this named again on the same ports (after `stop`); secondaries stay as
+        they are."""
+        if self.process is not None:
+            children.stop(self.process)
+        self._run(timeout, "ab")
 
     def log(self) -> str:
         """named's output so far."""
         path = self.directory / "named.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def _run(self, timeout: float, mode: str) -> None:
+        binary = named_binary()
+        assert binary is not None
+        log = (self.directory / "named.log").open(mode)
+        self.process = subprocess.Popen(
+            [binary, "-g", "-c", str(self.directory / "named.conf"), "-n", "1"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, start_new_session=True)
+        self._wait_ready(timeout)
+
     def _write_files(self) -> None:
         d = self.directory
         rndc_secret = base64.b64encode(os.urandom(32)).decode()
-        serial = int(time.time()) % 2**31
-        for zone in (self.dynamic_zone, self.file_zone):
-            path = d / f"{zone.rstrip('.')}.zone"
-            if not path.exists():
-                path.write_text(ZONE_TEMPLATE.format(zone=zone, serial=serial))
-            journal = Path(str(path) + ".jnl")
-            if journal.exists():
-                journal.unlink()
-        (d / "named.conf").write_text(f"""
+        (d / "rndc.conf").write_text(f"""
+key "rndc-key" {{ algorithm hmac-sha256; secret "{rndc_secret}"; }};
+options {{ default-server 127.0.0.1; default-port {self.rndc_port}; default-key "rndc-key"; }};
+""")
+        v6 = self.host if ":" in self.host else "none"
+        common = f"""
 options {{
     directory "{d}";
     pid-file "{d}/named.pid";
     session-keyfile "{d}/session.key";
     managed-keys-directory "{d}";
-    listen-on port {self.port} {{ {self.host}; }};
-    listen-on-v6 {{ none; }};
+    listen-on port {self.port} {{ {self.host if v6 == "none" else "none"}; }};
+    listen-on-v6 port {self.port} {{ {v6}; }};
     recursion no;
     notify no;
+    notify-delay 0;
     dnssec-validation no;
     allow-transfer {{ key "{self.tsig_name}"; }};
     minimal-responses yes;
@@ -164,21 +192,46 @@ options {{
 key "{self.tsig_name}" {{ algorithm hmac-sha256; secret "{self.tsig_secret}"; }};
 key "rndc-key" {{ algorithm hmac-sha256; secret "{rndc_secret}"; }};
 controls {{
-    inet {self.host} port {self.rndc_port} allow {{ {self.host}; }} keys {{ "rndc-key"; }};
+    inet 127.0.0.1 port {self.rndc_port} allow {{ 127.0.0.1; }} keys {{ "rndc-key"; }};
 }};
-zone "{self.dynamic_zone.rstrip('.')}" {{
+"""
+        dynamic = self.dynamic_zone.rstrip(".")
+        if self.primary is not None:
+            p = self.primary
+            (d / "named.conf").write_text(common + f"""
+zone "{dynamic}" {{
+    type secondary;
+    primaries {{ {p.host} port {p.port} key "{self.tsig_name}"; }};
+    allow-notify {{ {p.host}; ::1; }};
+    file "{d}/{dynamic}.zone";
+}};
+""")
+            return
+        serial = int(time.time()) % 2**31
+        for zone in (self.dynamic_zone, self.file_zone):
+            path = d / f"{zone.rstrip('.')}.zone"
+            if not path.exists():
+                ns = [self.host] + ([s.host for s in self.secondaries]
+                                    if zone == self.dynamic_zone else [])
+                names = "".join(f"    IN NS ns{i}.{zone}\n" for i in range(1, len(ns) + 1))
+                glue = "".join(f"ns{i} IN {'AAAA' if ':' in h else 'A'} {h}\n"
+                               for i, h in enumerate(ns, 1))
+                path.write_text(ZONE_TEMPLATE.format(zone=zone, serial=serial, ns=names + glue))
+            journal = Path(str(path) + ".jnl")
+            if journal.exists():
+                journal.unlink()
+        notify = "".join(f"{s.host} port {s.port}; " for s in self.secondaries)
+        (d / "named.conf").write_text(common + f"""
+zone "{dynamic}" {{
     type primary;
-    file "{d}/{self.dynamic_zone.rstrip('.')}.zone";
+    file "{d}/{dynamic}.zone";
     allow-update {{ key "{self.tsig_name}"; }};
+    {f"notify explicit; also-notify {{ {notify}}};" if notify else ""}
 }};
 zone "{self.file_zone.rstrip('.')}" {{
     type primary;
     file "{d}/{self.file_zone.rstrip('.')}.zone";
 }};
-""")
-        (d / "rndc.conf").write_text(f"""
-key "rndc-key" {{ algorithm hmac-sha256; secret "{rndc_secret}"; }};
-options {{ default-server {self.host}; default-port {self.rndc_port}; default-key "rndc-key"; }};
 """)
 
     def _wait_ready(self, timeout: float) -> None:

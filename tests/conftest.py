@@ -18,13 +18,16 @@ settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 
 
 @pytest.fixture
-def named(tmp_path: Path) -> Iterator[LocalNamed]:
-    """A private named on loopback; in CI a missing BIND fails instead of skipping."""
+def named(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LocalNamed]:
+    """A private named on loopback; in CI a missing BIND fails instead of skipping.
+
+    A test marked `secondary` gets a secondary on ::1 (same port, in the NS set)."""
     if named_binary() is None:
         if os.environ.get("CI") == "true":
             pytest.fail("named is not installed: make test installs bind9")
         pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
-    server = LocalNamed.start(tmp_path / "named")
+    secondaries = ["::1"] if request.node.get_closest_marker("secondary") else []
+    server = LocalNamed.start(tmp_path / "named", secondaries=secondaries)
     try:
         yield server
     finally:

@@ -137,3 +137,24 @@ def wait_for(what: Callable[[], bool], timeout: float = 20.0, step: float = 0.1)
 
 def served_east(env: Env) -> Callable[[], bool]:
     return lambda: env.answer() == {EAST}
+
+
+def only_east_healthy(env: Env) -> None:
+    """The controller running with eu-west-1 known unhealthy: us-east-1 is the last one."""
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.stop_region(WEST)
+    assert wait_for(lambda: "eu-west-1/127.0.2.1 is unhealthy" in env.cli("history").stdout,
+                    timeout=10)
+
+
+def overrides_left(env: Env) -> list[str]:
+    """The overrides in the environment's state, as "kind target"."""
+    from failover.config import load_config
+    from failover.state import open_state
+
+    state = open_state(load_config(env.config))
+    try:
+        return [f"{o.kind} {o.target}" for o in state.overrides()]
+    finally:
+        state.close()

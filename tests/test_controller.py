@@ -16,7 +16,7 @@ import pytest
 
 from failover.state import open_state
 from tests.builders import ROOT
-from tests.service_env import EAST, WEST, Env, served_east, wait_for
+from tests.service_env import EAST, WEST, Env, only_east_healthy, served_east, wait_for
 
 
 def test_fails_over_after_n_failures_and_back_after_the_failback_delay(env: Env) -> None:
@@ -83,15 +83,6 @@ def test_drain_moves_the_answer_and_survives_a_restart(env: Env) -> None:
     assert env.answer() == {WEST} and env.serial() == serial
     assert env.cli("restore", "us-east-1").returncode == 0
     assert wait_for(served_east(env), timeout=5), env.log()
-
-
-def only_east_healthy(env: Env) -> None:
-    """The controller running with eu-west-1 known unhealthy: us-east-1 is the last one."""
-    env.start_controller()
-    assert wait_for(served_east(env)), env.log()
-    env.stop_region(WEST)
-    assert wait_for(lambda: "eu-west-1/127.0.2.1 is unhealthy" in env.cli("history").stdout,
-                    timeout=10)
 
 
 def test_drain_that_strands_a_record_needs_force(env: Env) -> None:
@@ -215,37 +206,3 @@ def test_state_survives_in_sqlite(tmp_path: Path) -> None:
     assert [o.region for o in again.overrides()] == ["us-east-1"]
     assert again.clear_override("drain", "us-east-1") and not again.overrides()
     again.close()
-
-
-@pytest.mark.parametrize("mode", ["drain", "fail-checks"])
-def test_drill_moves_the_answer_and_back_and_records_it(env: Env, mode: str) -> None:
-    env.start_controller()
-    assert wait_for(served_east(env)), env.log()
-    r = env.cli("drill", "us-east-1", "--mode", mode, "--json", "--timeout", "30")
-    assert r.returncode == 0, r.stdout + r.stderr
-    report = json.loads(r.stdout)
-    [rec] = report["records"]
-    assert rec["record"] == "api.example.test. A" and rec["before"] == [EAST]
-    assert report["total_s"] > 0 and report["back_total_s"] > 0
-    if mode == "fail-checks":
-        assert report["total_s"] >= 1.0  # two failed probes at a 1 s interval, really detected
-    assert env.answer() == {EAST}
-    history = json.loads(env.cli("history", "--json").stdout)
-    assert any(e["kind"] == "drill" for e in history)
-    assert not [o for o in open_state_overrides(env)]  # the drill left nothing behind
-
-
-def test_drill_that_would_strand_a_record_is_refused(env: Env) -> None:
-    only_east_healthy(env)
-    r = env.cli("drill", "us-east-1")
-    assert r.returncode == 2 and "refused" in r.stderr
-
-
-def open_state_overrides(env: Env) -> list[object]:
-    from failover.config import load_config
-
-    state = open_state(load_config(env.config))
-    try:
-        return list(state.overrides())
-    finally:
-        state.close()

@@ -23,7 +23,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 from failover.config import AWS_REGIONS
 from failover.dns.base import ApplyReport, DnsConflict, DnsError, DnsRejected, DnsUnavailable
 from failover.plan import Change, ChangeSet, ManagedKey, apply_to
-from failover.records import RecordSet
+from failover.records import RecordSet, absolute_name
 
 if TYPE_CHECKING:
     from failover.config import Config, Route53Provider
@@ -116,6 +116,11 @@ class Route53Adapter:
             from failover.dns.route53_checks import HealthChecks
 
             self.checks = HealthChecks(self, cfg.ownership.owner_id)
+
+    def name_servers(self) -> list[str]:
+        """The hosted zone's delegation set: the servers that answer for it."""
+        zone = self.call("get_hosted_zone", Id=self.zone_id)
+        return [absolute_name(n) for n in zone.get("DelegationSet", {}).get("NameServers", [])]
 
     def prepare(self) -> None:
         """Before planning a write: bring our Route 53 health checks in line (backstop)."""

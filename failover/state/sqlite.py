@@ -42,6 +42,7 @@ class SqliteState:
         except (OSError, sqlite3.Error) as exc:
             raise FailoverError(f"cannot open state {path}: {exc}") from None
         self._lock = threading.Lock()
+        self._version: int | None = None
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -49,6 +50,13 @@ class SqliteState:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
                 raise FailoverError(f"state {self.path}: {exc}") from None
+
+    def changed_elsewhere(self) -> bool:
+        # data_version moves when another connection commits; this one's own writes do not
+        version = int(self._run("PRAGMA data_version")[0][0])
+        changed = self._version is not None and version != self._version
+        self._version = version
+        return changed
 
     # overrides
     def overrides(self) -> list[Override]:

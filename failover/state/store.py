@@ -54,6 +54,11 @@ class StateStore(Protocol):
         """Every override, active or expired."""
         ...
 
+    def changed_elsewhere(self) -> bool:
+        """Whether another process (the CLI, a drill) has written since the last call.
+        Cheap: the controller asks 20 times a second to take an override up at once."""
+        ...
+
     def set_override(self, override: Override) -> None:
         """Add or replace the override of its (kind, target)."""
         ...

@@ -22,6 +22,7 @@ from failover import plan
 from failover.config import Route53Provider, parse_config
 from failover.dns.base import DnsConflict, DnsRejected
 from failover.dns.route53 import MAX_ELEMENTS, Route53Adapter, batches
+from failover.errors import FailoverError
 from failover.health import assume_regions, initial_snapshot
 from failover.localdns import free_port
 from failover.reconcile import plan_step, read_actual
@@ -363,3 +364,25 @@ def test_wait_insync_records_the_propagation_time(zone: str) -> None:
     step = plan_step(cfg, initial_snapshot(cfg, 0), Overrides(), {}, 1, actual, native=True)
     report = a.apply(step.changes, actual)
     assert any("INSYNC" in n for n in report.notes)
+
+
+def test_drill_watches_the_delegation_set(zone: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from failover.dns import authoritative
+
+    text = (EXAMPLES / "weighted-route53.yaml").read_text().replace(
+        "Z0123456789ABCDEFGHIJ", zone).replace("  endpoint_url: http://127.0.0.1:5055\n", "")
+    cfg = parse_config(text, base_dir=tmp_path)
+    adapter = Route53Adapter(cfg.zone, cfg.provider, cfg=cfg)  # type: ignore[arg-type]
+    names = adapter.name_servers()
+    assert len(names) == 4 and all(n.endswith(".") for n in names)
+    # the names resolve through the system resolver: tests stay on loopback, so answer here
+    asked: list[str] = []
+    monkeypatch.setattr(authoritative, "_resolve", lambda n: asked.append(n) or [])
+    with pytest.raises(FailoverError, match=r"did not resolve.*list them in drill\.servers"):
+        authoritative.authoritative_servers(cfg, adapter)
+    assert asked == names
+    monkeypatch.setattr(authoritative, "_resolve", lambda n: ["127.0.0.1"] if n == names[0] else [])
+    servers, source = authoritative.authoritative_servers(cfg, adapter)
+    assert servers == [authoritative.Server("127.0.0.1", 53, names[0])]
+    assert source == "the hosted zone's delegation set"

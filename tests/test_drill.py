@@ -1,0 +1,110 @@
+"""`failover drill` against the running controller, watched on every authoritative server:
+named with a secondary on ::1 (both in the zone's NS set), loopback regions."""
+
+from __future__ import annotations
+
+import json
+
+import dns.message
+import dns.query
+import pytest
+
+from failover.config import parse_config
+from failover.dns.authoritative import Server, authoritative_servers
+from failover.localdns import LocalNamed, free_port
+from failover.service import adapter_for
+from tests.service_env import EAST, Env, only_east_healthy, overrides_left, served_east, wait_for
+
+
+def answers_everywhere(named: LocalNamed) -> list[set[str]]:
+    """The api record as each authoritative server answers it."""
+    out = []
+    for host, port in named.servers:
+        r = dns.query.udp(dns.message.make_query("api.example.test.", "A"), host, port=port,
+                          timeout=1)
+        out.append({rd.to_text() for rrset in r.answer for rd in rrset})
+    return out
+
+
+@pytest.mark.secondary
+@pytest.mark.parametrize("mode", ["drain", "fail-checks"])
+def test_drill_times_every_authoritative_server_there_and_back(env: Env, mode: str) -> None:
+    env.start_controller()
+    assert wait_for(lambda: answers_everywhere(env.named) == [{EAST}, {EAST}]), env.log()
+    r = env.cli("drill", "us-east-1", "--mode", mode, "--json", "--timeout", "30")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    # found from the zone's NS set: the primary and the secondary, on the same port
+    assert report["servers_from"] == "the NS set of example.test."
+    port = env.named.port
+    assert report["servers"] == [f"127.0.0.1:{port} (ns1.example.test)",
+                                 f"[::1]:{port} (ns2.example.test)"]
+    [rec] = report["records"]
+    assert rec["record"] == "api.example.test. A" and rec["before"] == [EAST]
+    assert set(rec["servers"]) == set(report["servers"])
+    for t in rec["servers"].values():  # the record's time is its slowest server's
+        assert 0 < t["served_s"] <= rec["served_s"] and 0 <= t["back_s"] <= rec["back_s"]
+    assert 0 < rec["detection_s"] <= rec["write_s"] <= rec["served_s"] == report["total_s"]
+    if mode == "fail-checks":
+        # really detected: two failed probes at 1 s going, two passing ones coming back
+        assert report["total_s"] >= 1.0 and report["back_total_s"] >= 1.0
+    assert answers_everywhere(env.named) == [{EAST}, {EAST}]
+    history = json.loads(env.cli("history", "--json").stdout)
+    assert any(e["kind"] == "drill" and e["detail"]["records"] == report["records"]
+               for e in history)
+    assert overrides_left(env) == []  # the drill left nothing behind
+
+
+def test_the_way_back_waits_for_the_failback_delay(env: Env) -> None:
+    env.write_config(failback=3)
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    r = env.cli("drill", "us-east-1", "--mode", "fail-checks", "--json", "--timeout", "30")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # two passing probes (about 1-2 s) and then the 3 s delay before the answer returns
+    assert json.loads(r.stdout)["back_total_s"] >= 3.0
+    assert env.answer() == {EAST}
+
+
+def test_drill_that_would_strand_a_record_is_refused(env: Env) -> None:
+    only_east_healthy(env)
+    r = env.cli("drill", "us-east-1")
+    assert r.returncode == 2 and "refused" in r.stderr
+    assert overrides_left(env) == []
+
+
+def test_drill_fails_fast_naming_a_server_that_does_not_answer(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    silent = free_port()
+    r = env.cli("drill", "us-east-1", "--server", f"127.0.0.1:{env.named.port}",
+                "--server", f"127.0.0.1:{silent}")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"127.0.0.1:{silent}: no answer" in r.stderr
+    assert overrides_left(env) == [] and env.answer() == {EAST}  # nothing was drained
+
+
+def test_drill_needs_the_controller_running(env: Env) -> None:
+    r = env.cli("drill", "us-east-1")
+    assert r.returncode == 1 and "no controller answers" in r.stderr
+    assert overrides_left(env) == []
+
+
+def test_bad_server_argument_exits_2(env: Env) -> None:
+    r = env.cli("drill", "us-east-1", "--server", "ns1.example.test:53")
+    assert r.returncode == 2 and "--server 'ns1.example.test:53'" in r.stderr
+    assert "expected an IP address" in r.stderr
+
+
+@pytest.mark.secondary
+def test_servers_from_the_ns_set_or_from_the_config(env: Env) -> None:
+    cfg = parse_config(env.config.read_text(), base_dir=env.dir)
+    servers, source = authoritative_servers(cfg, adapter_for(cfg))
+    port = env.named.port
+    assert servers == [Server("127.0.0.1", port, "ns1.example.test."),
+                       Server("::1", port, "ns2.example.test.")]
+    assert source == "the NS set of example.test."
+    text = env.config.read_text() + "drill: {servers: ['::1', '127.0.0.1:5300'], port: 5353}\n"
+    cfg = parse_config(text, base_dir=env.dir)
+    assert authoritative_servers(cfg, None) == (
+        [Server("::1", 5353), Server("127.0.0.1", 5300)], "drill.servers")
