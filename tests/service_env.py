@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -83,11 +85,12 @@ class Env:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
 
-    def start_controller(self, *args: str) -> subprocess.Popen[str]:
+    def start_controller(self, *args: str, env: dict[str, str] | None = None
+                         ) -> subprocess.Popen[str]:
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "failover", "run", "--config", str(self.config), *args],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(self.dir / "controller.log").open("a"),
-            text=True)
+            text=True, env={**os.environ, **(env or {})})
         return self.controller
 
     def stop_controller(self, sig: int = signal.SIGTERM) -> int:
@@ -119,6 +122,19 @@ class Env:
         return subprocess.run([sys.executable, "-m", "failover", *args, "--config",
                                str(self.config)], cwd=ROOT, capture_output=True, text=True,
                               timeout=60, check=False)
+
+    def status(self) -> dict[str, Any]:
+        """The running controller's /status; {} while it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/status",
+                                        timeout=2) as r:
+                return dict(json.loads(r.read()))
+        except (OSError, ValueError):
+            return {}
+
+    def record(self, name: str = "api.example.test.") -> dict[str, Any]:
+        """One record's entry in /status (decision, desired, served); {} when unknown."""
+        return next((r for r in self.status().get("records", []) if r["name"] == name), {})
 
     def log(self) -> str:
         path = self.dir / "controller.log"

@@ -206,3 +206,35 @@ def test_state_survives_in_sqlite(tmp_path: Path) -> None:
     assert [o.region for o in again.overrides()] == ["us-east-1"]
     assert again.clear_override("drain", "us-east-1") and not again.overrides()
     again.close()
+
+
+def test_state_tells_the_controller_of_writes_by_another_process(tmp_path: Path) -> None:
+    from failover.config import parse_config
+    from failover.state.store import Override
+
+    cfg = parse_config((ROOT / "examples" / "contract.yaml").read_text(), base_dir=tmp_path)
+    controller, cli = open_state(cfg), open_state(cfg)
+    try:
+        assert not controller.changed_elsewhere()  # the first look sets the baseline
+        controller.set_override(Override("pin", "api.example.test.", "us-east-1", "c", "", 1.0))
+        assert not controller.changed_elsewhere()  # its own writes are not news
+        cli.set_override(Override("drain", "us-east-1", "us-east-1", "me", "test", 1.0))
+        assert controller.changed_elsewhere()
+        assert not controller.changed_elsewhere()
+        cli.clear_override("drain", "us-east-1")
+        assert controller.changed_elsewhere()
+    finally:
+        controller.close()
+        cli.close()
+
+
+def test_the_controller_records_the_overrides_it_takes_up(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    assert env.cli("drain", "us-east-1").returncode == 0
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=5), env.log()
+    assert env.cli("restore", "us-east-1").returncode == 0
+    assert wait_for(served_east(env), timeout=5), env.log()
+    messages = [e["message"] for e in json.loads(env.cli("history", "--json").stdout)
+                if e["kind"] == "override" and e["subject"] == "controller"]
+    assert messages == ["overrides in force: drain us-east-1", "overrides in force: none"]

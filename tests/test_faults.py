@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from failover import children
 
 # the env fixture (tests/conftest.py): named, two regions, the controller's config
@@ -71,7 +73,49 @@ def test_sigkill_around_the_write_then_restart_converges(env: Env) -> None:
         assert wait_for(served_east(env), timeout=15), env.log()
 
 
-def test_route53_throttling_during_a_failover(env: Env, tmp_path: Path) -> None:
+WALLCLOCK = Path(__file__).parent / "wallclock"  # its sitecustomize shifts the wall clock
+
+
+def test_the_wall_clock_jumping_neither_stalls_nor_skips_a_failback(env: Env) -> None:
+    env.write_config(failback=4)
+    shift = env.dir / "wall-shift"
+    shift.write_text("0")
+    env.start_controller(env={"PYTHONPATH": str(WALLCLOCK),
+                              "FAILOVER_TEST_WALL_SHIFT": str(shift)})
+    assert wait_for(served_east(env)), env.log()
+    # four minutes back, then eight forward, each while a 4 s failback delay runs (named
+    # keeps the true time: the steps stay within TSIG's 300 s fudge)
+    for seconds in (-240, 240):
+        env.stop_region(EAST)
+        assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+        env.start_region(EAST)
+        assert wait_for(lambda: env.record().get("basis") == "hold", timeout=15,
+                        step=0.02), env.log()
+        held = time.monotonic()
+        shift.write_text(str(seconds))
+        # forward: a delay measured by the wall clock would be over at the next tick
+        while time.monotonic() - held < 2.5:
+            assert env.answer() == {WEST}, f"failed back early after a {seconds} s step"
+            time.sleep(0.1)
+        # back: it would hold four minutes more; the steady clock ends it at 4 s
+        assert wait_for(served_east(env), timeout=10), env.log()
+    # an hour off: named refuses the signed updates, and says why; once the clock is
+    # right again the refused failover is written (nothing lost)
+    shift.write_text("3600")
+    time.sleep(0.2)
+    env.stop_region(EAST)
+    assert wait_for(lambda: "differ by more than 300 s" in env.log(), timeout=15), env.log()
+    assert env.answer() == {EAST}
+    shift.write_text("0")
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+    env.start_region(EAST)
+    assert wait_for(served_east(env), timeout=15), env.log()
+    # the answer served is the policy's for the final health
+    assert env.record()["desired"] == [EAST]
+
+
+def test_route53_throttling_during_a_failover(env: Env, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
     from failover.localdns import free_port
@@ -86,7 +130,8 @@ def test_route53_throttling_during_a_failover(env: Env, tmp_path: Path) -> None:
     try:
         creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                  "AWS_DEFAULT_REGION": "us-east-1"}
-        os.environ.update(creds)
+        for key, value in creds.items():
+            monkeypatch.setenv(key, value)
         assert wait_for(lambda: _up(url), timeout=30)
         client = boto3.client("route53", endpoint_url=url)
         zone = client.create_hosted_zone(Name="example.test.", CallerReference="faults")

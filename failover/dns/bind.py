@@ -101,7 +101,7 @@ class BindAdapter:
         except dns.xfr.TransferError as exc:
             raise _TransferRefused(f"zone transfer of {self.zone} refused by {self.where}: "
                               f"{dns.rcode.to_text(exc.rcode)}") from None
-        except dns.tsig.PeerError as exc:
+        except (dns.tsig.PeerError, dns.tsig.BadTime) as exc:
             raise DnsRejected(self._tsig_message(exc)) from None
         except (dns.exception.Timeout, TimeoutError):
             raise DnsUnavailable(f"no answer from {self.where} within {self.timeout:g} s") from None
@@ -194,7 +194,7 @@ class BindAdapter:
     def _once(self, message: dns.message.Message, tcp: bool) -> dns.message.Message:
         try:
             return ask(self.server, self.port, message, self.timeout, tcp=tcp)
-        except dns.tsig.PeerError as exc:
+        except (dns.tsig.PeerError, dns.tsig.BadTime) as exc:
             raise DnsRejected(self._tsig_message(exc)) from None
         except dns.message.UnknownTSIGKey:
             raise DnsRejected(f"{self.where} answered with a TSIG key we do not know") from None
@@ -205,11 +205,14 @@ class BindAdapter:
         return {"keyring": self.keyring, "keyname": self.keyname}
 
     def _tsig_message(self, exc: Exception) -> str:
-        kind = {dns.tsig.PeerBadKey: "BADKEY: it does not know the key",
-                dns.tsig.PeerBadSignature: "BADSIG: the secret does not match",
-                dns.tsig.PeerBadTime: "BADTIME: the clocks differ too much"}
-        why = next((v for k, v in kind.items() if isinstance(exc, k)), str(exc))
         key = self.keyname.to_text() if self.keyname else "(none)"
+        if isinstance(exc, dns.tsig.PeerBadTime | dns.tsig.BadTime):
+            # TSIG signs the time: the two clocks must agree within the fudge (300 s)
+            return (f"{self.where} rejected TSIG key {key} (BADTIME): this host's clock and "
+                    "the server's differ by more than 300 s; check that both keep time (NTP)")
+        kind = {dns.tsig.PeerBadKey: "BADKEY: it does not know the key",
+                dns.tsig.PeerBadSignature: "BADSIG: the secret does not match"}
+        why = next((v for k, v in kind.items() if isinstance(exc, k)), str(exc))
         return f"{self.where} rejected TSIG key {key} ({why}): check provider.tsig"
 
 

@@ -33,7 +33,7 @@ def retry(fn: Callable[[], T]) -> T:
 def ask(server: str, port: int, query: dns.message.Message, timeout: float,
         tcp: bool = False) -> dns.message.Message:
     """One exchange over UDP (TCP when truncated, or when `tcp`); failures become
-    DnsError subclasses, except TSIG errors (dns.tsig.PeerError, UnknownTSIGKey), which
+    DnsError subclasses, except TSIG errors (PeerError, BadTime, UnknownTSIGKey), which
     the caller words with the key's name."""
     where = f"{server}:{port}"
     try:
@@ -41,7 +41,7 @@ def ask(server: str, port: int, query: dns.message.Message, timeout: float,
             response = dns.query.tcp(query, server, port=port, timeout=timeout)
         else:
             response, _ = dns.query.udp_with_fallback(query, server, port=port, timeout=timeout)
-    except (dns.tsig.PeerError, dns.message.UnknownTSIGKey):
+    except (dns.tsig.PeerError, dns.tsig.BadTime, dns.message.UnknownTSIGKey):
         raise
     except (dns.exception.Timeout, TimeoutError):
         raise DnsUnavailable(f"no answer from {where} within {timeout:g} s") from None

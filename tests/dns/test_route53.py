@@ -378,7 +378,12 @@ def test_drill_watches_the_delegation_set(zone: str, tmp_path: Path,
     assert len(names) == 4 and all(n.endswith(".") for n in names)
     # the names resolve through the system resolver: tests stay on loopback, so answer here
     asked: list[str] = []
-    monkeypatch.setattr(authoritative, "_resolve", lambda n: asked.append(n) or [])
+
+    def nothing(name: str) -> list[str]:
+        asked.append(name)
+        return []
+
+    monkeypatch.setattr(authoritative, "_resolve", nothing)
     with pytest.raises(FailoverError, match=r"did not resolve.*list them in drill\.servers"):
         authoritative.authoritative_servers(cfg, adapter)
     assert asked == names
