@@ -53,8 +53,8 @@ def _taken_up(state: StateStore, since: float, mine: tuple[str, str, float]) -> 
     """Whether the controller has taken the drill's override up and then dropped it
     (its "overrides in force" events, matched by content, not by clock)."""
     seen = False
-    for e in state.history(since=since):
-        if e.kind == "override" and e.subject == "controller":
+    for e in state.history(since=since, kind="override"):
+        if e.subject == "controller":
             listed = {(o["kind"], o["target"], o["at"]) for o in e.detail.get("in_force", ())}
             if mine in listed:
                 seen = True
@@ -80,14 +80,6 @@ def _back(state: StateStore, since: float, mine: tuple[str, str, float], region:
             return False
         return answer == frozenset(d.values)
     return judge
-
-
-def _first(state: StateStore, since: float, kind: str, match: Callable[[Event], bool]
-           ) -> float | None:
-    for e in state.history(since=since):
-        if e.kind == kind and match(e):
-            return e.at
-    return None
 
 
 def _writes(key: ManagedKey) -> Callable[[Event], bool]:
@@ -155,16 +147,20 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
         back = _wait(read, servers, affected,
                      lambda: _back(state, t0 - 60, (kind, region, t0), region, values),
                      timeout, poll, "come back")
+    decided: dict[str, float] = {}
+    for e in state.history(since=t0, kind="decision", limit=100_000):
+        decided.setdefault(e.subject, e.at)
+    writes = [e for e in state.history(since=t0, kind="dns", limit=100_000)
+              if e.subject == "dns"]
     per_record = []
     for k in sorted(affected):
         subject = f"{k[0]} {k[1]}"
-        decided = _first(state, t0, "decision", lambda e, s=subject: e.subject == s)  # type: ignore[misc]
-        written = _first(state, t0, "dns", _writes(k))
+        written = next((e.at for e in writes if _writes(k)(e)), None)
         answered = {str(s): sorted(a[k]) for s, a in before.answers.items()}
         per_record.append({
             "record": subject,
             "before": sorted(set().union(*answered.values())),
-            "detection_s": None if decided is None else round(decided - t0, 3),
+            "detection_s": round(decided[subject] - t0, 3) if subject in decided else None,
             "write_s": None if written is None else round(written - t0, 3),
             "served_s": round(max(moved[k].values()) - t0, 3),
             "back_s": round(max(back[k].values()) - t1, 3),

@@ -139,9 +139,11 @@ class SqliteState:
                 self._db.execute("ROLLBACK")
                 raise FailoverError(f"state {self.path}: {exc}") from None
 
-    def history(self, since: float | None = None, limit: int = 1000) -> list[Event]:
+    def history(self, since: float | None = None, limit: int = 1000,
+                kind: str | None = None) -> list[Event]:
         rows = self._run("SELECT at, kind, subject, message, detail FROM events WHERE at >= ? "
-                         "ORDER BY id DESC LIMIT ?", (since or 0.0, limit))
+                         "AND (? IS NULL OR kind = ?) ORDER BY id DESC LIMIT ?",
+                         (since or 0.0, kind, kind, limit))
         return [Event(at, kind, subject, message, json.loads(detail))
                 for at, kind, subject, message, detail in reversed(rows)]
 

@@ -95,8 +95,9 @@ class StateStore(Protocol):
         """Append events to the history."""
         ...
 
-    def history(self, since: float | None = None, limit: int = 1000) -> list[Event]:
-        """Events in time order, newest last."""
+    def history(self, since: float | None = None, limit: int = 1000,
+                kind: str | None = None) -> list[Event]:
+        """The newest `limit` events (of `kind`, when given) in time order, newest last."""
         ...
 
     def close(self) -> None:
