@@ -446,11 +446,11 @@ def drill(config_path: str, region: str, mode: str, timeout: float, servers: tup
     if servers:
         _check_servers(servers)
     watch, source = authoritative_servers(cfg, adapter_for(cfg), servers)
-    drills.controller_ready(cfg)
+    offset = drills.controller_ready(cfg)
     state = open_state(cfg)
     try:
         report = drills.drill(cfg, state, watch, region, mode,  # type: ignore[arg-type]
-                              timeout=timeout, source=source)
+                              timeout=timeout, source=source, offset=offset)
     finally:
         state.close()
     if as_json:

@@ -90,8 +90,9 @@ def _writes(key: ManagedKey) -> Callable[[Event], bool]:
     return match
 
 
-def controller_ready(cfg: Config, timeout: float = 2.0) -> None:
-    """Raise FailoverError unless the config's controller answers /readyz: a drill is
+def controller_ready(cfg: Config, timeout: float = 2.0) -> float:
+    """The controller's clock minus this one's (history times are the controller's);
+    raises FailoverError unless the config's controller answers /readyz, since a drill is
     carried out by the running controller."""
     import urllib.error
     import urllib.request
@@ -99,8 +100,11 @@ def controller_ready(cfg: Config, timeout: float = 2.0) -> None:
     host, port = split_host_port(cfg.controller.listen)
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/readyz"
     try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            return
+        before = time.time()
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            theirs = response.headers.get("X-Failover-Clock")
+            ours = (before + time.time()) / 2
+            return float(theirs) - ours if theirs else 0.0
     except urllib.error.HTTPError as exc:
         raise FailoverError(f"the controller at {host}:{port} is not ready ({exc.code}): "
                             "a drill waits for its first full probe round") from None
@@ -111,10 +115,12 @@ def controller_ready(cfg: Config, timeout: float = 2.0) -> None:
 
 
 def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mode: Mode, *,
-          timeout: float = 120.0, poll: float = 0.02, source: str = "") -> dict[str, Any]:
+          timeout: float = 120.0, poll: float = 0.02, source: str = "",
+          offset: float = 0.0) -> dict[str, Any]:
     """Run one drill; raises InputError when it would strand a record (or when no record
     answers from the region), FailoverError when the answers do not move (or come back)
-    on every server within `timeout`."""
+    on every server within `timeout`. `offset`: the controller's clock minus ours
+    (`controller_ready`), to read the controller's history times."""
     if region not in cfg.regions:
         raise InputError(f"unknown region '{region}' (regions: {', '.join(cfg.regions)})")
     left = stranded(cfg, state, {region}, time.time())
@@ -145,17 +151,17 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
             state.clear_override(kind, region)
         t1 = time.time()
         back = _wait(read, servers, affected,
-                     lambda: _back(state, t0 - 60, (kind, region, t0), region, values),
+                     lambda: _back(state, t0 + offset - 60, (kind, region, t0), region, values),
                      timeout, poll, "come back")
     decided: dict[str, float] = {}
-    for e in state.history(since=t0, kind="decision", limit=100_000):
-        decided.setdefault(e.subject, e.at)
-    writes = [e for e in state.history(since=t0, kind="dns", limit=100_000)
+    for e in state.history(since=t0 + offset, kind="decision", limit=100_000):
+        decided.setdefault(e.subject, e.at - offset)
+    writes = [e for e in state.history(since=t0 + offset, kind="dns", limit=100_000)
               if e.subject == "dns"]
     per_record = []
     for k in sorted(affected):
         subject = f"{k[0]} {k[1]}"
-        written = next((e.at for e in writes if _writes(k)(e)), None)
+        written = next((e.at - offset for e in writes if _writes(k)(e)), None)
         answered = {str(s): sorted(a[k]) for s, a in before.answers.items()}
         per_record.append({
             "record": subject,
@@ -171,7 +177,7 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
               "total_s": round(max(max(m.values()) for m in moved.values()) - t0, 3),
               "back_total_s": round(max(max(b.values()) for b in back.values()) - t1, 3),
               "records": per_record}
-    state.record([Event(time.time(), "drill", region,
+    state.record([Event(time.time() + offset, "drill", region,
                         f"drill of {region} ({mode}): answers moved on {len(servers)} "
                         f"server(s) in {report['total_s']} s, back in {report['back_total_s']} s",
                         report)])

@@ -174,3 +174,10 @@ def overrides_left(env: Env) -> list[str]:
         return [f"{o.kind} {o.target}" for o in state.overrides()]
     finally:
         state.close()
+
+
+def shifted_clock(shift: Path) -> dict[str, str]:
+    """The environment of a controller whose wall clock is shifted by the seconds written
+    in `shift` (tests/wallclock/sitecustomize.py), as an NTP step shifts it."""
+    return {"PYTHONPATH": str(Path(__file__).parent / "wallclock"),
+            "FAILOVER_TEST_WALL_SHIFT": str(shift)}

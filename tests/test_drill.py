@@ -13,7 +13,15 @@ from failover.config import parse_config
 from failover.dns.authoritative import Server, authoritative_servers
 from failover.localdns import LocalNamed, free_port
 from failover.service import adapter_for
-from tests.service_env import EAST, Env, only_east_healthy, overrides_left, served_east, wait_for
+from tests.service_env import (
+    EAST,
+    Env,
+    only_east_healthy,
+    overrides_left,
+    served_east,
+    shifted_clock,
+    wait_for,
+)
 
 
 def answers_everywhere(named: LocalNamed) -> list[set[str]]:
@@ -64,6 +72,18 @@ def test_the_way_back_waits_for_the_failback_delay(env: Env) -> None:
     # two passing probes (about 1-2 s) and then the 3 s delay before the answer returns
     assert json.loads(r.stdout)["back_total_s"] >= 3.0
     assert env.answer() == {EAST}
+
+
+def test_drill_reads_the_controllers_times_on_its_clock(env: Env) -> None:
+    # the controller's wall clock two minutes behind the drill's (a step since it started)
+    shift = env.dir / "wall-shift"
+    shift.write_text("-120")
+    env.start_controller(env=shifted_clock(shift))
+    assert wait_for(served_east(env)), env.log()
+    r = env.cli("drill", "us-east-1", "--json", "--timeout", "20")
+    assert r.returncode == 0, r.stdout + r.stderr
+    [rec] = json.loads(r.stdout)["records"]
+    assert 0 < rec["detection_s"] <= rec["write_s"] <= rec["served_s"] < 5, rec
 
 
 def test_drill_that_would_strand_a_record_is_refused(env: Env) -> None:

@@ -17,7 +17,7 @@ from failover import children
 
 # the env fixture (tests/conftest.py): named, two regions, the controller's config
 # (request_interval 1 s, failure_threshold 2, response_timeout 0.5 s)
-from tests.service_env import EAST, WEST, Env, served_east, wait_for
+from tests.service_env import EAST, WEST, Env, served_east, shifted_clock, wait_for
 
 
 def test_endpoint_hangs_after_accept(env: Env) -> None:
@@ -73,15 +73,11 @@ def test_sigkill_around_the_write_then_restart_converges(env: Env) -> None:
         assert wait_for(served_east(env), timeout=15), env.log()
 
 
-WALLCLOCK = Path(__file__).parent / "wallclock"  # its sitecustomize shifts the wall clock
-
-
 def test_the_wall_clock_jumping_neither_stalls_nor_skips_a_failback(env: Env) -> None:
     env.write_config(failback=4)
     shift = env.dir / "wall-shift"
     shift.write_text("0")
-    env.start_controller(env={"PYTHONPATH": str(WALLCLOCK),
-                              "FAILOVER_TEST_WALL_SHIFT": str(shift)})
+    env.start_controller(env=shifted_clock(shift))
     assert wait_for(served_east(env)), env.log()
     # four minutes back, then eight forward, each while a 4 s failback delay runs (named
     # keeps the true time: the steps stay within TSIG's 300 s fudge)
