@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from failover.config import split_host_port
 from failover.dns.authoritative import Answers, Reading, Server, read_all
+from failover.dns.base import DnsError
+from failover.dns.served import soa_serial
 from failover.errors import FailoverError, InputError
 from failover.overrides import stranded, who
 from failover.plan import ManagedKey
@@ -90,6 +92,17 @@ def _writes(key: ManagedKey) -> Callable[[Event], bool]:
     return match
 
 
+def _serials(zone: str, servers: list[Server], timeout: float) -> str:
+    """Each server's SOA serial: a secondary stuck behind its primary shows here."""
+    out = []
+    for server in servers:
+        try:
+            out.append(f"{server} {soa_serial(server.address, server.port, zone, timeout)}")
+        except DnsError as exc:
+            out.append(f"{server} ({exc})")
+    return f"SOA serials of {zone}: " + ", ".join(out)
+
+
 def controller_ready(cfg: Config, timeout: float = 2.0) -> float:
     """The controller's clock minus this one's (history times are the controller's);
     raises FailoverError unless the config's controller answers /readyz, since a drill is
@@ -146,13 +159,15 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
         state.set_override(Override(kind, region, region, who(), "drill", t0))
         try:
             moved = _wait(read, servers, affected,
-                          lambda: lambda k, a: _moved(a, values[k]), timeout, poll, "move")
+                          lambda: lambda k, a: _moved(a, values[k]), timeout, poll, "move",
+                          lambda: _serials(cfg.zone, servers, cfg.drill.timeout))
         finally:
             state.clear_override(kind, region)
         t1 = time.time()
         back = _wait(read, servers, affected,
                      lambda: _back(state, t0 + offset - 60, (kind, region, t0), region, values),
-                     timeout, poll, "come back")
+                     timeout, poll, "come back",
+                     lambda: _serials(cfg.zone, servers, cfg.drill.timeout))
     decided: dict[str, float] = {}
     for e in state.history(since=t0 + offset, kind="decision", limit=100_000):
         decided.setdefault(e.subject, e.at - offset)
@@ -186,7 +201,8 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
 
 def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],
           keys: set[ManagedKey], judge: Callable[[], Judge], timeout: float,
-          poll: float, what: str) -> dict[ManagedKey, dict[Server, float]]:
+          poll: float, what: str, explain: Callable[[], str]
+          ) -> dict[ManagedKey, dict[Server, float]]:
     """Poll every server until each answers every key the way `judge()` accepts (a new
     judge every poll); the time each did."""
     reached: dict[ManagedKey, dict[Server, float]] = {k: {} for k in keys}
@@ -201,7 +217,7 @@ def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],
                              for k in sorted(waiting))
             why = "".join(f"; {s}: {e}" for s, e in errors.items())
             raise FailoverError(f"drill: answers did not {what} within {timeout:g} s: {late}"
-                                f" (is the controller running?{why})")
+                                f" (is the controller running?{why}); {explain()}")
         reading = read(waiting)
         now = time.time()
         errors = reading.errors

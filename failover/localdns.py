@@ -197,6 +197,10 @@ controls {{
 """
         dynamic = self.dynamic_zone.rstrip(".")
         if self.primary is not None:
+            # start empty: a copy left by an earlier run may carry a higher serial than the
+            # primary's, and a secondary never transfers a zone whose serial went back
+            for stale in (d / f"{dynamic}.zone", d / f"{dynamic}.zone.jnl"):
+                stale.unlink(missing_ok=True)
             p = self.primary
             (d / "named.conf").write_text(common + f"""
 zone "{dynamic}" {{

@@ -4,6 +4,7 @@ named with a secondary on ::1 (both in the zone's NS set), loopback regions."""
 from __future__ import annotations
 
 import json
+import re
 
 import dns.message
 import dns.query
@@ -61,6 +62,24 @@ def test_drill_times_every_authoritative_server_there_and_back(env: Env, mode: s
     assert any(e["kind"] == "drill" and e["detail"]["records"] == report["records"]
                for e in history)
     assert overrides_left(env) == []  # the drill left nothing behind
+
+
+@pytest.mark.secondary
+def test_a_secondary_that_does_not_follow_fails_the_drill_naming_it(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(lambda: answers_everywhere(env.named) == [{EAST}, {EAST}]), env.log()
+    conf = env.named.directory / "named.conf"  # the primary stops sending NOTIFY
+    conf.write_text(conf.read_text().replace("notify explicit;", "notify no;"))
+    env.named.rndc("reconfig")
+    r = env.cli("drill", "us-east-1", "--timeout", "3")
+    assert r.returncode == 1, r.stdout + r.stderr
+    port = env.named.port
+    assert f"api.example.test. A at [::1]:{port} (ns2.example.test)" in r.stderr
+    assert "SOA serials of example.test.:" in r.stderr  # the secondary's is behind
+    serials = [int(x) for x in re.findall(r"\(ns\d\.example\.test\) (\d+)", r.stderr)]
+    assert len(serials) == 2 and serials[0] > serials[1], r.stderr
+    assert overrides_left(env) == []
+    assert wait_for(served_east(env), timeout=10)  # the drain was lifted
 
 
 def test_the_way_back_waits_for_the_failback_delay(env: Env) -> None:
