@@ -155,7 +155,8 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
         if not affected:
             raise InputError(f"no record answers from {region} now: nothing to drill")
         kind: OverrideKind = "drain" if mode == "drain" else "fault"
-        t0 = time.time()
+        # durations on the monotonic clock; t0 (wall) only to read the history
+        t0, m0 = time.time(), time.monotonic()
         state.set_override(Override(kind, region, region, who(), "drill", t0))
         try:
             moved = _wait(read, servers, affected,
@@ -163,7 +164,7 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
                           lambda: _serials(cfg.zone, servers, cfg.drill.timeout))
         finally:
             state.clear_override(kind, region)
-        t1 = time.time()
+        m1 = time.monotonic()
         back = _wait(read, servers, affected,
                      lambda: _back(state, t0 + offset - 60, (kind, region, t0), region, values),
                      timeout, poll, "come back",
@@ -183,14 +184,14 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
             "before": sorted(set().union(*answered.values())),
             "detection_s": round(decided[subject] - t0, 3) if subject in decided else None,
             "write_s": None if written is None else round(written - t0, 3),
-            "served_s": round(max(moved[k].values()) - t0, 3),
-            "back_s": round(max(back[k].values()) - t1, 3),
-            "servers": {str(s): {"served_s": round(moved[k][s] - t0, 3),
-                                 "back_s": round(back[k][s] - t1, 3)} for s in servers}})
+            "served_s": round(max(moved[k].values()) - m0, 3),
+            "back_s": round(max(back[k].values()) - m1, 3),
+            "servers": {str(s): {"served_s": round(moved[k][s] - m0, 3),
+                                 "back_s": round(back[k][s] - m1, 3)} for s in servers}})
     report = {"region": region, "mode": mode, "at": t0,
               "servers": [str(s) for s in servers], "servers_from": source,
-              "total_s": round(max(max(m.values()) for m in moved.values()) - t0, 3),
-              "back_total_s": round(max(max(b.values()) for b in back.values()) - t1, 3),
+              "total_s": round(max(max(m.values()) for m in moved.values()) - m0, 3),
+              "back_total_s": round(max(max(b.values()) for b in back.values()) - m1, 3),
               "records": per_record}
     state.record([Event(time.time() + offset, "drill", region,
                         f"drill of {region} ({mode}): answers moved on {len(servers)} "
@@ -204,7 +205,7 @@ def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],
           poll: float, what: str, explain: Callable[[], str]
           ) -> dict[ManagedKey, dict[Server, float]]:
     """Poll every server until each answers every key the way `judge()` accepts (a new
-    judge every poll); the time each did."""
+    judge every poll); the monotonic time each did."""
     reached: dict[ManagedKey, dict[Server, float]] = {k: {} for k in keys}
     deadline = time.monotonic() + timeout
     errors: dict[Server, str] = {}
@@ -219,7 +220,7 @@ def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],
             raise FailoverError(f"drill: answers did not {what} within {timeout:g} s: {late}"
                                 f" (is the controller running?{why}); {explain()}")
         reading = read(waiting)
-        now = time.time()
+        now = time.monotonic()
         errors = reading.errors
         answers: dict[Server, Answers] = reading.answers
         accepts = judge()
