@@ -5,7 +5,8 @@ answer from the region (failover/dns/authoritative.py), forces the region out (a
 override, or a fault that makes its checks fail inside the running controller),
 measures until every server's answer has moved, restores, and measures the way back.
 Per record it reports detection (the controller's decision), write (its DNS update),
-served (the last server answering the new way) and each server's own time. The way back
+served (the first server answering the new way), total (the last: every authoritative
+answer has moved) and each server's own time. The way back
 ends when every server answers what the controller decides once it has taken the
 restore up, which is not always the region again: a failback delay holds the answer
 for a while, and latency hysteresis may keep a region that is as fast. The result goes
@@ -177,14 +178,20 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
     per_record = []
     for k in sorted(affected):
         subject = f"{k[0]} {k[1]}"
-        written = next((e.at - offset for e in writes if _writes(k)(e)), None)
+        # the event is stamped after the controller's own confirmation: the write is when
+        # the server acknowledged it
+        written = next((e.at - offset - e.detail.get("confirmed_ms", 0) / 1000
+                        for e in writes if _writes(k)(e)), None)
         answered = {str(s): sorted(a[k]) for s, a in before.answers.items()}
         per_record.append({
             "record": subject,
             "before": sorted(set().union(*answered.values())),
             "detection_s": round(decided[subject] - t0, 3) if subject in decided else None,
             "write_s": None if written is None else round(written - t0, 3),
-            "served_s": round(max(moved[k].values()) - m0, 3),
+            # served: the first server answering the new way (the one written to, as a
+            # rule); total: the last, when every authoritative answer has moved
+            "served_s": round(min(moved[k].values()) - m0, 3),
+            "total_s": round(max(moved[k].values()) - m0, 3),
             "back_s": round(max(back[k].values()) - m1, 3),
             "servers": {str(s): {"served_s": round(moved[k][s] - m0, 3),
                                  "back_s": round(back[k][s] - m1, 3)} for s in servers}})

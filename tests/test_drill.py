@@ -51,9 +51,12 @@ def test_drill_times_every_authoritative_server_there_and_back(env: Env, mode: s
     [rec] = report["records"]
     assert rec["record"] == "api.example.test. A" and rec["before"] == [EAST]
     assert set(rec["servers"]) == set(report["servers"])
-    for t in rec["servers"].values():  # the record's time is its slowest server's
-        assert 0 < t["served_s"] <= rec["served_s"] and 0 <= t["back_s"] <= rec["back_s"]
-    assert 0 < rec["detection_s"] <= rec["write_s"] <= rec["served_s"] == report["total_s"]
+    for t in rec["servers"].values():  # served: the first server; total: the last
+        assert rec["served_s"] <= t["served_s"] <= rec["total_s"]
+        assert 0 <= t["back_s"] <= rec["back_s"]
+    # a query may see an update a moment before its acknowledgement reaches the controller
+    assert 0 < rec["detection_s"] <= rec["write_s"] <= rec["served_s"] + 0.005
+    assert rec["served_s"] <= rec["total_s"] == report["total_s"]
     if mode == "fail-checks":
         # really detected: two failed probes at 1 s going, two passing ones coming back
         assert report["total_s"] >= 1.0 and report["back_total_s"] >= 1.0
@@ -102,7 +105,8 @@ def test_drill_reads_the_controllers_times_on_its_clock(env: Env) -> None:
     r = env.cli("drill", "us-east-1", "--json", "--timeout", "20")
     assert r.returncode == 0, r.stdout + r.stderr
     [rec] = json.loads(r.stdout)["records"]
-    assert 0 < rec["detection_s"] <= rec["write_s"] <= rec["served_s"] < 5, rec
+    assert 0 < rec["detection_s"] <= rec["write_s"] <= rec["served_s"] + 0.005, rec
+    assert rec["served_s"] <= rec["total_s"] < 5, rec
 
 
 def test_drill_that_would_strand_a_record_is_refused(env: Env) -> None:
