@@ -147,10 +147,10 @@ def test_route53_throttling_during_a_failover(env: Env, tmp_path: Path,
         assert wait_for(lambda: primary() == [EAST], timeout=30), env.log()
         env.stop_region(EAST)
         assert wait_for(lambda: primary() == [WEST], timeout=30), env.log()
-        log = env.log()
-        assert "provider=route53" in log
-        # every other write was throttled and retried, and nothing was lost
-        assert any(int(x) > 0 for x in re.findall(r"retries=(\d+)", log)), log
+        # every other write was throttled and retried, and nothing was lost (the
+        # controller logs a write once it has read it back: wait for that line)
+        assert wait_for(lambda: any(int(x) > 0 for x in re.findall(
+            r"provider=route53 .* retries=(\d+)", env.log())), timeout=15), env.log()
     finally:
         children.stop(server)
 
