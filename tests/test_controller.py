@@ -235,6 +235,10 @@ def test_the_controller_records_the_overrides_it_takes_up(env: Env) -> None:
     assert wait_for(lambda: env.answer() == {WEST}, timeout=5), env.log()
     assert env.cli("restore", "us-east-1").returncode == 0
     assert wait_for(served_east(env), timeout=5), env.log()
-    messages = [e["message"] for e in json.loads(env.cli("history", "--json").stdout)
+    want = ["overrides in force: drain us-east-1", "overrides in force: none"]
+
+    def taken_up() -> list[str]:  # saved at the end of the tick that wrote the answer
+        return [e["message"] for e in json.loads(env.cli("history", "--json").stdout)
                 if e["kind"] == "override" and e["subject"] == "controller"]
-    assert messages == ["overrides in force: drain us-east-1", "overrides in force: none"]
+
+    assert wait_for(lambda: taken_up() == want, timeout=5), taken_up()
