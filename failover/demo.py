@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from failover import children
-from failover.localdns import LocalNamed, free_port
+from failover.localdns import LocalNamed, free_port, port_free
 
 REGIONS = {"us-east-1": "127.0.1.1", "eu-west-1": "127.0.2.1"}
 
@@ -93,14 +93,14 @@ def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> No
 
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    if free_port_or_none(dns_port) is None:
+    if not port_free("127.0.0.1", dns_port):
         dns_port = free_port()
-    if free_port_or_none(api_port, udp=False) is None:
+    if not port_free("127.0.0.1", api_port, udp=False):
         api_port = free_port()
     http_port = free_port(*REGIONS.values())
     # a secondary on ::1 (same port) makes the zone's NS set two servers, as a delegated
     # zone has; `failover drill` then times the answer on both
-    secondaries = ["::1"] if free_port_or_none(dns_port, host="::1") else []
+    secondaries = ["::1"] if port_free("::1", dns_port) else []
     with ExitStack() as stack:
         named = LocalNamed.start(directory / "named", port=dns_port, secondaries=secondaries)
         stack.callback(named.stop)
@@ -136,18 +136,3 @@ In another terminal:
 Ctrl-C stops the demo.
 """, flush=True)
         serve(str(config), dry_run=False, once=False)
-
-
-def free_port_or_none(port: int, udp: bool = True, host: str = "127.0.0.1") -> int | None:
-    """`port` if free on `host` (TCP, and UDP when asked), else None (also when the host
-    has no such address, as ::1 without IPv6)."""
-    import socket
-
-    kinds = [socket.SOCK_STREAM] + ([socket.SOCK_DGRAM] if udp else [])
-    try:
-        for kind in kinds:
-            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as s:
-                s.bind((host, port))
-    except OSError:
-        return None
-    return port

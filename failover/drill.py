@@ -182,10 +182,9 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
         # the server acknowledged it
         written = next((e.at - offset - e.detail.get("confirmed_ms", 0) / 1000
                         for e in writes if _writes(k)(e)), None)
-        answered = {str(s): sorted(a[k]) for s, a in before.answers.items()}
         per_record.append({
             "record": subject,
-            "before": sorted(set().union(*answered.values())),
+            "before": sorted(frozenset().union(*(a[k] for a in before.answers.values()))),
             "detection_s": round(decided[subject] - t0, 3) if subject in decided else None,
             "write_s": None if written is None else round(written - t0, 3),
             # served: the first server answering the new way (the one written to, as a

@@ -50,19 +50,21 @@ def free_port(host: str = "127.0.0.1", *more: str) -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind((host, 0))
             port = int(tcp.getsockname()[1])
-        if all(_free(h, port) for h in (host, *more)):
+        if all(port_free(h, port) for h in (host, *more)):
             return port
     raise RuntimeError(f"no port free on {', '.join((host, *more))}")
 
 
-def _free(host: str, port: int) -> bool:
+def port_free(host: str, port: int, udp: bool = True) -> bool:
+    """Whether `port` can be bound on `host` for TCP (and UDP when asked); False also when
+    the host has no such address (::1 without IPv6)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(family, kind) as s:
-            try:
+    try:
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp else (socket.SOCK_STREAM,):
+            with socket.socket(family, kind) as s:
                 s.bind((host, port))
-            except OSError:
-                return False
+    except OSError:  # taken, or no such address (or family) here
+        return False
     return True
 
 
