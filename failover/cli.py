@@ -121,7 +121,7 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
     native = adapter.native_routing if adapter is not None else kind == "route53"
     step = plan_step(cfg, snapshot, Overrides(), {}, now, actual, ownership=kind != "none",
                      native=native, decorate=adapter.decorate if adapter else None)
-    changes, blocked, refused = step.changes, step.claimed.blocked, step.violations
+    changes, blocked, refused = step.changes, step.blocked, step.violations
     if as_json:
         out = {**planning.to_json(changes), "provider": kind, "actual": source,
                "assumed": {r: "up" if up else "down" for r, up in assumed.items()},

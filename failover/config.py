@@ -15,10 +15,10 @@ import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import dns.exception
 import dns.name
@@ -40,6 +40,7 @@ from failover.errors import ConfigError, ConfigIssue, SecretError
 from failover.records import RECORD_TYPES, RecordType
 from failover.yamlsource import YamlProblem, YamlSource, format_path, load_yaml
 
+T = TypeVar("T")
 MIN_REQUEST_INTERVAL = 1.0  # seconds; Route 53 offers only 10 or 30
 CHECK_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP", "CALCULATED")
 HTTP_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH")
@@ -390,6 +391,7 @@ class Record(Model):
     failback_delay: Annotated[float, Between(0, None, "failback_delay", " s")] = 0.0
     latency_hysteresis_percent: Annotated[float, Between(0, 100, "latency_hysteresis_percent", "%")] = 10.0
     latency_hysteresis_ms: Annotated[float, Between(0, None, "latency_hysteresis_ms", " ms")] = 5.0
+    pool: str | None = None  # a pool of per-region endpoints (pools:); default: the regions'
 
     @property
     def tiers(self) -> tuple[tuple[str, ...], ...]:
@@ -411,6 +413,13 @@ class Config(Model):
     records: Annotated[list[Record], Field(min_length=1)]
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def memo(self, key: str, make: Callable[[], T]) -> T:
+        """A value derived from this (immutable) config, made once on first use."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return cast(T, self._memo[key])
 
     @field_validator("regions")
     @classmethod

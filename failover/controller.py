@@ -1,10 +1,16 @@
 """The controller: wires probes -> health -> policies -> plan -> DNS, level-triggered.
 
-Every tick (each `RECONCILE_INTERVAL`, and at once on a health or override change) it
-computes the desired records, diffs them against actual DNS (cached, refreshed
-periodically and after every write), applies, confirms and records why. Nothing is
-written before the first full probe round after a start, and health state machines are
-kept across restarts, so a restart causes no spurious change.
+A tick (each `RECONCILE_INTERVAL`, and at once on a health or override change) decides
+the records when something they depend on changed, and plans only the names whose answer
+moved against what DNS holds (the ledger, read in full at start, after an error and on
+the slow refresh). Failover first: the names whose decision changed are written before
+anything else, in messages of their own; the bulk found by a full comparison (first
+creates, markers, drift) goes out in chunks between which new decisions are written, so
+a failover never waits behind a large write. With nothing changing, a tick does nothing
+that grows with the zone. Planning runs off the event loop, which also runs the probes.
+
+Nothing is written before the first full probe round after a start, and health state
+machines are kept across restarts, so a restart causes no spurious change.
 """
 
 from __future__ import annotations
@@ -14,18 +20,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from failover.dns.base import DnsConflict, DnsError
 from failover.errors import FailoverError
 from failover.health import HealthBoard, Transition
 from failover.metrics import Metrics
-from failover.plan import apply_to, to_json
+from failover.plan import to_json
 from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.probes.scheduler import Scheduler
-from failover.reconcile import Planned, plan_step, read_actual
-from failover.records import RecordSet
+from failover.reconcile import Ledger, Planned, read_actual
 from failover.state.store import Event, Override, StateStore, as_overrides
+from policies import decide_all
 
 if TYPE_CHECKING:
     from failover.config import Config
@@ -36,8 +42,11 @@ log = logging.getLogger(__name__)
 
 RECONCILE_INTERVAL = 1.0  # seconds between ticks when nothing wakes the loop earlier
 STATE_WATCH_INTERVAL = 0.05  # seconds between looks for overrides written by the CLI
-ACTUAL_REFRESH = 30.0  # seconds a read of actual DNS is trusted without a write
+ACTUAL_REFRESH = 30.0  # seconds between full re-reads of DNS (drift, hand edits)
 SAVE_INTERVAL = 10.0  # seconds between saves of the health state machines
+CHUNK = 2000  # names of bulk work written per tick; failovers go between chunks
+STATUS_REFRESH = 5.0  # seconds between rebuilds of /status when nothing changed
+LATENCY_STEP_MS, LATENCY_STEP_SHARE = 1.0, 0.05  # a latency move that re-decides
 
 
 @dataclass
@@ -45,7 +54,7 @@ class Tick:
     """What the last tick saw and did, for /status and tests."""
 
     at: float = 0.0
-    planned: Planned | None = None
+    planned: Planned | None = None  # the last write planned in this tick
     applied: int = 0
     error: str | None = None
     refused: list[str] = field(default_factory=list)
@@ -70,8 +79,12 @@ class Controller:
         self._stop: asyncio.Event | None = None
         self._scheduler: Scheduler | None = None
         self._scheduler_task: asyncio.Task[None] | None = None
-        self._actual: list[RecordSet] | None = None
         self._actual_at = 0.0
+        self._urgent: set[str] = set()  # names whose decision changed, not yet written
+        self._backlog: list[str] = []  # names found different by a full comparison
+        self._lat_decided: dict[str, float] = {}  # endpoint -> latency at the last decide
+        self._status_cache: tuple[int, float, dict[str, Any]] | None = None
+        self._version = 0  # bumped by every change /status shows
         self._pending: list[float] = []  # times of health changes not yet served
         self._events: list[Event] = []
         self._saved_at = 0.0
@@ -80,6 +93,8 @@ class Controller:
         self._faulted: set[str] = set()  # regions whose checks a drill makes fail
         self._in_force: frozenset[tuple[str, str, float]] = frozenset()  # overrides applied
         self._noted: dict[str, Any] = {}  # category -> what was last recorded, not to repeat it
+        self._holds: list[Decision] = []  # decisions holding an answer on purpose
+        self._serial: int | None = None  # the zone's SOA serial at the last full read
         self.on_tick: Callable[[], None] | None = None  # called after every loop turn
         self._setup(cfg, adapter, state.load_checks(), state.load_health())
 
@@ -91,8 +106,14 @@ class Controller:
         self.targets = targets_for(cfg)
         self._seen: set[str] = set()
         self.ready = not self.targets
-        self._actual = None
         self._prepared = False  # the adapter's prepare() ran for this config
+        self.ledger = Ledger(cfg, ownership=adapter is not None,
+                             native=native_for(adapter),
+                             decorate=adapter.decorate if adapter is not None else None)
+        self._decide = True  # decide every record at the next tick
+        self._urgent, self._backlog, self._serial = set(), [], None
+        self._latency_records = any(r.policy == "latency" for r in cfg.records)
+        self._version += 1
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -109,6 +130,8 @@ class Controller:
                 for target, result in await probe_all(self.targets):
                     self.on_result(target, result)
                 await self.tick()
+                while self._backlog and self.last.error is None:
+                    await self.tick()  # the rest of a large first write, chunk by chunk
                 self._published()
                 return
             self._start_probes()
@@ -202,10 +225,23 @@ class Controller:
         self._seen.add(target.key)
         if flip is not None:
             self._on_flip(flip)
+        elif self._latency_records and result.latency_ms is not None:
+            self._latency_moved(target.endpoint)
         if not self.ready and len(self._seen) >= len(self.targets):
             self.ready = True
             m.ready.set(1)
             self.event("controller", "controller", "first probe round complete: ready")
+            self.wake()
+
+    def _latency_moved(self, endpoint: str) -> None:
+        """Re-decide when an endpoint's smoothed latency moved enough to matter for
+        latency records (not on every probe: noise below the step is ignored)."""
+        now = self.board.latency(endpoint)
+        if now is None:
+            return
+        then = self._lat_decided.get(endpoint)
+        if then is None or abs(now - then) > max(LATENCY_STEP_MS, LATENCY_STEP_SHARE * then):
+            self._decide = True
             self.wake()
 
     def _on_flip(self, flip: Transition) -> None:
@@ -216,64 +252,115 @@ class Controller:
                  flip.health.healthy, flip.health.reason)
         self._pending.append(flip.health.since or self.clock())
         self._dirty = True
+        self._decide = True
+        self._version += 1
         self.wake()
 
     # ---------------------------------------------------------------------- tick
 
     async def tick(self) -> Tick:
-        """One reconcile: decide, plan against actual DNS, apply (unless dry run), record."""
+        """One reconcile: decide what changed, write it first, then a chunk of the bulk."""
         started = time.perf_counter()
         now = self.clock()
         tick = Tick(at=now)
         if self._dirty:
             # health changed: keep it before writing DNS, so that a kill between the write
             # and the next save cannot make a restart undo the write
-            self._save(force=True)
+            await asyncio.to_thread(self._saver(True))
         overrides_list = self.state.overrides()
         overrides = as_overrides(overrides_list, now)
         self._faulted = {o.region for o in overrides_list if o.kind == "fault" and o.active(now)}
-        self._note_overrides(overrides_list, now)
+        if self._note_overrides(overrides_list, now):
+            self._decide = True
         snapshot = self.board.snapshot(now)
         try:
             if self.adapter is not None and not self.dry_run and not self._prepared:
                 await asyncio.to_thread(self.adapter.prepare)
                 self._prepared = True
-            actual = await self._read_actual(now)
-            planned = plan_step(self.cfg, snapshot, overrides, self.decisions, now, actual,
-                                ownership=self.adapter is not None,
-                                native=self.adapter is not None and self.adapter.native_routing,
-                                decorate=self.adapter.decorate if self.adapter else None)
-            tick.planned = planned
-            self._note_decisions(planned)
-            if planned.changes and self.adapter is not None:
-                await self._write(planned, actual, tick)
-            elif not planned.changes:
-                self._pending.clear()  # nothing to serve for those health changes
+            full = await self._refresh(now)
+            if full or self._decide or self._holding():
+                self._decide = False
+                self._lat_decided = {eid: h.latency_ms for eid, h in snapshot.endpoints.items()
+                                     if h.latency_ms is not None}
+                decisions, moved = await asyncio.to_thread(self._decide_all, snapshot,
+                                                           overrides, now)
+                self._note_decisions(decisions)
+                self._urgent |= moved
+                if not moved:
+                    self._pending.clear()  # nothing to serve for those health changes
+            if full:
+                drift = await asyncio.to_thread(self.ledger.drifted)
+                self._backlog = [n for n in drift if n not in self._urgent]
+            if self._urgent:
+                await self._write(sorted(self._urgent), tick, urgent=True)
+            if self._backlog and tick.error is None:
+                chunk, self._backlog = self._backlog[:CHUNK], self._backlog[CHUNK:]
+                await self._write(chunk, tick, urgent=False)
+                if self._backlog:
+                    self.wake()  # the next chunk, after whatever changed meanwhile
         except DnsError as exc:
             tick.error = str(exc)
-            self._actual = None  # read again next tick
+            self.ledger.actual = None  # read again next tick
+            self._backlog = []
             kind = "conflict" if isinstance(exc, DnsConflict) else type(exc).__name__
             self.metrics.dns_errors.labels(kind).inc()
             self.event("error", "dns", str(exc), {"kind": kind})
             log.warning("event=dns_error kind=%s error=%r", kind, str(exc))
             if isinstance(exc, DnsConflict):
                 self.wake()  # re-plan at once against a fresh read
+        if tick.error != self.last.error:
+            self._version += 1
         self._update_gauges(snapshot, overrides_list, now)
         self.last = tick
-        self._save()
+        await asyncio.to_thread(self._saver())
         self.metrics.reconcile.observe(time.perf_counter() - started)
         return tick
 
-    async def _read_actual(self, now: float) -> list[RecordSet]:
-        if self.adapter is None:
-            return []
-        if self._actual is None or now - self._actual_at > ACTUAL_REFRESH:
-            self._actual = await asyncio.to_thread(read_actual, self.cfg, self.adapter)
-            self._actual_at = now
-        return self._actual
+    def _decide_all(self, snapshot: Any, overrides: Any,
+                    now: float) -> tuple[list[Decision], set[str]]:
+        """Every record's decision, and the names whose desired records moved (a thread:
+        10,000 records cost tens of milliseconds the probes must not wait for)."""
+        decisions = decide_all(self.cfg, snapshot, overrides, self.decisions, now)
+        return decisions, self.ledger.set_decisions(decisions)
 
-    async def _write(self, planned: Planned, actual: list[RecordSet], tick: Tick) -> None:
+    def _holding(self) -> bool:
+        """Whether a failback delay is running (its end is a change no probe announces)."""
+        return any(d.basis == "hold" and d.policy == "failover" for d in self._holds)
+
+    async def _refresh(self, now: float) -> bool:
+        """Read DNS in full when the ledger has no reading or the last one is old; True
+        when it read. A zone whose SOA serial has not moved since is not read again."""
+        if self.adapter is None:
+            if self.ledger.actual is None:
+                self.ledger.set_actual([])
+                return True
+            return False
+        if self.ledger.actual is not None and now - self._actual_at <= ACTUAL_REFRESH:
+            return False
+        if self.ledger.actual is not None and self._serial is not None:
+            serial = await asyncio.to_thread(_serial_of, self.adapter)
+            if serial == self._serial:
+                self._actual_at = now
+                return False
+        self._serial = await asyncio.to_thread(_serial_of, self.adapter)
+        records = await asyncio.to_thread(read_actual, self.cfg, self.adapter)
+        self.ledger.set_actual(records)
+        self._actual_at = now
+        return True
+
+    async def _write(self, names: list[str], tick: Tick, *, urgent: bool) -> None:
+        planned = await asyncio.to_thread(self.ledger.plan, names) if len(names) > 100 \
+            else self.ledger.plan(names)
+        tick.planned = planned
+        if urgent:
+            self._note_blocked(planned.blocked)
+            self._urgent -= set(planned.blocked)
         changes = planned.changes
+        if not changes:
+            if urgent:
+                self._urgent.clear()
+                self._pending.clear()
+            return
         if planned.violations and not self.force:
             tick.refused = planned.violations
             if self._new("refused", planned.violations):
@@ -284,37 +371,62 @@ class Controller:
             if self._new("dry-run", changes.changes):
                 self.event("dns", "dry-run", f"would apply {changes.summary()}", to_json(changes))
                 log.info("event=dry_run changes=%r", changes.summary())
+            if urgent:
+                self._urgent.clear()
             return
         assert self.adapter is not None
-        report = await asyncio.to_thread(self.adapter.apply, changes, actual)
+        before = self.ledger.actual_of(names)
+        report = await asyncio.to_thread(self.adapter.apply, changes, before)
         done = self.clock()
-        self._actual = apply_to(actual, changes)
-        self._actual_at = done
-        tick.applied = len(changes.changes)
-        for c in changes.changes:
+        written = changes.only(c for c in changes.changes
+                               if changes.owner(c.record.name) not in report.rejected)
+        self.ledger.applied(written)
+        self._serial = None  # our own write moved it: read in full at the next refresh
+        if urgent:
+            self._urgent -= set(names)
+        tick.applied += len(written.changes)
+        for c in written.changes:
             self.metrics.dns_changes.labels(c.action).inc()
-        for at in self._pending:
-            self.metrics.health_to_served.observe(max(0.0, done - at))
-        self._pending.clear()
-        self.event("dns", "dns", f"applied {changes.summary()}", {
-            **to_json(changes), "applied_ms": round(report.applied_s * 1000, 2),
-            "confirmed_ms": round(report.confirmed_s * 1000, 2), "notes": report.notes})
+        if urgent:
+            for at in self._pending:
+                self.metrics.health_to_served.observe(max(0.0, done - at))
+            self._pending.clear()
+        if report.rejected and self._new("rejected", report.rejected):
+            for name, why in report.rejected.items():
+                self.event("error", name, f"{name} not written: {why}")
+                log.error("event=record_rejected name=%s reason=%r", name, why)
+        detail = to_json(written) if len(written.changes) <= 200 else {
+            "summary": {a: written.count(a) for a in ("create", "upsert", "delete")},
+            "names": len(names)}
+        self.event("dns", "dns", f"applied {written.summary()}"
+                   + ("" if urgent else " (bulk)"), {
+                       **detail, "applied_ms": round(report.applied_s * 1000, 2),
+                       "confirmed_ms": round(report.confirmed_s * 1000, 2),
+                       "messages": report.messages, "notes": report.notes})
 
-    def _note_overrides(self, overrides_list: list[Override], now: float) -> None:
+    def _note_blocked(self, blocked: dict[str, str]) -> None:
+        if blocked and self._new("blocked", blocked):
+            for name, why in blocked.items():
+                self.event("error", name, f"{name} left alone: {why}")
+
+    def _note_overrides(self, overrides_list: list[Override], now: float) -> bool:
         """Record when the set of overrides in force changes: when the controller took
         up a drain, a pin or a drill (the CLI records when it was asked for)."""
         active = [o for o in overrides_list if o.active(now)]
         in_force = frozenset((o.kind, o.target, o.at) for o in active)
         if in_force == self._in_force:
-            return
+            return False
         self._in_force = in_force
+        self._version += 1
         listed = ", ".join(f"{o.kind} {o.target}" for o in active) or "none"
         self.event("override", "controller", f"overrides in force: {listed}", {
             "in_force": [{"kind": o.kind, "target": o.target, "region": o.region, "at": o.at}
                          for o in active]})
+        return True
 
-    def _note_decisions(self, planned: Planned) -> None:
-        for d in planned.decisions:
+    def _note_decisions(self, decisions: list[Decision]) -> None:
+        changed = False
+        for d in decisions:
             prev = self.decisions.get(d.key)
             # a latency "hold" keeps the same answer through noise: not news; a failback
             # hold is (it says when traffic will return)
@@ -323,19 +435,16 @@ class Controller:
                     _basis_class(prev.basis) != _basis_class(d.basis)) or (
                     failback_hold and prev.basis != "hold"):
                 self.event("decision", f"{d.name} {d.type}", d.reason,
-                            {"values": list(d.values), "basis": d.basis})
-        new = {d.key: d for d in planned.decisions}
+                           {"values": list(d.values), "basis": d.basis})
+            if prev is None or prev.values != d.values or prev.basis != d.basis or (
+                    prev.tier != d.tier or prev.usable != d.usable):
+                changed = True
         # the tick runs every second: write decisions to state only when one changed
-        self._decisions_dirty |= any(self.decisions.get(k) is None or
-                                     self.decisions[k].values != d.values or
-                                     self.decisions[k].basis != d.basis or
-                                     self.decisions[k].tier != d.tier or
-                                     self.decisions[k].usable != d.usable
-                                     for k, d in new.items())
-        self.decisions = new
-        if self._new("blocked", planned.claimed.blocked):
-            for name, why in planned.claimed.blocked.items():
-                self.event("error", name, f"{name} left alone: {why}")
+        self._decisions_dirty |= changed or len(decisions) != len(self.decisions)
+        if changed:
+            self._version += 1
+        self.decisions = {d.key: d for d in decisions}
+        self._holds = [d for d in decisions if d.basis == "hold"]
 
     def _new(self, category: str, value: Any) -> bool:
         """True when `value` differs from what was last noted for `category` (and note it)."""
@@ -370,28 +479,77 @@ class Controller:
         self._events.append(Event(self.clock(), kind, subject, message, detail or {}))
 
     def _save(self, force: bool = False) -> None:
+        """Keep what must survive a restart, now (on the calling thread)."""
+        self._saver(force)()
+
+    def _saver(self, force: bool = False) -> Callable[[], None]:
+        """Take what is to be kept (decisions when one changed, events, and every
+        SAVE_INTERVAL or when forced or changed the health state machines) and return
+        the writes, to run on a thread: 10,000 decisions are megabytes of JSON. What is
+        taken is taken here, on the loop, so nothing changes under the writer."""
         now = self.clock()
+        decisions = None
         if self._decisions_dirty or force:
-            self.state.save_decisions(list(self.decisions.values()))
+            decisions = list(self.decisions.values())
             self._decisions_dirty = False
-        # events after the decisions they announce: a reader that sees an event finds the
-        # decisions of the same tick (failover drill relies on it)
         events, self._events = self._events, []
-        self.state.record(events)
+        checks = health = None
         if force or self._dirty or now - self._saved_at >= SAVE_INTERVAL:
-            self.state.save_checks(self.board.export())
-            self.state.save_health(self.board.snapshot(now))
+            checks, health = self.board.export(), self.board.snapshot(now)
             self._saved_at = now
             self._dirty = False
+
+        def write() -> None:
+            if decisions is not None:
+                self.state.save_decisions(decisions)
+            # events after the decisions they announce: a reader that sees an event finds
+            # the decisions of the same tick (failover drill relies on it)
+            self.state.record(events)
+            if checks is not None and health is not None:
+                self.state.save_checks(checks)
+                self.state.save_health(health)
+
+        return write
 
     # -------------------------------------------------------------------- status
 
     def status(self) -> dict[str, Any]:
-        """Everything `failover status` and /status show, as JSON-ready data."""
+        """Everything `failover status` and /status show, as JSON-ready data.
+
+        Rebuilt when something it shows changed, else at most every STATUS_REFRESH
+        seconds: with 10,000 records it is not free, and the loop asks after every tick.
+        """
         now = self.clock()
-        return build_status(self.cfg, self.board.snapshot(now), self.state.overrides(),
-                            list(self.decisions.values()), now, ready=self.ready,
-                            dry_run=self.dry_run, last=self.last)
+        cached = self._status_cache
+        if cached is not None and cached[0] == self._version and now - cached[1] < STATUS_REFRESH:
+            return cached[2]
+        out = build_status(self.cfg, self.board.snapshot(now), self.state.overrides(),
+                           list(self.decisions.values()), now, ready=self.ready,
+                           dry_run=self.dry_run, last=self.last)
+        self._status_cache = (self._version, now, out)
+        return out
+
+
+def native_for(adapter: Adapter | None) -> Callable[[str], bool]:
+    """Whether a name's zone routes natively (per zone when the adapter has several)."""
+    if adapter is None:
+        return lambda _: False
+    per_name = getattr(adapter, "native_for", None)
+    if per_name is not None:
+        return cast(Callable[[str], bool], per_name)
+    flag = adapter.native_routing
+    return lambda _: flag
+
+
+def _serial_of(adapter: Adapter) -> int | None:
+    """The zone's SOA serial as its primary serves it; None when it cannot say."""
+    ask = getattr(adapter, "serial", None)
+    if ask is None:
+        return None
+    try:
+        return cast(int | None, ask())
+    except DnsError:
+        return None
 
 
 def steady_clock() -> Callable[[], float]:

@@ -45,9 +45,30 @@ class ChangeSet:
     changes: tuple[Change, ...] = ()
     existing: int = 0
     managed: frozenset[ManagedKey] = field(default_factory=frozenset)
+    marker_prefix: str = ""  # a marker `<prefix>.<name>` travels with the changes of <name>
 
     def __bool__(self) -> bool:
         return bool(self.changes)
+
+    def owner(self, name: str) -> str:
+        """The name whose changes `name`'s changes travel with (its own, or for an
+        ownership marker, the name it marks)."""
+        if self.marker_prefix and name.startswith(self.marker_prefix + "."):
+            return name[len(self.marker_prefix) + 1:]
+        return name
+
+    def groups(self) -> list[list[Change]]:
+        """The changes by owner name, in plan order of first appearance: what must be
+        written together (one message, one batch) so a name never ends half-changed."""
+        out: dict[str, list[Change]] = {}
+        for c in self.changes:
+            out.setdefault(self.owner(c.record.name), []).append(c)
+        return list(out.values())
+
+    def only(self, changes: Iterable[Change]) -> ChangeSet:
+        """The same plan restricted to `changes` (a part written on its own)."""
+        return ChangeSet(zone=self.zone, changes=tuple(changes), existing=self.existing,
+                         managed=self.managed, marker_prefix=self.marker_prefix)
 
     def count(self, action: Action) -> int:
         """How many changes of one kind."""
@@ -78,16 +99,17 @@ def diff(desired: Iterable[RecordSet], actual: Iterable[RecordSet],
             raise ValueError(f"desired record {rs.name} {rs.type} is not managed")
         want[rs.key] = rs
     have = {rs.key: rs for rs in actual if (rs.name, rs.type) in managed_set}
-    deletes = [Change("delete", have[k]) for k in sorted(have.keys() - want.keys(), key=_order)]
+    deletes = [Change("delete", have[k]) for k in sorted(have.keys() - want.keys(), key=order)]
     upserts = [Change("upsert", want[k], have[k]) for k in sorted(want.keys() & have.keys(),
-                                                                   key=_order)
+                                                                   key=order)
                if want[k] != have[k]]
-    creates = [Change("create", want[k]) for k in sorted(want.keys() - have.keys(), key=_order)]
+    creates = [Change("create", want[k]) for k in sorted(want.keys() - have.keys(), key=order)]
     return ChangeSet(zone=zone, changes=(*deletes, *upserts, *creates), existing=len(have),
                      managed=managed_set)
 
 
-def _order(key: tuple[str, str, str | None]) -> tuple[str, str, str]:
+def order(key: tuple[str, str, str | None]) -> tuple[str, str, str]:
+    """Zone order of a record set key (name, type, set identifier; none first)."""
     return (key[0], key[1], key[2] or "")
 
 
@@ -117,11 +139,19 @@ def violations(changes: ChangeSet, actual: Sequence[RecordSet], *, max_delete_sh
     names_after = {rs.name for rs in after if (rs.name, rs.type) in changes.managed}
     for name in sorted(names_before - names_after - set(may_be_empty)):
         found.append(f"{name} would be left with no answer")
+    return found + share_violations(changes, max_delete_share=max_delete_share,
+                                    min_existing=min_existing)
+
+
+def share_violations(changes: ChangeSet, *, max_delete_share: float,
+                     min_existing: int) -> list[str]:
+    """The delete-share guard alone: no more than `max_delete_share` of the existing
+    managed record sets deleted, once at least `min_existing` exist."""
     deletes = changes.count("delete")
     if changes.existing >= max(min_existing, 1) and deletes > max_delete_share * changes.existing:
-        found.append(f"{deletes} of {changes.existing} managed record sets would be deleted "
-                     f"(more than max_delete_share {max_delete_share:.0%})")
-    return found
+        return [f"{deletes} of {changes.existing} managed record sets would be deleted "
+                f"(more than max_delete_share {max_delete_share:.0%})"]
+    return []
 
 
 # ------------------------------------------------------------------------- renderings

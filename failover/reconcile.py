@@ -1,25 +1,41 @@
-"""One reconcile step without the write: decisions -> desired records -> ownership -> plan.
+"""Reconciling desired against actual DNS, one name at a time, without I/O.
 
-The CLI's `plan` and the controller's tick both use it, so that what `plan` shows is
-exactly what the controller would write.
+The `Ledger` keeps, per managed name, the record sets the decisions ask for and the
+ones DNS holds, between ticks. A tick hands it the decisions that changed and plans only
+the names whose answer moved; the full comparison of every name runs only after a full
+read (start, refresh, conflict). Each name is planned on its own: its ownership marker,
+its records and their changes, which travel together in one message. Nothing here
+grows with the zone unless the zone changed.
+
+The CLI's `plan` and the controller use the same code (`plan_step` is a ledger filled
+once and planned in full), so what `plan` shows is what the controller would write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from failover import plan as planning
-from failover.dns.ownership import Claimed, claim, marker_keys
+from failover.dns.ownership import (
+    marker_keys,
+    marker_name,
+    marker_record,
+    may_write,
+    owners_of,
+)
+from failover.plan import Change, ChangeSet, ManagedKey
 from failover.records import RecordSet
-from policies import Decision, Overrides, decide_all, desired_records
-from policies.native import native_desired
+from policies import Decision, Overrides, decide_all
+from policies.native import native_records
 
 if TYPE_CHECKING:
     from failover.config import Config
     from failover.dns.base import Adapter
     from failover.health import HealthSnapshot
+
+Decorate = Callable[[list[RecordSet]], list[RecordSet]]
 
 
 @dataclass(frozen=True)
@@ -27,51 +43,223 @@ class Planned:
     """Everything one planning step saw and decided."""
 
     decisions: list[Decision]
-    actual: list[RecordSet]
-    claimed: Claimed
-    changes: planning.ChangeSet
+    changes: ChangeSet
+    blocked: dict[str, str] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
 
 
-def record_keys(cfg: Config) -> set[planning.ManagedKey]:
+def record_keys(cfg: Config) -> set[ManagedKey]:
     """The (name, type) pairs the config manages."""
     return {(r.name, r.type) for r in cfg.records}
 
 
-def read_keys(cfg: Config) -> set[planning.ManagedKey]:
+def read_keys(cfg: Config) -> set[ManagedKey]:
     """What to read from DNS: the managed records and their ownership markers."""
     keys = record_keys(cfg)
     return keys | marker_keys(keys, cfg.ownership.marker_prefix)
 
 
+class Ledger:
+    """Desired and actual record sets of every managed name, kept between ticks.
+
+    `ownership=False` (provider none) plans the records alone, without markers;
+    `native(name)` says whether the name's zone routes natively (Route 53: one record per
+    region instead of the answer); `decorate` adds provider-side attributes.
+    """
+
+    def __init__(self, cfg: Config, *, ownership: bool = True,
+                 native: Callable[[str], bool] = lambda _: False,
+                 decorate: Decorate | None = None) -> None:
+        self.cfg = cfg
+        self.ownership = ownership
+        self.native = native
+        self.decorate = decorate
+        own = cfg.ownership
+        self.owner, self.prefix, self.take_over = own.owner_id, own.marker_prefix, own.take_over
+        self.records = {(r.name, r.type): r for r in cfg.records}
+        self.types: dict[str, list[str]] = {}
+        for name, rtype in self.records:
+            self.types.setdefault(name, []).append(rtype)
+        self.may_be_empty = {r.name for r in cfg.records if r.fail_mode == "closed"}
+        self.desired: dict[ManagedKey, tuple[RecordSet, ...]] = {}
+        self.actual: dict[str, dict[tuple[str, str, str | None], RecordSet]] | None = None
+        self.existing = 0  # managed record sets DNS holds (the delete-share guard's base)
+
+    # ------------------------------------------------------------------ inputs
+
+    def set_decisions(self, decisions: Iterable[Decision]) -> set[str]:
+        """Take decisions in; return the names whose desired record sets changed."""
+        changed: list[tuple[ManagedKey, tuple[RecordSet, ...]]] = []
+        for d in decisions:
+            want = self._desired_of(d)
+            if self.desired.get(d.key) != want:
+                changed.append((d.key, want))
+        if changed and self.decorate is not None:
+            flat = self.decorate([rs for _, sets in changed for rs in sets])
+            by_key: dict[ManagedKey, list[RecordSet]] = {}
+            for rs in flat:
+                by_key.setdefault((rs.name, rs.type), []).append(rs)
+            changed = [(k, tuple(by_key.get(k, ()))) for k, _ in changed]
+        names = set()
+        for key, want in changed:
+            if self.desired.get(key) != want:
+                self.desired[key] = want
+                names.add(key[0])
+        return names
+
+    def _desired_of(self, d: Decision) -> tuple[RecordSet, ...]:
+        if not d.values:
+            return ()
+        if self.native(d.name):
+            return tuple(native_records(self.cfg, self.records[d.key], d))
+        # decisions hold canonical, sorted values and config names are canonical already
+        return (RecordSet(name=d.name, type=d.type, ttl=d.ttl, values=d.values),)
+
+    def set_actual(self, records: Iterable[RecordSet]) -> None:
+        """What DNS holds now (a full read of the managed keys and markers)."""
+        self.actual = {}
+        self.existing = 0
+        for rs in records:
+            self._put(rs)
+
+    def _owner(self, name: str) -> str | None:
+        if name in self.types:
+            return name
+        if self.ownership and name.startswith(self.prefix + "."):
+            marked = name[len(self.prefix) + 1:]
+            return marked if marked in self.types else None
+        return None
+
+    def _put(self, rs: RecordSet) -> None:
+        assert self.actual is not None
+        owner = self._owner(rs.name)
+        if owner is None:
+            return
+        sets = self.actual.setdefault(owner, {})
+        if rs.key not in sets:
+            self.existing += 1
+        sets[rs.key] = rs
+
+    def applied(self, changes: ChangeSet) -> None:
+        """Fold a written ChangeSet into what DNS holds."""
+        if self.actual is None:
+            return
+        for c in changes.changes:
+            if c.action == "delete":
+                owner = self._owner(c.record.name)
+                sets = self.actual.get(owner, {}) if owner else {}
+                if sets.pop(c.record.key, None) is not None:
+                    self.existing -= 1
+            else:
+                self._put(c.record)
+
+    def actual_of(self, names: Iterable[str]) -> list[RecordSet]:
+        """The managed record sets DNS holds for these names (markers included)."""
+        actual = self.actual or {}
+        return [rs for n in names for rs in actual.get(n, {}).values()]
+
+    def actual_list(self) -> list[RecordSet]:
+        """Every managed record set DNS holds, in zone order."""
+        out = [rs for sets in (self.actual or {}).values() for rs in sets.values()]
+        return sorted(out, key=lambda rs: rs.sort_key)
+
+    # ------------------------------------------------------------------ planning
+
+    @property
+    def names(self) -> list[str]:
+        """Every managed name, in config order."""
+        return list(self.types)
+
+    def plan(self, names: Iterable[str] | None = None) -> Planned:
+        """The changes that make the given names (default: all) as desired, with the
+        names left alone and the guards they break. Decisions are not part of it."""
+        selected = list(dict.fromkeys(self.types if names is None else names))
+        changes: list[Change] = []
+        blocked: dict[str, str] = {}
+        emptied: list[str] = []
+        managed: set[ManagedKey] = set()
+        for name in selected:
+            types = self.types.get(name)
+            if types is None:
+                continue
+            have = (self.actual or {}).get(name, {})
+            if self.ownership:
+                marker_key = (marker_name(name, self.prefix), "TXT", None)
+                occupied = [t for t in types if any(k[:2] == (name, t) for k in have)]
+                why = may_write(name, owners_of(have.get(marker_key)), occupied,
+                                owner=self.owner, take_over=self.take_over)
+                if why is not None:
+                    blocked[name] = why
+                    continue
+            want = [rs for t in types for rs in self.desired.get((name, t), ())]
+            keys = {(name, t) for t in types}
+            if self.ownership:
+                want.append(marker_record(name, self.prefix, self.owner,
+                                          min((r.ttl for r in want), default=300)))
+                keys.add((marker_name(name, self.prefix), "TXT"))
+            managed |= keys
+            mine = _diff(want, have)
+            changes += mine
+            if mine and name not in self.may_be_empty and _emptied(name, types, have, mine):
+                emptied.append(name)
+        cs = ChangeSet(zone=self.cfg.zone, changes=tuple(changes), existing=self.existing,
+                       managed=frozenset(managed), marker_prefix=self.prefix)
+        violations = [f"{n} would be left with no answer" for n in sorted(emptied)]
+        violations += planning.share_violations(cs, max_delete_share=self.cfg.plan.max_delete_share,
+                                                min_existing=self.cfg.plan.min_existing)
+        return Planned([], cs, blocked, violations)
+
+    def drifted(self) -> list[str]:
+        """The names whose DNS differs from what is desired (a full comparison)."""
+        changes = self.plan().changes.changes
+        return list(dict.fromkeys(self._owner(c.record.name) or c.record.name for c in changes))
+
+
+def _diff(want: Sequence[RecordSet], have: Mapping[tuple[str, str, str | None], RecordSet]
+          ) -> list[Change]:
+    """One name's changes: deletes, then replacements, then creates, each in key order."""
+    wanted = {rs.key: rs for rs in want}
+    order = planning.order
+    deletes = [Change("delete", have[k]) for k in sorted(have.keys() - wanted.keys(), key=order)]
+    upserts = [Change("upsert", wanted[k], have[k])
+               for k in sorted(wanted.keys() & have.keys(), key=order) if wanted[k] != have[k]]
+    creates = [Change("create", wanted[k]) for k in sorted(wanted.keys() - have.keys(), key=order)]
+    return [*deletes, *upserts, *creates]
+
+
+def _emptied(name: str, types: Collection[str], have: Mapping[tuple[str, str, str | None],
+             RecordSet], changes: Sequence[Change]) -> bool:
+    """Whether a name that answers now would answer nothing after `changes`."""
+    answering = {k for k in have if k[0] == name and k[1] in types}
+    if not answering:
+        return False
+    for c in changes:
+        if c.record.name == name:
+            if c.action == "delete":
+                answering.discard(c.record.key)
+            else:
+                answering.add(c.record.key)
+    return not answering
+
+
 def plan_step(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
               previous: Mapping[tuple[str, str], Decision], now: float,
               actual: Sequence[RecordSet], *, ownership: bool = True,
-              native: bool = False,
-              decorate: Callable[[list[RecordSet]], list[RecordSet]] | None = None) -> Planned:
+              native: bool | Callable[[str], bool] = False,
+              decorate: Decorate | None = None) -> Planned:
     """Decide every record, claim the names this controller owns, and diff against actual.
 
-    `ownership=False` (provider none) plans the records alone, without markers;
-    `native=True` (Route 53) plans one routing record per region instead of the answer;
-    `decorate` adds provider-side attributes (Route 53 health check ids).
+    `native` (Route 53: one routing record per region instead of the answer) is a flag
+    or a function of the name (several zones, several providers).
     """
     decisions = decide_all(cfg, snapshot, overrides, previous, now)
-    desired = native_desired(cfg, decisions) if native else desired_records(decisions)
-    if decorate is not None:
-        desired = decorate(desired)
-    keys = record_keys(cfg)
-    if ownership:
-        own = cfg.ownership
-        claimed = claim(desired, actual, keys, owner=own.owner_id, prefix=own.marker_prefix,
-                        take_over=own.take_over)
-    else:
-        claimed = Claimed(desired=desired, managed=frozenset(keys))
-    changes = planning.diff(claimed.desired, actual, claimed.managed, zone=cfg.zone)
-    violations = planning.violations(
-        changes, actual, max_delete_share=cfg.plan.max_delete_share,
-        min_existing=cfg.plan.min_existing,
-        may_be_empty=[r.name for r in cfg.records if r.fail_mode == "closed"])
-    return Planned(decisions, list(actual), claimed, changes, violations)
+    ledger = Ledger(cfg, ownership=ownership,
+                    native=native if callable(native) else (lambda _: bool(native)),
+                    decorate=decorate)
+    ledger.set_actual(actual)
+    ledger.set_decisions(decisions)
+    planned = ledger.plan()
+    return Planned(decisions, planned.changes, planned.blocked, planned.violations)
 
 
 def read_actual(cfg: Config, adapter: Adapter | None) -> list[RecordSet]:

@@ -41,6 +41,7 @@ class ApplyReport:
     applied_s: float = 0.0
     confirmed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # names not written, and why
 
 
 class Adapter(Protocol):

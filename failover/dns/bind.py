@@ -9,12 +9,15 @@ is never overwritten. Timeouts and SERVFAIL are retried with backoff.
 
 from __future__ import annotations
 
+import functools
 import logging
+import socket
 import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.query
@@ -24,7 +27,6 @@ import dns.rdataset
 import dns.rdatatype
 import dns.tsig
 import dns.tsigkeyring
-import dns.update
 import dns.xfr
 import dns.zone
 
@@ -35,7 +37,8 @@ from failover.dns.base import (
     DnsUnavailable,
     confirm,
 )
-from failover.dns.served import ask, retry, served
+from failover.dns.served import retry, served, soa_serial
+from failover.dns.wire import Signer, pack_updates
 from failover.plan import Change, ChangeSet, ManagedKey
 from failover.records import RecordSet
 
@@ -48,7 +51,6 @@ log = logging.getLogger(__name__)
 
 READ_TYPES = ("A", "AAAA", "CNAME", "TXT")
 UDP_LIMIT = 1232  # larger updates go over TCP (the EDNS-safe size used by DNS Flag Day 2020)
-TCP_LIMIT = 65000  # larger change sets are split into several UPDATE messages
 
 
 class BindAdapter:
@@ -65,11 +67,13 @@ class BindAdapter:
         self.transport = provider.transport
         self.keyring: dict[dns.name.Name, dns.tsig.Key] | None = None
         self.keyname: dns.name.Name | None = None
+        self.signer: Signer | None = None
         if provider.tsig is not None and secret is not None:
             self.keyname = dns.name.from_text(provider.tsig.name)
-            self.keyring = {self.keyname: dns.tsig.Key(
-                self.keyname, secret.get_secret_value(),
-                dns.name.from_text(provider.tsig.algorithm))}
+            key = dns.tsig.Key(self.keyname, secret.get_secret_value(),
+                               dns.name.from_text(provider.tsig.algorithm))
+            self.keyring = {self.keyname: key}
+            self.signer = Signer(self.keyname, key)
         self.where = f"{self.server}:{self.port}"
 
     def prepare(self) -> None:
@@ -117,6 +121,10 @@ class BindAdapter:
                         rd.to_text(origin=self.origin, relativize=False) for rd in rds]))
         return out
 
+    def serial(self) -> int | None:
+        """The zone's SOA serial as the primary serves it (a cheap "has it changed")."""
+        return soa_serial(self.server, self.port, self.zone, self.timeout)
+
     def served(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
         """Ask the server for each key (plain queries, as resolvers do)."""
         return served(self.server, self.port, keys, self.timeout)
@@ -124,53 +132,47 @@ class BindAdapter:
     # ----------------------------------------------------------------------- write
 
     def apply(self, changes: ChangeSet, actual: Sequence[RecordSet]) -> ApplyReport:
-        """Send the changes as few UPDATE messages as fit, then confirm they are served.
+        """Send the changes in as few UPDATE messages as fit (each below 64 KiB, a name's
+        changes always in one message), over one TCP connection when there are several,
+        then confirm they are served.
 
-        Raises DnsConflict (stale read: re-plan), DnsRejected (TSIG, REFUSED, NOTAUTH),
-        DnsUnavailable (after retries) or DnsUnconfirmed.
+        A name whose changes fit no message is left out and reported in
+        `ApplyReport.rejected`; everything else is written. Raises DnsConflict (stale
+        read: re-plan), DnsRejected (TSIG, REFUSED, NOTAUTH), DnsUnavailable (after
+        retries) or DnsUnconfirmed.
         """
         report = ApplyReport(changes=len(changes.changes))
         if not changes:
             return report
         start = time.monotonic()
-        for batch in self._batches(list(changes.changes)):
-            update = self._update(batch)
-            self._send_update(update, tcp=self.transport == "tcp"
-                              or len(update.to_wire()) > UDP_LIMIT)
-            report.messages += 1
+        messages, too_large = pack_updates(self.zone, changes.groups(), self.signer)
+        for name, size in too_large:
+            report.rejected[name] = (f"its changes take {size} bytes, more than one UPDATE "
+                                     "message holds (64 KiB): too many values for one record")
+        sent: list[Change] = []
+        conflict: DnsConflict | None = None
+        wires = [m.wire(self.zone, self.signer) for m in messages]
+        tcp = self.transport == "tcp" or len(wires) > 1 or any(
+            len(w) > UDP_LIMIT for w, _, _ in wires)
+        with _Stream(self.server, self.port, self.timeout, tcp, self) as stream:
+            for msg, (wire, msg_id, mac) in zip(messages, wires, strict=True):
+                try:
+                    self._check(retry(functools.partial(stream.exchange, wire, msg_id, mac)))
+                except DnsConflict as exc:
+                    conflict = exc  # the other messages carry their own prerequisites
+                    continue
+                sent.extend(msg.changes)
+                report.messages += 1
         report.applied_s = time.monotonic() - start
-        report.confirmed_s = confirm(self.served, changes, actual)
+        if conflict is not None:
+            raise conflict
+        report.confirmed_s = confirm(self.served, changes.only(sent), actual)
         log.info("event=dns_applied zone=%s changes=%d messages=%d applied_ms=%.1f "
                  "confirmed_ms=%.1f", self.zone, report.changes, report.messages,
                  report.applied_s * 1000, report.confirmed_s * 1000)
         return report
 
-    def _batches(self, changes: list[Change]) -> list[list[Change]]:
-        if len(changes) <= 1 or len(self._update(changes).to_wire()) <= TCP_LIMIT:
-            return [changes]
-        half = len(changes) // 2
-        return self._batches(changes[:half]) + self._batches(changes[half:])
-
-    def _update(self, changes: Sequence[Change]) -> dns.update.UpdateMessage:
-        upd = dns.update.UpdateMessage(self.origin, **self._tsig_kwargs())
-        for c in changes:
-            r = c.record
-            name = dns.name.from_text(r.name)
-            if c.action == "create":
-                upd.absent(name, r.type)
-                upd.add(name, r.ttl, r.type, *r.values)
-                continue
-            before = c.before if c.action == "upsert" else r
-            assert before is not None
-            upd.present(name, _rdataset(before))
-            if c.action == "upsert":
-                upd.replace(name, r.ttl, r.type, *r.values)
-            else:
-                upd.delete(name, r.type)
-        return upd
-
-    def _send_update(self, update: dns.update.UpdateMessage, tcp: bool) -> None:
-        response = self._exchange(update, tcp=tcp)
+    def _check(self, response: dns.message.Message) -> None:
         rcode = response.rcode()
         if rcode == dns.rcode.NOERROR:
             return
@@ -185,19 +187,7 @@ class BindAdapter:
                                  if rcode == dns.rcode.REFUSED else ""))
         raise DnsUnavailable(f"update of {self.zone} failed at {self.where}: {text}")
 
-    # ------------------------------------------------------------------- transport
-
-    def _exchange(self, message: dns.message.Message, tcp: bool) -> dns.message.Message:
-        """Send with retries on timeouts, unreachable servers and SERVFAIL."""
-        return retry(lambda: self._once(message, tcp))
-
-    def _once(self, message: dns.message.Message, tcp: bool) -> dns.message.Message:
-        try:
-            return ask(self.server, self.port, message, self.timeout, tcp=tcp)
-        except (dns.tsig.PeerError, dns.tsig.BadTime) as exc:
-            raise DnsRejected(self._tsig_message(exc)) from None
-        except dns.message.UnknownTSIGKey:
-            raise DnsRejected(f"{self.where} answered with a TSIG key we do not know") from None
+    # ------------------------------------------------------------------------ tsig
 
     def _tsig_kwargs(self) -> dict[str, Any]:
         if self.keyring is None:
@@ -214,6 +204,81 @@ class BindAdapter:
                 dns.tsig.PeerBadSignature: "BADSIG: the secret does not match"}
         why = next((v for k, v in kind.items() if isinstance(exc, k)), str(exc))
         return f"{self.where} rejected TSIG key {key} ({why}): check provider.tsig"
+
+
+class _Stream:
+    """Where UPDATE messages go: one TCP connection for a whole write (opened on first
+    use, opened again once when the server closes it), or UDP per message."""
+
+    def __init__(self, server: str, port: int, timeout: float, tcp: bool,
+                 adapter: BindAdapter) -> None:
+        self.server, self.port, self.timeout, self.tcp = server, port, timeout, tcp
+        self.adapter = adapter
+        self.where = f"{server}:{port}"
+        self.sock: socket.socket | None = None
+
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def exchange(self, wire: bytes, msg_id: int, mac: bytes) -> dns.message.Message:
+        """Send one message and read its answer. Transport failures are DnsUnavailable:
+        the caller sends the message again, and a message applied but unanswered is then
+        refused by its own prerequisites, so nothing is applied twice."""
+        try:
+            if not self.tcp:
+                return self._udp(wire, msg_id, mac)
+            if self.sock is None:
+                self.sock = socket.create_connection((self.server, self.port),
+                                                     timeout=self.timeout)
+                self.sock.setblocking(False)  # dnspython waits with its own deadline
+            expiration = time.time() + self.timeout
+            dns.query.send_tcp(self.sock, wire, expiration)
+            response, _ = dns.query.receive_tcp(self.sock, expiration,
+                                                keyring=self.adapter.keyring, request_mac=mac)
+            return self._matched(response, msg_id)
+        except (dns.tsig.PeerError, dns.tsig.BadTime) as exc:
+            raise DnsRejected(self.adapter._tsig_message(exc)) from None
+        except dns.message.UnknownTSIGKey:
+            raise DnsRejected(f"{self.where} answered with a TSIG key we do not know") from None
+        except (dns.exception.Timeout, TimeoutError):
+            self._close()
+            raise DnsUnavailable(f"no answer from {self.where} within {self.timeout:g} s") from None
+        except (OSError, EOFError) as exc:
+            self._close()  # the next attempt opens a new connection
+            why = getattr(exc, "strerror", None) or str(exc) or "connection closed"
+            raise DnsUnavailable(f"cannot reach {self.where}: {why}") from None
+        except dns.exception.DNSException as exc:
+            self._close()
+            raise DnsUnavailable(f"bad answer from {self.where}: {exc}") from None
+
+    def _udp(self, wire: bytes, msg_id: int, mac: bytes) -> dns.message.Message:
+        family = socket.AF_INET6 if ":" in self.server else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)  # dnspython waits with its own deadline
+            expiration = time.time() + self.timeout
+            dns.query.send_udp(sock, wire, (self.server, self.port), expiration)
+            response, _ = dns.query.receive_udp(sock, (self.server, self.port), expiration,
+                                                keyring=self.adapter.keyring, request_mac=mac)
+        if response.flags & dns.flags.TC:
+            self.tcp = True
+            return self.exchange(wire, msg_id, mac)
+        return self._matched(response, msg_id)
+
+    def _matched(self, response: dns.message.Message, msg_id: int) -> dns.message.Message:
+        if response.id != msg_id:
+            self._close()
+            raise DnsUnavailable(f"{self.where} answered another message (id {response.id})")
+        if response.rcode() == dns.rcode.SERVFAIL:
+            raise DnsUnavailable(f"{self.where} answered SERVFAIL")
+        return response
 
 
 class _TransferRefused(DnsRejected):

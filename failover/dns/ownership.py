@@ -45,33 +45,57 @@ class Claimed:
     blocked: dict[str, str] = field(default_factory=dict)
 
 
+def owners_of(marker: RecordSet | None) -> set[str]:
+    """The owner ids a marker record set names."""
+    return {m.group(1) for v in (marker.values if marker else ()) for m in [HERITAGE.match(v)]
+            if m}
+
+
+def may_write(name: str, owners: set[str], occupied: Collection[str], *, owner: str,
+              take_over: bool) -> str | None:
+    """Why this controller may not write `name` (None: it may). `owners` are the owners
+    its marker names; `occupied` the managed types that hold records now."""
+    if owner in owners or (not owners and not occupied) or take_over:
+        return None
+    if owners:
+        return (f"owned by controller '{', '.join(sorted(owners))}' "
+                "(set ownership.take_over to take it over)")
+    return (f"holds {', '.join(sorted(occupied))} records that failover did not "
+            "create (set ownership.take_over to take them over)")
+
+
+def marker_record(name: str, prefix: str, owner: str, ttl: int) -> RecordSet:
+    """The marker record set of `name` for `owner`."""
+    return RecordSet.make(marker_name(name, prefix), "TXT", ttl, [marker_value(owner)])
+
+
 def claim(desired: Iterable[RecordSet], actual: Iterable[RecordSet],
           record_keys: Collection[ManagedKey], *, owner: str, prefix: str,
           take_over: bool = False) -> Claimed:
-    """Decide which managed names this controller may write and add their markers."""
+    """Decide which managed names this controller may write and add their markers.
+
+    Linear in the number of names and record sets.
+    """
     have = {(r.name, r.type): r for r in actual}
-    want = list(desired)
-    names = sorted({n for n, _ in record_keys})
+    want: dict[str, list[RecordSet]] = {}
+    for r in desired:
+        want.setdefault(r.name, []).append(r)
+    types: dict[str, list[str]] = {}
+    for n, t in record_keys:
+        types.setdefault(n, []).append(t)
     blocked: dict[str, str] = {}
-    writable: set[str] = set()
-    for name in names:
-        mark = have.get((marker_name(name, prefix), "TXT"))
-        owners = {m.group(1) for v in (mark.values if mark else ()) for m in [HERITAGE.match(v)]
-                  if m}
-        occupied = [t for n, t in record_keys if n == name and (n, t) in have]
-        if owner in owners or (not owners and not occupied) or take_over:
-            writable.add(name)
-        elif owners:
-            blocked[name] = (f"owned by controller '{', '.join(sorted(owners))}' "
-                             "(set ownership.take_over to take it over)")
-        else:
-            blocked[name] = (f"holds {', '.join(sorted(occupied))} records that failover did not "
-                             "create (set ownership.take_over to take them over)")
-    out = [r for r in want if r.name in writable]
-    for name in sorted(writable):
-        ttls = [r.ttl for r in want if r.name == name]
-        out.append(RecordSet.make(marker_name(name, prefix), "TXT", min(ttls, default=300),
-                                  [marker_value(owner)]))
-    managed = {k for k in record_keys if k[0] in writable}
-    managed |= {(marker_name(n, prefix), "TXT") for n in writable}
+    out: list[RecordSet] = []
+    managed: set[ManagedKey] = set()
+    for name in sorted(types):
+        occupied = [t for t in types[name] if (name, t) in have]
+        why = may_write(name, owners_of(have.get((marker_name(name, prefix), "TXT"))), occupied,
+                        owner=owner, take_over=take_over)
+        if why is not None:
+            blocked[name] = why
+            continue
+        mine = want.get(name, [])
+        out.extend(mine)
+        out.append(marker_record(name, prefix, owner, min((r.ttl for r in mine), default=300)))
+        managed.update((name, t) for t in types[name])
+        managed.add((marker_name(name, prefix), "TXT"))
     return Claimed(desired=out, managed=frozenset(managed), blocked=blocked)

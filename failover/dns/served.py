@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import functools
+import random
+import select
+import socket
+import time
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -15,6 +20,7 @@ import dns.tsig
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from failover.dns.base import DnsError, DnsUnavailable
+from failover.dns.wire import query_wire
 from failover.plan import ManagedKey
 from failover.records import RecordSet
 
@@ -57,18 +63,7 @@ def ask(server: str, port: int, query: dns.message.Message, timeout: float,
 def served(server: str, port: int, keys: Collection[ManagedKey],
            timeout: float = 2.0) -> list[RecordSet]:
     """The record sets the server answers for each (name, type), with retries."""
-    out = []
-    for name, rtype in sorted(keys):
-        query = dns.message.make_query(name, rtype)
-        response = retry(functools.partial(ask, server, port, query, timeout))
-        rcode = response.rcode()
-        if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            raise DnsError(f"query {name} {rtype} at {server}:{port}: {dns.rcode.to_text(rcode)}")
-        for rrset in response.answer:
-            if (rrset.name.to_text().lower() == name
-                    and dns.rdatatype.to_text(rrset.rdtype) == rtype):
-                out.append(RecordSet.make(name, rtype, rrset.ttl, [rd.to_text() for rd in rrset]))
-    return out
+    return retry(functools.partial(served_many, server, port, keys, timeout))
 
 
 def soa_serial(server: str, port: int, zone: str, timeout: float = 2.0) -> int | None:
@@ -79,3 +74,95 @@ def soa_serial(server: str, port: int, zone: str, timeout: float = 2.0) -> int |
         if dns.rdatatype.to_text(rrset.rdtype) == "SOA":
             return int(rrset[0].serial)
     return None
+
+
+WINDOW = 64  # queries in flight on one socket: enough to hide the round trip, no flood
+
+
+def served_many(server: str, port: int, keys: Collection[ManagedKey],
+                timeout: float = 2.0) -> list[RecordSet]:
+    """`served` for many keys: one UDP socket, up to WINDOW queries in flight, each
+    retried up to ATTEMPTS times; a truncated answer is asked again over TCP.
+
+    Costs one round trip per WINDOW keys instead of a socket and a round trip per key.
+    Raises DnsUnavailable when a key stays unanswered, DnsError on an error rcode.
+    """
+    todo = sorted(keys)
+    family = socket.AF_INET6 if ":" in server else socket.AF_INET
+    out: list[RecordSet] = []
+    flight: dict[int, tuple[ManagedKey, float, int]] = {}  # id -> key, sent at, attempt
+    retry_queue: list[tuple[ManagedKey, int]] = []
+    where = f"{server}:{port}"
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((server, port))
+        except OSError as exc:
+            raise DnsUnavailable(f"cannot reach {where}: {exc.strerror or exc}") from None
+        nxt = 0
+
+        def send(key: ManagedKey, attempt: int) -> None:
+            msg_id = random.randrange(65536)
+            while msg_id in flight:
+                msg_id = random.randrange(65536)
+            flight[msg_id] = (key, time.monotonic(), attempt)
+            try:
+                sock.send(query_wire(key[0], key[1], msg_id))
+            except OSError as exc:
+                raise _unreachable(where, exc) from None
+
+        per_try = min(timeout, 1.0)
+        while nxt < len(todo) or flight or retry_queue:
+            while len(flight) < WINDOW and (retry_queue or nxt < len(todo)):
+                if retry_queue:
+                    send(*retry_queue.pop())
+                else:
+                    send(todo[nxt], 1)
+                    nxt += 1
+            ready, _, _ = select.select([sock], [], [], 0.05)
+            if ready:
+                try:
+                    data = sock.recv(65535)
+                except OSError as exc:
+                    raise _unreachable(where, exc) from None
+                if len(data) < 12:
+                    continue
+                msg_id = int.from_bytes(data[:2], "big")
+                entry = flight.pop(msg_id, None)
+                if entry is None:
+                    continue
+                key = entry[0]
+                try:
+                    response = dns.message.from_wire(data)
+                except dns.exception.DNSException as exc:
+                    raise DnsError(f"bad answer from {where}: {exc}") from None
+                if response.flags & dns.flags.TC:
+                    response = retry(functools.partial(
+                        ask, server, port, dns.message.make_query(*key), timeout, True))
+                out.extend(_answer(response, key, where))
+            now = time.monotonic()
+            for msg_id, (key, sent, attempt) in list(flight.items()):
+                if now - sent > per_try:
+                    del flight[msg_id]
+                    if attempt >= ATTEMPTS:
+                        raise DnsUnavailable(f"no answer from {where} for {key[0]} {key[1]} "
+                                             f"after {ATTEMPTS} tries")
+                    retry_queue.append((key, attempt + 1))
+    return out
+
+
+def _unreachable(where: str, exc: OSError) -> DnsUnavailable:
+    if isinstance(exc, ConnectionRefusedError):
+        return DnsUnavailable(f"no answer from {where}: nothing listens there (port closed)")
+    return DnsUnavailable(f"cannot reach {where}: {exc.strerror or exc}")
+
+
+def _answer(response: dns.message.Message, key: ManagedKey, where: str) -> list[RecordSet]:
+    name, rtype = key
+    rcode = response.rcode()
+    if rcode == dns.rcode.SERVFAIL:
+        raise DnsUnavailable(f"{where} answered SERVFAIL")
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        raise DnsError(f"query {name} {rtype} at {where}: {dns.rcode.to_text(rcode)}")
+    return [RecordSet.make(name, rtype, rrset.ttl, [rd.to_text() for rd in rrset])
+            for rrset in response.answer
+            if rrset.name.to_text().lower() == name and dns.rdatatype.to_text(rrset.rdtype) == rtype]

@@ -65,6 +65,11 @@ class HealthBoard:
                                                 now.latency_ms, now.recent)
         return None
 
+    def latency(self, endpoint: str) -> float | None:
+        """An endpoint's smoothed latency now (ms), None when not measured."""
+        h = self._health.get(endpoint)
+        return h.latency_ms if h is not None else None
+
     def export(self) -> dict[str, CheckState]:
         """Every leaf state machine, keyed `endpoint|check|vantage`, to keep across restarts."""
         return {"|".join(k): v for k, v in self._states.items()}
