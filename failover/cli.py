@@ -44,7 +44,7 @@ def validate(config_path: str) -> None:
     from failover.errors import SecretError
 
     cfg = _load(config_path)
-    endpoints = sum(len(r.endpoints) for r in cfg.regions.values())
+    endpoints = len(cfg.all_endpoints())
     counts = ", ".join(_count(n, what) for n, what in (
         (len(cfg.records), "record"), (len(cfg.regions), "region"), (endpoints, "endpoint"),
         (len(cfg.checks), "check template")))

@@ -33,6 +33,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -360,10 +361,11 @@ class Endpoint(Model):
 
 
 class Region(Model):
-    """A region: the endpoints that serve from it."""
+    """A region: the endpoints that serve from it (records without a pool answer with
+    these; a region may have none when every record of it names a pool)."""
 
     aws_region: str | None = None  # for Route 53 latency records
-    endpoints: Annotated[list[Endpoint], Field(min_length=1)]
+    endpoints: list[Endpoint] = Field(default_factory=list)
 
 
 def _record_name(value: str) -> str:
@@ -399,17 +401,31 @@ class Record(Model):
         return tuple((t,) if isinstance(t, str) else tuple(t) for t in self.order or ())
 
 
-class Config(Model):
-    """A whole failover configuration for one zone."""
+class ZoneSpec(Model):
+    """One zone of several, and where its records are written."""
 
     zone: Annotated[str, AfterValidator(_record_name)]
     provider: Provider = NoneProvider()
+
+
+PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+
+
+class Config(Model):
+    """A whole failover configuration: one zone (`zone`, `provider`) or several (`zones`)."""
+
+    zone: Annotated[str, AfterValidator(_record_name)] = ""
+    provider: Provider = NoneProvider()
+    zones: Annotated[list[ZoneSpec], Field(min_length=1)] | None = None
     controller: ControllerSettings = ControllerSettings()
     plan: PlanSettings = PlanSettings()
     ownership: OwnershipSettings = OwnershipSettings()
     drill: DrillSettings = DrillSettings()
     checks: dict[str, CheckTemplate] = Field(default_factory=dict)
     regions: Annotated[dict[str, Region], Field(min_length=1)]
+    # a service's own endpoints per region: pool -> region -> endpoints (records: pool:)
+    pools: dict[PoolName, dict[str, Annotated[list[Endpoint], Field(min_length=1)]]] = Field(
+        default_factory=dict)
     records: Annotated[list[Record], Field(min_length=1)]
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -431,6 +447,49 @@ class Config(Model):
                     "region name '{n}' must be letters, digits, '.', '_' or '-' (at most 63)",
                     {"n": name})
         return regions
+
+    @model_validator(mode="after")
+    def _first_zone(self) -> Config:
+        # the one-zone fields name the first zone when `zones` is given, so code that
+        # shows one zone (titles, the drill) keeps working
+        if self.zones and not self.zone:
+            object.__setattr__(self, "zone", self.zones[0].zone)
+            object.__setattr__(self, "provider", self.zones[0].provider)
+        return self
+
+    @property
+    def zone_specs(self) -> list[ZoneSpec]:
+        """Every zone with its provider (one for the one-zone form)."""
+        return list(self.zones) if self.zones else [ZoneSpec(zone=self.zone,
+                                                             provider=self.provider)]
+
+    def zone_of(self, name: str) -> str | None:
+        """The zone a name belongs to: the longest zone suffix; None when outside all."""
+        zones = self.memo("zone_names", lambda: sorted((z.zone for z in self.zone_specs),
+                                                       key=len, reverse=True))
+        for z in zones:
+            if name == z or name.endswith("." + z) or z == ".":
+                return z
+        return None
+
+    def endpoints_of(self, region: str, pool: str | None = None) -> list[tuple[str, Endpoint]]:
+        """(endpoint id, endpoint) of a region, in a pool or the region's own."""
+        if pool is None:
+            return [(f"{region}/{ep.label}", ep) for ep in self.regions[region].endpoints]
+        return [(f"{region}/{pool}/{ep.label}", ep)
+                for ep in self.pools.get(pool, {}).get(region, [])]
+
+    def all_endpoints(self) -> list[tuple[str, str | None, str, Endpoint]]:
+        """Every endpoint: (region, pool or None, endpoint id, endpoint)."""
+        def make() -> list[tuple[str, str | None, str, Endpoint]]:
+            out: list[tuple[str, str | None, str, Endpoint]] = []
+            for rname in self.regions:
+                out += [(rname, None, eid, ep) for eid, ep in self.endpoints_of(rname)]
+            for pname, regions in self.pools.items():
+                out += [(rname, pname, eid, ep) for rname in regions if rname in self.regions
+                        for eid, ep in self.endpoints_of(rname, pname)]
+            return out
+        return self.memo("all_endpoints", make)
 
     @property
     def base_dir(self) -> Path:
@@ -454,19 +513,21 @@ class Config(Model):
         """The check template an endpoint uses, or None when it is not checked."""
         return self.checks[endpoint.check] if endpoint.check else None
 
-    def tsig_secret(self) -> SecretStr | None:
-        """The provider's TSIG secret, resolved now; None when no TSIG is configured.
+    def tsig_secret(self, provider: Any = None, where: str = "provider") -> SecretStr | None:
+        """A provider's TSIG secret (default: the first zone's), resolved now; None when
+        no TSIG is configured.
 
         Raises SecretError when the variable or file is missing or not base64.
         """
-        if not isinstance(self.provider, BindProvider) or self.provider.tsig is None:
+        provider = provider or self.provider
+        if not isinstance(provider, BindProvider) or provider.tsig is None:
             return None
-        key = self.provider.tsig
-        secret = resolve_secret(key.secret_env, key.secret_file, "provider.tsig", self._base_dir)
+        key = provider.tsig
+        secret = resolve_secret(key.secret_env, key.secret_file, f"{where}.tsig", self._base_dir)
         try:
             base64.b64decode(secret.get_secret_value(), validate=True)
         except binascii.Error:
-            raise SecretError("provider.tsig: the TSIG secret is not valid base64") from None
+            raise SecretError(f"{where}.tsig: the TSIG secret is not valid base64") from None
         return secret
 
 
@@ -607,21 +668,42 @@ Issue = tuple[tuple[str | int, ...], str]
 
 
 def _cross_checks(cfg: Config) -> Iterator[Issue]:
+    yield from _check_zones(cfg)
     yield from _check_provider(cfg)
     yield from _check_templates(cfg)
     yield from _check_regions(cfg)
     yield from _check_records(cfg)
 
 
+def _check_zones(cfg: Config) -> Iterator[Issue]:
+    given = cfg.model_fields_set
+    if cfg.zones is None:
+        if "zone" not in given:
+            yield (("zone",), "required field is missing (or list several under zones:)")
+        return
+    if "zone" in given or "provider" in given:
+        field = "zone" if "zone" in given else "provider"
+        yield ((field,), f"give either zone and provider (one zone) or zones (several), "
+                         f"not both: move {field} into zones")
+    seen: dict[str, int] = {}
+    for i, z in enumerate(cfg.zones):
+        if z.zone in seen:
+            yield (("zones", i, "zone"), f"zone {z.zone} is also zones[{seen[z.zone]}]")
+        seen.setdefault(z.zone, i)
+
+
 def _check_provider(cfg: Config) -> Iterator[Issue]:
-    prov = cfg.provider
-    if isinstance(prov, BindProvider) and prov.tsig is not None:
-        key = prov.tsig
-        if key.secret is not None:
-            yield (("provider", "tsig", "secret"),
-                   "inline secrets are not allowed: use secret_env or secret_file")
-        elif bool(key.secret_env) == bool(key.secret_file):
-            yield (("provider", "tsig"), "give exactly one of secret_env or secret_file")
+    places: list[tuple[tuple[str | int, ...], Any]] = [(("provider",), cfg.provider)]
+    if cfg.zones:
+        places = [(("zones", i, "provider"), z.provider) for i, z in enumerate(cfg.zones)]
+    for at, prov in places:
+        if isinstance(prov, BindProvider) and prov.tsig is not None:
+            key = prov.tsig
+            if key.secret is not None:
+                yield ((*at, "tsig", "secret"),
+                       "inline secrets are not allowed: use secret_env or secret_file")
+            elif bool(key.secret_env) == bool(key.secret_file):
+                yield ((*at, "tsig"), "give exactly one of secret_env or secret_file")
     c = cfg.controller
     if c.token_env and c.token_file:
         yield (("controller", "token_env"), "give at most one of token_env or token_file")
@@ -674,10 +756,19 @@ def _check_calculated(cfg: Config, name: str, t: CheckTemplate) -> Iterator[Issu
 
 
 def _check_regions(cfg: Config) -> Iterator[Issue]:
-    for rname, region in cfg.regions.items():
+    groups: list[tuple[tuple[str | int, ...], str, list[Endpoint]]] = [
+        (("regions", rname, "endpoints"), rname, region.endpoints)
+        for rname, region in cfg.regions.items()]
+    for pname, regions in cfg.pools.items():
+        for rname, eps in regions.items():
+            if rname not in cfg.regions:
+                yield (("pools", pname, rname), f"unknown region '{rname}' (regions: "
+                       f"{', '.join(cfg.regions)})" + _suggest(rname, list(cfg.regions)))
+            groups.append((("pools", pname, rname), rname, eps))
+    for base, rname, eps in groups:
         labels: dict[str, int] = {}
-        for i, ep in enumerate(region.endpoints):
-            at: tuple[str | int, ...] = ("regions", rname, "endpoints", i)
+        for i, ep in enumerate(eps):
+            at: tuple[str | int, ...] = (*base, i)
             if ep.label in labels:
                 yield ((*at, "name" if ep.name else "address"),
                        f"endpoint '{ep.label}' appears twice in region {rname} "
@@ -696,6 +787,7 @@ def _check_regions(cfg: Config) -> Iterator[Issue]:
                     yield ((*at, "port"), f"check '{ep.check}' is TCP: give a port here or "
                                           "in the template")
                     break
+    for rname, region in cfg.regions.items():
         if region.aws_region is not None and region.aws_region not in AWS_REGIONS:
             yield (("regions", rname, "aws_region"),
                    f"'{region.aws_region}' is not an AWS region"
@@ -721,13 +813,18 @@ _POLICY_FIELDS = {"failover": ("order", "failback_delay"), "weighted": ("weights
 
 
 def _check_records(cfg: Config) -> Iterator[Issue]:
-    zone = dns.name.from_text(cfg.zone)
+    zones = ", ".join(z.zone for z in cfg.zone_specs)
     seen: dict[tuple[str, str], int] = {}
     types_at: dict[str, dict[str, int]] = {}
     for i, rec in enumerate(cfg.records):
         at: tuple[str | int, ...] = ("records", i)
-        if not dns.name.from_text(rec.name).is_subdomain(zone):
-            yield ((*at, "name"), f"{rec.name} is outside the zone {cfg.zone}")
+        if cfg.zone_of(rec.name) is None:
+            yield ((*at, "name"), f"{rec.name} is outside the zone {zones}" if not cfg.zones
+                   else f"{rec.name} is in none of the zones ({zones})")
+        if rec.pool is not None and rec.pool not in cfg.pools:
+            known = ", ".join(cfg.pools) or "none defined"
+            yield ((*at, "pool"), f"no pool '{rec.pool}' (pools: {known})"
+                   + _suggest(rec.pool, list(cfg.pools)))
         key = (rec.name, rec.type)
         if key in seen:
             yield ((*at, "name"), f"duplicate record: {rec.name} {rec.type} is also records[{seen[key]}]")
@@ -779,10 +876,13 @@ def _check_record_regions(cfg: Config, i: int, rec: Record) -> Iterator[Issue]:
             yield (path, f"region '{region}' appears twice in this record")
             continue
         first[region] = path
-        if not any(ep.kind == rec.type for ep in cfg.regions[region].endpoints):
+        pool = rec.pool if rec.pool in cfg.pools else None
+        if not any(ep.kind == rec.type for _, ep in cfg.endpoints_of(region, pool)):
             want = {"A": "an IPv4 address", "AAAA": "an IPv6 address", "CNAME": "a host name"}
-            yield (path, f"region '{region}' has no endpoint with {want[rec.type]} "
-                         f"to serve in {'an' if rec.type == 'A' else 'a'} {rec.type} record")
+            where = f"pool '{pool}' has" if pool else f"region '{region}' has"
+            yield (path, f"{where} no endpoint {'in ' + region + ' ' if pool else ''}with "
+                         f"{want[rec.type]} to serve in {'an' if rec.type == 'A' else 'a'} "
+                         f"{rec.type} record")
         if (rec.policy == "latency" and isinstance(cfg.provider, Route53Provider)
                 and cfg.regions[region].aws_region is None):
             yield (path, f"region '{region}' needs aws_region for Route 53 latency records")

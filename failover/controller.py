@@ -282,11 +282,18 @@ class Controller:
                 self._decide = False
                 self._lat_decided = {eid: h.latency_ms for eid, h in snapshot.endpoints.items()
                                      if h.latency_ms is not None}
+                previous = self.decisions
                 decisions, moved = await asyncio.to_thread(self._decide_all, snapshot,
                                                            overrides, now)
                 self._note_decisions(decisions)
-                self._urgent |= moved
-                if not moved:
+                # urgent: an answer that moved (a failover, a drain, a pin); a name decided
+                # for the first time is bulk work, like markers and TTL edits
+                urgent = {d.name for d in decisions if d.name in moved and (
+                    (p := previous.get(d.key)) is not None and p.values != d.values)}
+                self._urgent |= urgent
+                if not full:
+                    self._backlog += sorted(moved - urgent - set(self._backlog))
+                if not urgent:
                     self._pending.clear()  # nothing to serve for those health changes
             if full:
                 drift = await asyncio.to_thread(self.ledger.drifted)
@@ -456,12 +463,10 @@ class Controller:
     def _update_gauges(self, snapshot: Any, overrides: list[Any], now: float) -> None:
         m = self.metrics
         regions: dict[str, bool] = {}
-        for rname, region in self.cfg.regions.items():
-            for ep in region.endpoints:
-                eid = f"{rname}/{ep.label}"
-                healthy = snapshot.endpoints[eid].healthy
-                m.endpoint_healthy.labels(rname, eid).set(1 if healthy else 0)
-                regions[rname] = regions.get(rname, False) or healthy
+        for rname, _, eid, _ in self.cfg.all_endpoints():
+            healthy = snapshot.endpoints[eid].healthy
+            m.endpoint_healthy.labels(rname, eid).set(1 if healthy else 0)
+            regions[rname] = regions.get(rname, False) or healthy
         for rname, healthy in regions.items():
             m.region_healthy.labels(rname).set(1 if healthy else 0)
         for kind in ("drain", "pin"):
@@ -572,27 +577,34 @@ def build_status(cfg: Config, snapshot: Any, overrides: list[Any], decisions: li
                  served: dict[tuple[str, str], list[str]] | None = None) -> dict[str, Any]:
     """Regions, endpoints with health and reason, overrides, and per record the answers."""
     active = as_overrides(overrides, now)
-    regions = {}
-    for rname, region in cfg.regions.items():
-        eps = []
-        for ep in region.endpoints:
-            eid = f"{rname}/{ep.label}"
-            h = snapshot.endpoints.get(eid)
-            eps.append({"id": eid, "address": ep.address, "check": ep.check,
-                        "healthy": h.healthy if h else True, "since": h.since if h else None,
-                        "reason": h.reason if h else "", "latency_ms": h.latency_ms if h else None,
-                        "recent": [{"at": o.at, "ok": o.ok, "reason": o.reason}
-                                   for o in (h.recent if h else ())]})
-        regions[rname] = {"healthy": any(e["healthy"] for e in eps),
-                          "drained": rname in active.drained, "endpoints": eps}
+    by_region: dict[str, list[dict[str, Any]]] = {r: [] for r in cfg.regions}
+    for rname, pool, eid, ep in cfg.all_endpoints():
+        h = snapshot.endpoints.get(eid)
+        by_region[rname].append({
+            "id": eid, "pool": pool, "address": ep.address, "check": ep.check,
+            "healthy": h.healthy if h else True, "since": h.since if h else None,
+            "reason": h.reason if h else "", "latency_ms": h.latency_ms if h else None,
+            "recent": [{"at": o.at, "ok": o.ok, "reason": o.reason}
+                       for o in (h.recent if h else ())]})
+    regions = {rname: {"healthy": any(e["healthy"] for e in eps) or not eps,
+                       "drained": rname in active.drained, "endpoints": eps}
+               for rname, eps in by_region.items()}
     records = []
+    pools = cfg.memo("record_pools", lambda: {(r.name, r.type): r.pool for r in cfg.records})
+    several = cfg.zones is not None
     for d in decisions:
         entry: dict[str, Any] = {**d.to_dict(), "desired": list(d.values)}
+        if pools.get(d.key):
+            entry["pool"] = pools[d.key]
+        if several:
+            entry["zone"] = cfg.zone_of(d.name)
         if served is not None:
             entry["served"] = served.get((d.name, d.type), [])
         records.append(entry)
     out: dict[str, Any] = {
-        "zone": cfg.zone, "provider": cfg.provider.type, "at": now, "regions": regions,
+        "zone": cfg.zone, "provider": cfg.provider.type, "at": now,
+        "zones": [{"zone": z.zone, "provider": z.provider.type} for z in cfg.zone_specs],
+        "regions": regions,
         "overrides": [{"kind": o.kind, "target": o.target, "region": o.region, "who": o.who,
                        "why": o.why, "at": o.at, "expires": o.expires,
                        "active": o.active(now)} for o in overrides],

@@ -40,7 +40,8 @@ Judge = Callable[[ManagedKey, frozenset[str]], bool]  # has a server's answer ar
 def region_values(cfg: Config, region: str, key: ManagedKey) -> frozenset[str]:
     """The values the region contributes to a record of this type, canonical."""
     out = set()
-    for ep in cfg.regions[region].endpoints:
+    pool = next((r.pool for r in cfg.records if (r.name, r.type) == key), None)
+    for _, ep in cfg.endpoints_of(region, pool):
         try:
             out.add(canonical_value(key[1], ep.address))
         except ValueError:  # an IPv6 endpoint of an A record, and so on

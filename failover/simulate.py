@@ -83,7 +83,7 @@ def load_scenario(path: Path, cfg: Config) -> Scenario:
         raise ConfigError([ConfigIssue(format_path(tuple(e["loc"])), e["msg"],
                                        src.line_of(tuple(e["loc"]))) for e in exc.errors()],
                           str(path)) from None
-    endpoints = {f"{r}/{ep.label}" for r, reg in cfg.regions.items() for ep in reg.endpoints}
+    endpoints = {eid for _, _, eid, _ in cfg.all_endpoints()}
     issues = []
     for i, ev in enumerate(scenario.events):
         where: tuple[str | int, ...] = ("events", i)

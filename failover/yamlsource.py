@@ -45,7 +45,7 @@ def load_yaml(text: str) -> YamlSource:
     Raises ConfigError-ready issues as a list via `YamlProblem`.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise YamlProblem([_yaml_issue(exc)]) from None
     if node is None:

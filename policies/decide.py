@@ -27,10 +27,11 @@ def region_views(cfg: Config, record: Record, snapshot: HealthSnapshot,
     """
     views = {}
     for rname in cfg.record_regions(record):
-        eps = [ep for ep in cfg.regions[rname].endpoints if ep.kind == record.type]
-        health = [(ep, snapshot.of(rname, ep)) for ep in eps]
+        eps = [(eid, ep) for eid, ep in cfg.endpoints_of(rname, record.pool)
+               if ep.kind == record.type]
+        health = [(ep, snapshot.by_id(eid)) for eid, ep in eps]
         good = [(ep, h) for ep, h in health if h.healthy]
-        all_values = tuple(ep.address for ep in eps)
+        all_values = tuple(ep.address for _, ep in eps)
         if good:
             since_known = [h.since for _, h in good if h.since is not None]
             since = min(since_known) if len(since_known) == len(good) else None

@@ -55,7 +55,7 @@ def _next_tier(cfg: Config, record: Record, decision: Decision) -> tuple[str, ..
     for tier in record.tiers[start:]:
         if serving.issuperset(tier):
             continue
-        vals = [ep.address for r in tier for ep in cfg.regions[r].endpoints
+        vals = [ep.address for r in tier for _, ep in cfg.endpoints_of(r, record.pool)
                 if ep.kind == record.type]
         if vals:
             return tuple(vals[:1]) if record.type == "CNAME" else tuple(vals)

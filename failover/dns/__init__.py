@@ -6,7 +6,7 @@ Heavy libraries load only here, and only when an adapter is made.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from failover.config import Config
@@ -14,23 +14,38 @@ if TYPE_CHECKING:
 
 
 def make_adapter(cfg: Config) -> Adapter | None:
-    """The adapter for the config's provider; None for provider none.
+    """The adapter for the config's provider (one per zone, behind a ZonedAdapter, when
+    the config has several zones); None for provider none.
 
-    Raises SecretError when the provider's secret cannot be resolved.
+    Raises SecretError when a provider's secret cannot be resolved.
     """
+    if cfg.zones is None:
+        return _adapter(cfg, cfg.zone, cfg.provider, "provider")
+    from failover.dns.zones import ZonedAdapter
+
+    adapters = {}
+    for i, spec in enumerate(cfg.zone_specs):
+        adapter = _adapter(cfg, spec.zone, spec.provider, f"zones[{i}].provider")
+        if adapter is not None:
+            adapters[spec.zone] = adapter
+    if not adapters:
+        return None
+    return ZonedAdapter(adapters, cfg.zone_of)
+
+
+def _adapter(cfg: Config, zone: str, prov: Any, where: str) -> Adapter | None:
     from failover.config import BindProvider, Route53Provider, ZonefileProvider
 
-    prov = cfg.provider
     if isinstance(prov, BindProvider):
         from failover.dns.bind import BindAdapter
 
-        return BindAdapter(cfg.zone, prov, cfg.tsig_secret())
+        return BindAdapter(zone, prov, cfg.tsig_secret(prov, where))
     if isinstance(prov, ZonefileProvider):
         from failover.dns.zonefile import ZonefileAdapter
 
-        return ZonefileAdapter(cfg.zone, prov, cfg.path(prov.path))
+        return ZonefileAdapter(zone, prov, cfg.path(prov.path))
     if isinstance(prov, Route53Provider):
         from failover.dns.route53 import Route53Adapter
 
-        return Route53Adapter(cfg.zone, prov, cfg=cfg)
+        return Route53Adapter(zone, prov, cfg=cfg)
     return None  # provider none

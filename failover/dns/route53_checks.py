@@ -124,7 +124,7 @@ class HealthChecks:
 
     def decorate(self, cfg: Config, desired: Iterable[RecordSet]) -> list[RecordSet]:
         """Attach each native record's region check (failover: the region of its values)."""
-        region_of = {ep.address: r for r, reg in cfg.regions.items() for ep in reg.endpoints}
+        region_of = {ep.address: r for r, _, _, ep in cfg.all_endpoints()}
         out = []
         for rs in desired:
             region = rs.set_identifier if rs.set_identifier in cfg.regions else None

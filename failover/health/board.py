@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from failover.health.snapshot import EndpointHealth, HealthSnapshot, endpoint_id
+from failover.health.snapshot import EndpointHealth, HealthSnapshot
 from failover.health.tracker import CheckState, observe, vantage_healthy
 
 if TYPE_CHECKING:
@@ -38,11 +38,9 @@ class HealthBoard:
         self._states: dict[tuple[str, str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[Endpoint, str | None]] = {}
         self._health: dict[str, EndpointHealth] = {}
-        for rname, region in cfg.regions.items():
-            for ep in region.endpoints:
-                eid = endpoint_id(rname, ep)
-                self._endpoints[eid] = (ep, ep.check)
-                self._health[eid] = self._evaluate(eid, ep.check)
+        for _, _, eid, ep in cfg.all_endpoints():
+            self._endpoints[eid] = (ep, ep.check)
+            self._health[eid] = self._evaluate(eid, ep.check)
 
     def observe(self, endpoint: str, check: str, ok: bool, reason: str, at: float,
                 latency_ms: float | None = None, vantage: str = LOCAL) -> Transition | None:

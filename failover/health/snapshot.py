@@ -42,12 +42,16 @@ class HealthSnapshot:
 
     def of(self, region: str, endpoint: Endpoint) -> EndpointHealth:
         """An endpoint's health; an endpoint the snapshot does not know is healthy."""
-        return self.endpoints.get(endpoint_id(region, endpoint),
-                                  EndpointHealth(True, "not yet checked"))
+        return self.by_id(endpoint_id(region, endpoint))
+
+    def by_id(self, eid: str) -> EndpointHealth:
+        """An endpoint's health by its id; one the snapshot does not know is healthy."""
+        return self.endpoints.get(eid, EndpointHealth(True, "not yet checked"))
 
 
 def endpoint_id(region: str, endpoint: Endpoint) -> str:
-    """The stable id of an endpoint: its region and its name or address."""
+    """The stable id of a region's own endpoint: its region and its name or address
+    (a pool's endpoint: region/pool/label, see Config.endpoints_of)."""
     return f"{region}/{endpoint.label}"
 
 
@@ -59,8 +63,7 @@ def assume_regions(snapshot: HealthSnapshot, cfg: Config, assumed: Mapping[str, 
     """
     endpoints = dict(snapshot.endpoints)
     for rname, healthy in assumed.items():
-        for ep in cfg.regions[rname].endpoints:
-            key = endpoint_id(rname, ep)
+        for key in [eid for r, _, eid, _ in cfg.all_endpoints() if r == rname]:
             current = endpoints.get(key, EndpointHealth(True, "not yet checked"))
             endpoints[key] = replace(current, healthy=healthy, since=now,
                                      reason=f"assumed {'up' if healthy else 'down'} (--assume)")

@@ -6,8 +6,6 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from failover.health.snapshot import endpoint_id
-
 if TYPE_CHECKING:
     from failover.config import CheckTemplate, Config, Endpoint
 
@@ -61,7 +59,7 @@ def leaf_checks(cfg: Config, name: str) -> list[str]:
     return out
 
 
-def make_target(region: str, ep: Endpoint, check_name: str, tmpl: CheckTemplate) -> ProbeTarget:
+def make_target(eid: str, ep: Endpoint, check_name: str, tmpl: CheckTemplate) -> ProbeTarget:
     """Resolve what to probe for one endpoint under one leaf template."""
     ip = str(ep.ip) if ep.ip is not None else None
     if ip is None and ep.kind != "CNAME":
@@ -73,7 +71,6 @@ def make_target(region: str, ep: Endpoint, check_name: str, tmpl: CheckTemplate)
     host_name = fqdn or (f"[{ip}]" if ip and ipaddress.ip_address(ip).version == 6 else ip or "")
     host = host_name if port in (80, 443) else f"{host_name}:{port}"
     tls = tmpl.type in ("HTTPS", "HTTPS_STR_MATCH")
-    eid = endpoint_id(region, ep)
     return ProbeTarget(
         key=f"{eid}#{check_name}", endpoint=eid, check=check_name, type=tmpl.type, ip=ip,
         fqdn=fqdn, port=port, path=tmpl.resource_path or "/", host=host,
@@ -87,12 +84,11 @@ def make_target(region: str, ep: Endpoint, check_name: str, tmpl: CheckTemplate)
 def targets_for(cfg: Config) -> list[ProbeTarget]:
     """Every probe target of a config: one per endpoint and leaf check it uses."""
     targets = []
-    for rname, region in cfg.regions.items():
-        for ep in region.endpoints:
-            if ep.check is None:
-                continue
-            for leaf in leaf_checks(cfg, ep.check):
-                tmpl = cfg.checks[leaf]
-                if not tmpl.disabled:
-                    targets.append(make_target(rname, ep, leaf, tmpl))
+    for _, _, eid, ep in cfg.all_endpoints():
+        if ep.check is None:
+            continue
+        for leaf in leaf_checks(cfg, ep.check):
+            tmpl = cfg.checks[leaf]
+            if not tmpl.disabled:
+                targets.append(make_target(eid, ep, leaf, tmpl))
     return targets
