@@ -1,0 +1,161 @@
+"""Many records, several zones, pools: the controller end to end with real named.
+
+The figures (failover time against zone size) are in bench/scale.py; these tests check
+the behaviour a user relies on: a large write never blocks a failover, several zones
+and pools are written where they belong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from failover.localdns import LocalNamed
+from tests.service_env import EAST, WEST, Env, wait_for
+
+EAST_BILLING, WEST_BILLING = "127.0.1.2", "127.0.2.2"
+
+
+def answer(port: int, name: str) -> set[str] | None:
+    """The A values one name has at the named on `port`; None when it does not exist."""
+    try:
+        r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=1)
+    except Exception:
+        return set()
+    if r.rcode() == dns.rcode.NXDOMAIN:
+        return None
+    return {rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.A for rd in rrset}
+
+
+def bulk_config(env: Env, n: int) -> None:
+    """The service config plus `n` records answered by a region pool without checks, so
+    the first write is large while api stays the only record that fails over."""
+    text = env.config.read_text().replace("failure_threshold: 2", "failure_threshold: 1")
+    pools = ("pools:\n  bulk:\n    us-east-1: [{address: 127.0.1.9}]\n"
+             "    eu-west-1: [{address: 127.0.2.9}]\n")
+    text = text.replace("records:\n", pools + "records:\n", 1)
+    text += "".join(f"  - {{name: b{i}.example.test., type: A, ttl: 60, policy: failover, "
+                    f"order: [us-east-1, eu-west-1], pool: bulk}}\n" for i in range(n))
+    env.config.write_text(text)
+
+
+def test_a_failover_during_a_large_first_write_is_served_before_it_completes(env: Env) -> None:
+    n = 12000  # 24,000 record sets with their markers: several chunks, many messages
+    bulk_config(env, n)
+    env.start_controller()
+    port = env.named.port
+    # the first write is bulk work (first-time creates): kill the primary once it began
+    assert wait_for(lambda: answer(port, "b0.example.test.") is not None, timeout=60), env.log()
+    env.stop_region(EAST)
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=30, step=0.02), env.log()
+    # the failover is served while the bulk write still runs: its last name is not there
+    assert answer(port, f"b{n - 1}.example.test.") is None, env.log()
+    assert wait_for(lambda: answer(port, f"b{n - 1}.example.test.") == {"127.0.1.9"},
+                    timeout=120), env.log()
+    log = env.log()
+    assert "Traceback" not in log and "TooBig" not in log
+    assert env.answer() == {WEST}
+
+
+@pytest.fixture
+def second_named(tmp_path: Path) -> Iterator[LocalNamed]:
+    """Another private named, primary for second.test."""
+    server = LocalNamed.start(tmp_path / "named2", dynamic_zone="second.test.",
+                              file_zone="files2.test.")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+TWO_ZONES = """
+zones:
+  - zone: example.test.
+    provider: {{type: bind, server: 127.0.0.1, port: {port1},
+               tsig: {{name: failover-key, secret_file: ./tsig.secret}}}}
+  - zone: second.test.
+    provider: {{type: bind, server: 127.0.0.1, port: {port2},
+               tsig: {{name: failover-key, secret_file: ./tsig2.secret}}}}
+controller: {{state: ./failover.db, listen: "127.0.0.1:{api_port}"}}
+checks:
+  web: {{type: HTTP, port: {http_port}, resource_path: /health, request_interval: 1,
+         failure_threshold: 2, response_timeout: 0.5}}
+regions:
+  us-east-1: {{endpoints: [{{address: {east}, check: web}}]}}
+  eu-west-1: {{endpoints: [{{address: {west}, check: web}}]}}
+pools:
+  billing:
+    us-east-1: [{{address: {east_billing}, check: web}}]
+    eu-west-1: [{{address: {west_billing}, check: web}}]
+records:
+  - {{name: api.example.test., type: A, ttl: 30, policy: failover,
+     order: [us-east-1, eu-west-1]}}
+  - {{name: billing.example.test., type: A, ttl: 30, policy: failover,
+     order: [us-east-1, eu-west-1], pool: billing}}
+  - {{name: api.second.test., type: A, ttl: 30, policy: failover,
+     order: [us-east-1, eu-west-1]}}
+  - {{name: billing.second.test., type: A, ttl: 30, policy: failover,
+     order: [us-east-1, eu-west-1], pool: billing}}
+"""
+
+
+def test_two_zones_and_a_pool_in_one_config(env: Env, second_named: LocalNamed) -> None:
+    (env.dir / "tsig2.secret").write_text(second_named.tsig_secret)
+    env.config.write_text(TWO_ZONES.format(
+        port1=env.named.port, port2=second_named.port, api_port=env.api_port,
+        http_port=env.http_port, east=EAST, west=WEST, east_billing=EAST_BILLING,
+        west_billing=WEST_BILLING))
+    assert env.cli("validate").returncode == 0, env.cli("validate").stderr
+    env.start_region(EAST_BILLING)
+    env.start_region(WEST_BILLING)
+    env.start_controller()
+    p1, p2 = env.named.port, second_named.port
+    assert wait_for(lambda: answer(p1, "billing.example.test.") == {EAST_BILLING}
+                    and answer(p2, "billing.second.test.") == {EAST_BILLING}
+                    and answer(p2, "api.second.test.") == {EAST}, timeout=30), env.log()
+    # each zone's records live on its own server only
+    assert answer(p1, "api.second.test.") is None or answer(p1, "api.second.test.") == set()
+    assert answer(p2, "api.example.test.") is None or answer(p2, "api.example.test.") == set()
+    # the billing pool's east endpoint fails: billing moves, api (the region's own) stays
+    env.stop_region(EAST_BILLING)
+    assert wait_for(lambda: answer(p1, "billing.example.test.") == {WEST_BILLING}
+                    and answer(p2, "billing.second.test.") == {WEST_BILLING},
+                    timeout=20), env.log()
+    assert answer(p1, "api.example.test.") == {EAST}
+    assert answer(p2, "api.second.test.") == {EAST}
+    status = env.status()
+    east = {e["id"]: e for e in status["regions"]["us-east-1"]["endpoints"]}
+    assert east[f"us-east-1/billing/{EAST_BILLING}"]["healthy"] is False
+    assert east[f"us-east-1/billing/{EAST_BILLING}"]["pool"] == "billing"
+    assert east[f"us-east-1/{EAST}"]["healthy"] is True
+    assert {z["zone"] for z in status["zones"]} == {"example.test.", "second.test."}
+    billing = next(r for r in status["records"] if r["name"] == "billing.second.test.")
+    assert billing["pool"] == "billing" and billing["zone"] == "second.test."
+    history = env.cli("history").stdout
+    assert f"us-east-1/billing/{EAST_BILLING} is unhealthy" in history
+
+
+def test_a_record_too_large_for_one_message_is_named_and_blocks_nothing(env: Env) -> None:
+    # 6,000 IPv4 endpoints in one region: one A record set of 6,000 values (> 64 KiB)
+    text = env.config.read_text()
+    east = "".join(f"      - {{address: 127.3.{i // 250}.{i % 250 + 1}}}\n" for i in range(6000))
+    text = text.replace(f"  us-east-1: {{endpoints: [{{address: {EAST}, check: web}}]}}\n",
+                        f"  us-east-1: {{endpoints: [{{address: {EAST}, check: web}}]}}\n"
+                        "  huge:\n    endpoints:\n" + east)
+    text += ("  - {name: huge.example.test., type: A, ttl: 30, policy: weighted,"
+             " weights: {huge: 1}}\n")
+    env.config.write_text(text)
+    env.start_controller()
+    assert wait_for(lambda: env.answer() == {EAST}, timeout=30), env.log()
+    assert wait_for(lambda: "huge.example.test. not written" in env.cli("history").stdout,
+                    timeout=20), env.log()
+    assert "more than one UPDATE message holds" in env.cli("history").stdout
+    assert answer(env.named.port, "huge.example.test.") is None
+    env.stop_region(EAST)
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=20), env.log()
