@@ -6,6 +6,7 @@ import functools
 import random
 import select
 import socket
+import struct
 import time
 from collections.abc import Callable, Collection
 from typing import TypeVar
@@ -20,7 +21,7 @@ import dns.tsig
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from failover.dns.base import DnsError, DnsUnavailable
-from failover.dns.wire import query_wire
+from failover.dns.wire import parse_answer, query_wire
 from failover.plan import ManagedKey
 from failover.records import RecordSet
 
@@ -132,13 +133,19 @@ def served_many(server: str, port: int, keys: Collection[ManagedKey],
                     continue
                 key = entry[0]
                 try:
-                    response = dns.message.from_wire(data)
-                except dns.exception.DNSException as exc:
-                    raise DnsError(f"bad answer from {where}: {exc}") from None
-                if response.flags & dns.flags.TC:
+                    rcode, truncated, rrs = parse_answer(data, key[1])
+                except (ValueError, IndexError, struct.error):
+                    out.extend(_parsed(data, key, where))  # dnspython reads the unusual
+                    continue
+                if truncated:
                     response = retry(functools.partial(
                         ask, server, port, dns.message.make_query(*key), timeout, True))
-                out.extend(_answer(response, key, where))
+                    out.extend(_answer(response, key, where))
+                    continue
+                _check_rcode(rcode, key, where)
+                mine = [(ttl, v) for owner, ttl, v in rrs if owner == key[0]]
+                if mine:
+                    out.append(RecordSet.make(key[0], key[1], mine[0][0], [v for _, v in mine]))
             now = time.monotonic()
             for msg_id, (key, sent, attempt) in list(flight.items()):
                 if now - sent > per_try:
@@ -156,13 +163,25 @@ def _unreachable(where: str, exc: OSError) -> DnsUnavailable:
     return DnsUnavailable(f"cannot reach {where}: {exc.strerror or exc}")
 
 
-def _answer(response: dns.message.Message, key: ManagedKey, where: str) -> list[RecordSet]:
-    name, rtype = key
-    rcode = response.rcode()
+def _parsed(data: bytes, key: ManagedKey, where: str) -> list[RecordSet]:
+    try:
+        response = dns.message.from_wire(data)
+    except dns.exception.DNSException as exc:
+        raise DnsError(f"bad answer from {where}: {exc}") from None
+    return _answer(response, key, where)
+
+
+def _check_rcode(rcode: int, key: ManagedKey, where: str) -> None:
     if rcode == dns.rcode.SERVFAIL:
         raise DnsUnavailable(f"{where} answered SERVFAIL")
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        raise DnsError(f"query {name} {rtype} at {where}: {dns.rcode.to_text(rcode)}")
+        raise DnsError(f"query {key[0]} {key[1]} at {where}: "
+                       f"{dns.rcode.to_text(dns.rcode.Rcode(rcode))}")
+
+
+def _answer(response: dns.message.Message, key: ManagedKey, where: str) -> list[RecordSet]:
+    name, rtype = key
+    _check_rcode(response.rcode(), key, where)
     return [RecordSet.make(name, rtype, rrset.ttl, [rd.to_text() for rd in rrset])
             for rrset in response.answer
             if rrset.name.to_text().lower() == name and dns.rdatatype.to_text(rrset.rdtype) == rtype]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 
 import dns.message
 import dns.query
@@ -132,3 +134,99 @@ def test_500_records_in_one_update_over_tcp(named: LocalNamed) -> None:
     report = a.apply(plan.diff(desired, actual, keys), actual)
     assert report.messages == 1 and report.changes == 500
     assert {(r.name, r.values) for r in a.read(keys)} == {(r.name, r.values) for r in desired}
+
+
+def many(n: int, value: str = "127.0.1.1") -> tuple[set[plan.ManagedKey], list[RecordSet]]:
+    """n names, each with an A record and its ownership marker."""
+    keys: set[plan.ManagedKey] = set()
+    desired = []
+    for i in range(n):
+        name = f"r{i}.example.test."
+        keys |= {(name, "A"), (f"_failover.{name}", "TXT")}
+        desired += [R(name, "A", 60, [value]),
+                    R(f"_failover.{name}", "TXT", 60, ['"heritage=failover,owner=failover"'])]
+    return keys, desired
+
+
+def marked(changes: plan.ChangeSet) -> plan.ChangeSet:
+    return plan.ChangeSet(zone=changes.zone, changes=changes.changes, existing=changes.existing,
+                          managed=changes.managed, marker_prefix="_failover")
+
+
+def test_3000_names_are_written_in_several_messages_without_error(named: LocalNamed) -> None:
+    a = bind_adapter(named)
+    keys, desired = many(3000)
+    actual = a.read(keys)
+    report = a.apply(marked(plan.diff(desired, actual, keys)), actual)
+    assert report.changes == 6000 and report.messages > 1 and not report.rejected
+    assert set(a.read(keys)) == set(desired)
+    # and all of them fail over in one write
+    actual = a.read(keys)
+    _, moved = many(3000, "127.0.2.1")
+    report = a.apply(marked(plan.diff(moved, actual, keys)), actual)
+    assert report.changes == 3000 and report.messages > 1
+    assert dig(named, "r2999.example.test.", "A") == {"127.0.2.1"}
+
+
+class DroppingProxy:
+    """A TCP relay to named that, once, forwards the `nth` message but drops its answer and
+    closes the connection: the server applied it, the client never heard."""
+
+    def __init__(self, upstream: int, nth: int) -> None:
+        self.upstream, self.nth, self.seen, self.dropped = upstream, nth, 0, False
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client, socket.create_connection(("127.0.0.1", self.upstream)) as up:
+            while True:
+                head = client.recv(2, socket.MSG_WAITALL)
+                if len(head) < 2:
+                    return
+                body = client.recv(int.from_bytes(head, "big"), socket.MSG_WAITALL)
+                up.sendall(head + body)
+                rhead = up.recv(2, socket.MSG_WAITALL)
+                answer = up.recv(int.from_bytes(rhead, "big"), socket.MSG_WAITALL)
+                self.seen += 1
+                if self.seen == self.nth and not self.dropped:
+                    self.dropped = True
+                    return  # closes the client's connection without an answer
+                client.sendall(rhead + answer)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_connection_closed_mid_write_loses_nothing_and_applies_nothing_twice(
+        named: LocalNamed) -> None:
+    proxy = DroppingProxy(named.port, nth=2)
+    try:
+        direct = bind_adapter(named)
+        a = bind_adapter(named)
+        a.port, a.transport = proxy.port, "tcp"  # writes through the proxy (TCP only)
+        keys, desired = many(2000)
+        actual = direct.read(keys)
+        # the second message was applied but unanswered: sent again on a new connection,
+        # its prerequisites (the records must be absent) refuse it; the other messages
+        # go on, and the write reports the conflict
+        with pytest.raises(DnsConflict):
+            a.apply(marked(plan.diff(desired, actual, keys)), actual)
+        assert proxy.dropped
+        # the controller's answer to a conflict: read again and re-plan the rest
+        actual = direct.read(keys)
+        rest = marked(plan.diff(desired, actual, keys))
+        assert not rest.changes  # every change arrived once: none lost, none left to do
+        assert sorted(direct.read(keys), key=lambda r: r.sort_key) == sorted(
+            desired, key=lambda r: r.sort_key)
+    finally:
+        proxy.close()
