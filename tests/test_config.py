@@ -204,3 +204,48 @@ def test_json_schema_describes_the_config() -> None:
     assert "failure_threshold" in text and "weights" in text
     props = schema["$defs"]["CheckTemplate"]["properties"]
     assert props["failure_threshold"]["maximum"] == 10
+
+
+ZONES = (EXAMPLES / "zones-and-pools.yaml").read_text()
+
+
+def test_records_go_to_the_longest_zone_and_pools_give_their_endpoints() -> None:
+    cfg = parse_config(ZONES)
+    assert [z.zone for z in cfg.zone_specs] == ["example.test.", "billing.example.test."]
+    assert cfg.zone_of("api.billing.example.test.") == "billing.example.test."
+    assert cfg.zone_of("pay.example.test.") == "example.test."
+    assert cfg.zone == "example.test."  # the one-zone field names the first zone
+    assert [eid for eid, _ in cfg.endpoints_of("us-east-1", "billing")] == [
+        "us-east-1/billing/127.0.1.2", "us-east-1/billing/127.0.1.3"]
+    assert len(cfg.all_endpoints()) == 5
+
+
+@pytest.mark.parametrize(("old", "new", "path", "words"), [
+    ("name: pay.example.test.", "name: pay.example.org.", "records[2].name",
+     "in none of the zones (example.test., billing.example.test.)"),
+    ("pool: billing}\n  - {name: pay", "pool: biling}\n  - {name: pay", "records[1].pool",
+     "no pool 'biling' (pools: billing) (did you mean 'billing'?)"),
+    ("    eu-west-1: [{address: 127.0.2.2, check: web}]",
+     "    eu-west-9: [{address: 127.0.2.2, check: web}]", "pools.billing.eu-west-9",
+     "unknown region 'eu-west-9'"),
+    ("    eu-west-1: [{address: 127.0.2.2, check: web}]",
+     "    eu-west-1: [{address: 127.0.2.2, check: webb}]", "pools.billing.eu-west-1[0].check",
+     "no check template 'webb'"),
+    ("    eu-west-1: [{address: 127.0.2.2, check: web}]",
+     "    eu-west-1: [{address: '::1', check: web}]", "records[1].order[1]",
+     "pool 'billing' has no endpoint in eu-west-1 with an IPv4 address"),
+    ("  - zone: billing.example.test.", "  - zone: example.test.", "zones[1].zone",
+     "zone example.test. is also zones[0]"),
+    ("zones:\n", "zone: example.test.\nzones:\n", "zone", "not both"),
+    ("    eu-west-1: [{address: 127.0.2.2, check: web}]", "    eu-west-1: []",
+     "pools.billing.eu-west-1", "must not be empty"),
+])
+def test_zones_and_pools_errors_name_the_field(old: str, new: str, path: str, words: str) -> None:
+    assert old in ZONES, old
+    found = errors_of(ZONES.replace(old, new, 1))
+    assert any(p == path and words in m for p, _, m in found), found
+
+
+def test_a_config_needs_a_zone() -> None:
+    found = errors_of(CONTRACT_TEXT.replace("zone: example.test.\n", "", 1))
+    assert any(p == "zone" and "required" in m for p, _, m in found), found

@@ -102,3 +102,27 @@ def test_a_drained_region_never_serves_while_another_is_usable(s: Scenario) -> N
     d = decide_in(s)
     if any(v.usable for v in views.values()):
         assert not set(d.regions) & s.overrides.drained
+
+
+@given(scenarios(), st.data())
+def test_records_sharing_a_shape_are_decided_as_each_would_be_alone(
+        s: Scenario, data: st.DataObject) -> None:
+    # decide_all makes one decision per shape and previous answer, and copies it: the
+    # copies must equal what deciding each record on its own gives
+    from policies import decide_all
+
+    spec = s.cfg.records[0].model_dump()
+    names = [f"n{i}.example.test." for i in range(6)]
+    cfg = s.cfg.model_validate({**s.cfg.model_dump(), "records": [
+        {**spec, "name": n} for n in names]})
+    previous: dict[tuple[str, str], Decision] = {}
+    for tick in range(data.draw(st.integers(1, 4))):
+        snap = data.draw(snapshots(cfg, now=10_000.0 + tick))
+        ov = replace(s.overrides, pinned={names[0]: p for p in s.overrides.pinned.values()})
+        together = decide_all(cfg, snap, ov, previous, 10_000.0 + tick)
+        alone = [decide(r, region_views(cfg, r, snap, ov), ov, previous.get((r.name, r.type)),
+                        10_000.0 + tick) for r in cfg.records]
+        assert together == alone
+        # the next tick remembers a mix: some records with a previous decision, some not
+        keep = data.draw(st.lists(st.sampled_from(names), unique=True))
+        previous = {d.key: d for d in together if d.name in keep}
