@@ -201,6 +201,23 @@ def test_2500_records_fail_over_in_the_fewest_calls(zone: str) -> None:
     assert {r.values for r in a.read(keys)} == {("127.0.2.1",)}
 
 
+def test_a_few_names_are_read_back_without_listing_the_zone(zone: str) -> None:
+    prov = Route53Provider(type="route53", hosted_zone_id=zone, max_requests_per_second=5)
+    a = Route53Adapter("example.test.", prov)
+    keys = {(f"r{i}.example.test.", "A") for i in range(1500)}
+    a.apply(plan.diff([R(n, "A", 60, ["127.0.1.1"]) for n, _ in keys], [], keys), [])
+    actual = a.read(keys)  # the full listing: 1,500 record sets (and NS, SOA) in 6 pages
+    calls = a.stats.calls
+    one = {("r7.example.test.", "A")}
+    before = [rs for rs in actual if (rs.name, rs.type) in one]
+    a.apply(plan.diff([R("r7.example.test.", "A", 60, ["127.0.2.1"])], before, one), before)
+    # one change batch and one read of the changed name to confirm it, not 6 pages
+    assert a.stats.calls - calls == 2
+    assert [rs.values for rs in a.read(one)] == [("127.0.2.1",)]
+    assert {rs.name for rs in a.read({("r7.example.test.", "A"), ("r70.example.test.", "A")})} == {
+        "r7.example.test.", "r70.example.test."}
+
+
 def test_a_concurrent_edit_is_not_overwritten(zone: str) -> None:
     cfg = config(zone)
     a = Route53Adapter(cfg.zone, cfg.provider)
