@@ -45,7 +45,7 @@ STATE_WATCH_INTERVAL = 0.05  # seconds between looks for overrides written by th
 ACTUAL_REFRESH = 30.0  # seconds between full re-reads of DNS (drift, hand edits)
 SAVE_INTERVAL = 10.0  # seconds between saves of the health state machines
 CHUNK = 2000  # names of bulk work written per tick; failovers go between chunks
-STATUS_REFRESH = 5.0  # seconds between rebuilds of /status when nothing changed
+STATUS_REFRESH = 2.0  # seconds between rebuilds of /status when nothing changed
 LATENCY_STEP_MS, LATENCY_STEP_SHARE = 1.0, 0.05  # a latency move that re-decides
 
 
@@ -83,7 +83,6 @@ class Controller:
         self._urgent: set[str] = set()  # names whose decision changed, not yet written
         self._backlog: list[str] = []  # names found different by a full comparison
         self._lat_decided: dict[str, float] = {}  # endpoint -> latency at the last decide
-        self._status_cache: tuple[int, float, dict[str, Any]] | None = None
         self._version = 0  # bumped by every change /status shows
         self._pending: list[float] = []  # times of health changes not yet served
         self._events: list[Event] = []
@@ -266,7 +265,7 @@ class Controller:
         if self._dirty:
             # health changed: keep it before writing DNS, so that a kill between the write
             # and the next save cannot make a restart undo the write
-            await asyncio.to_thread(self._saver(True))
+            await asyncio.to_thread(self._saver(health_only=True))
         overrides_list = self.state.overrides()
         overrides = as_overrides(overrides_list, now)
         self._faulted = {o.region for o in overrides_list if o.kind == "fault" and o.active(now)}
@@ -285,7 +284,6 @@ class Controller:
                 previous = self.decisions
                 decisions, moved = await asyncio.to_thread(self._decide_all, snapshot,
                                                            overrides, now)
-                self._note_decisions(decisions)
                 # urgent: an answer that moved (a failover, a drain, a pin); a name decided
                 # for the first time is bulk work, like markers and TTL edits
                 urgent = {d.name for d in decisions if d.name in moved and (
@@ -328,7 +326,9 @@ class Controller:
         """Every record's decision, and the names whose desired records moved (a thread:
         10,000 records cost tens of milliseconds the probes must not wait for)."""
         decisions = decide_all(self.cfg, snapshot, overrides, self.decisions, now)
-        return decisions, self.ledger.set_decisions(decisions)
+        moved = self.ledger.set_decisions(decisions)
+        self._note_decisions(decisions)  # the loop only appends events and reads decisions
+        return decisions, moved
 
     def _holding(self) -> bool:
         """Whether a failback delay is running (its end is a change no probe announces)."""
@@ -487,19 +487,21 @@ class Controller:
         """Keep what must survive a restart, now (on the calling thread)."""
         self._saver(force)()
 
-    def _saver(self, force: bool = False) -> Callable[[], None]:
+    def _saver(self, force: bool = False, health_only: bool = False) -> Callable[[], None]:
         """Take what is to be kept (decisions when one changed, events, and every
         SAVE_INTERVAL or when forced or changed the health state machines) and return
         the writes, to run on a thread: 10,000 decisions are megabytes of JSON. What is
         taken is taken here, on the loop, so nothing changes under the writer."""
         now = self.clock()
         decisions = None
-        if self._decisions_dirty or force:
+        if (self._decisions_dirty or force) and not health_only:
             decisions = list(self.decisions.values())
             self._decisions_dirty = False
-        events, self._events = self._events, []
+        events: list[Event] = []
+        if not health_only:
+            events, self._events = self._events, []
         checks = health = None
-        if force or self._dirty or now - self._saved_at >= SAVE_INTERVAL:
+        if force or health_only or self._dirty or now - self._saved_at >= SAVE_INTERVAL:
             checks, health = self.board.export(), self.board.snapshot(now)
             self._saved_at = now
             self._dirty = False
@@ -509,7 +511,8 @@ class Controller:
                 self.state.save_decisions(decisions)
             # events after the decisions they announce: a reader that sees an event finds
             # the decisions of the same tick (failover drill relies on it)
-            self.state.record(events)
+            if events:
+                self.state.record(events)
             if checks is not None and health is not None:
                 self.state.save_checks(checks)
                 self.state.save_health(health)
@@ -519,20 +522,29 @@ class Controller:
     # -------------------------------------------------------------------- status
 
     def status(self) -> dict[str, Any]:
-        """Everything `failover status` and /status show, as JSON-ready data.
+        """Everything `failover status` and /status show, as JSON-ready data."""
+        return self.status_maker()()
 
-        Rebuilt when something it shows changed, else at most every STATUS_REFRESH
-        seconds: with 10,000 records it is not free, and the loop asks after every tick.
-        """
+    def status_maker(self) -> Callable[[], dict[str, Any]]:
+        """What /status shows, as a function to run on a thread: its inputs are taken
+        now, on the loop; building it for 10,000 records takes tens of milliseconds that
+        the probes, on the loop, must not wait for."""
         now = self.clock()
-        cached = self._status_cache
-        if cached is not None and cached[0] == self._version and now - cached[1] < STATUS_REFRESH:
-            return cached[2]
-        out = build_status(self.cfg, self.board.snapshot(now), self.state.overrides(),
-                           list(self.decisions.values()), now, ready=self.ready,
-                           dry_run=self.dry_run, last=self.last)
-        self._status_cache = (self._version, now, out)
-        return out
+        snapshot, overrides = self.board.snapshot(now), self.state.overrides()
+        decisions, last = list(self.decisions.values()), self.last
+        cfg, ready, dry_run = self.cfg, self.ready, self.dry_run
+        return lambda: build_status(cfg, snapshot, overrides, decisions, now, ready=ready,
+                                    dry_run=dry_run, last=last)
+
+    def status_due(self, built_at: float, version: int) -> bool:
+        """Whether /status built at `built_at` (steady clock) from `version` is stale:
+        something it shows changed, or STATUS_REFRESH passed (health details, times)."""
+        return version != self._version or self.clock() - built_at >= STATUS_REFRESH
+
+    @property
+    def version(self) -> int:
+        """A number that moves whenever something /status shows changed."""
+        return self._version
 
 
 def native_for(adapter: Adapter | None) -> Callable[[str], bool]:

@@ -75,12 +75,27 @@ async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: A
     controller = Controller(cfg, state=state, adapter=adapter, dry_run=dry_run, force=force)
     published = Published()
 
+    building: list[asyncio.Future[None] | None] = [None]
+    built_at, built_version = [-1e9], [-1]  # of the /status published
+
     def publish() -> None:
-        published.status = json.dumps(controller.status()).encode() + b"\n"
         published.ready = controller.ready
         published.at = time.monotonic()
+        if building[0] is not None and not building[0].done():
+            return
+        if not controller.status_due(built_at[0], built_version[0]):
+            return
+        built_at[0], built_version[0] = controller.clock(), controller.version
+        make = controller.status_maker()
+
+        def build() -> None:
+            published.status = json.dumps(make()).encode() + b"\n"
+
+        # on a thread: 10,000 records are megabytes of JSON the probes must not wait for
+        building[0] = loop.run_in_executor(None, build)
 
     controller.on_tick = publish
+    published.status = json.dumps(controller.status()).encode() + b"\n"
     publish()
 
     def change(action: str, body: dict[str, Any]) -> str:
