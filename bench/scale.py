@@ -138,7 +138,8 @@ def one_size(n: int, runs: int, cli_times: bool) -> dict[str, object]:
             for i in range(runs):
                 t = time.monotonic()
                 env.stop_region(EAST)
-                assert wait_for(lambda: answer(port, first) == WEST, timeout=120, step=0.01)
+                assert wait_for(lambda: answer(port, first) == WEST, timeout=120, step=0.01), \
+                    env.log()[-3000:]
                 rto_first.append(time.monotonic() - t)
                 assert wait_for(lambda: answer(port, last) == WEST, timeout=120, step=0.01)
                 rto_last.append(time.monotonic() - t)

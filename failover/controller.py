@@ -16,6 +16,7 @@ machines are kept across restarts, so a restart causes no spurious change.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from failover.plan import to_json
 from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.probes.scheduler import Scheduler
 from failover.reconcile import Ledger, Planned, read_actual
+from failover.records import RecordSet
 from failover.state.store import Event, Override, StateStore, as_overrides
 from policies import decide_all
 
@@ -94,6 +96,10 @@ class Controller:
         self._noted: dict[str, Any] = {}  # category -> what was last recorded, not to repeat it
         self._holds: list[Decision] = []  # decisions holding an answer on purpose
         self._serial: int | None = None  # the zone's SOA serial at the last full read
+        self._reading: asyncio.Future[Any] | None = None  # a full read in the background
+        self._writes = 0  # writes sent, to tell a reading a write overtook
+        self._records_json: tuple[int, str] | None = None  # /status's records, by version
+        self._decisions_version = 0
         self.on_tick: Callable[[], None] | None = None  # called after every loop turn
         self._setup(cfg, adapter, state.load_checks(), state.load_health())
 
@@ -111,6 +117,8 @@ class Controller:
                              decorate=adapter.decorate if adapter is not None else None)
         self._decide = True  # decide every record at the next tick
         self._urgent, self._backlog, self._serial = set(), [], None
+        self._reading = None
+        self._decisions_version += 1
         self._latency_records = any(r.policy == "latency" for r in cfg.records)
         self._version += 1
 
@@ -335,25 +343,53 @@ class Controller:
         return any(d.basis == "hold" and d.policy == "failover" for d in self._holds)
 
     async def _refresh(self, now: float) -> bool:
-        """Read DNS in full when the ledger has no reading or the last one is old; True
-        when it read. A zone whose SOA serial has not moved since is not read again."""
+        """Bring the ledger's reading of DNS up to date; True when it took a new one.
+
+        With no reading (start, after an error) it reads at once. Otherwise every
+        ACTUAL_REFRESH it starts a read in the background and takes its result up at a
+        later tick, so a failover never waits behind a full read of a large zone; a
+        reading that a write overtook is dropped, and a zone whose SOA serial has not
+        moved since the last reading is not read at all.
+        """
         if self.adapter is None:
             if self.ledger.actual is None:
                 self.ledger.set_actual([])
                 return True
             return False
-        if self.ledger.actual is not None and now - self._actual_at <= ACTUAL_REFRESH:
-            return False
-        if self.ledger.actual is not None and self._serial is not None:
-            serial = await asyncio.to_thread(_serial_of, self.adapter)
-            if serial == self._serial:
-                self._actual_at = now
+        if self.ledger.actual is None:
+            self._reading = None
+            self._serial = await asyncio.to_thread(_serial_of, self.adapter)
+            records = await asyncio.to_thread(read_actual, self.cfg, self.adapter)
+            self.ledger.set_actual(records)
+            self._actual_at = now
+            return True
+        reading = self._reading
+        if reading is not None:
+            if not reading.done():
                 return False
-        self._serial = await asyncio.to_thread(_serial_of, self.adapter)
-        records = await asyncio.to_thread(read_actual, self.cfg, self.adapter)
-        self.ledger.set_actual(records)
+            self._reading = None
+            result = reading.result()  # a DnsError is the tick's, as any other read's
+            if result is None or result[2] != self._writes:
+                return False  # nothing moved, or a write overtook the reading
+            self.ledger.set_actual(result[0])
+            self._serial = result[1]
+            return True
+        if now - self._actual_at <= ACTUAL_REFRESH:
+            return False
         self._actual_at = now
-        return True
+        self._reading = asyncio.ensure_future(asyncio.to_thread(
+            self._read_in_background, self._serial, self._writes))
+        self._reading.add_done_callback(lambda _: self.wake())
+        return False
+
+    def _read_in_background(self, serial: int | None, writes: int
+                            ) -> tuple[list[RecordSet], int | None, int] | None:
+        """A full reading of DNS (None when the SOA serial says nothing moved)."""
+        assert self.adapter is not None
+        now = _serial_of(self.adapter)
+        if serial is not None and now == serial:
+            return None
+        return read_actual(self.cfg, self.adapter), now, writes
 
     async def _write(self, names: list[str], tick: Tick, *, urgent: bool) -> None:
         planned = await asyncio.to_thread(self.ledger.plan, names) if len(names) > 100 \
@@ -383,6 +419,7 @@ class Controller:
             return
         assert self.adapter is not None
         before = self.ledger.actual_of(names)
+        self._writes += 1  # a reading taken before this write is stale once it lands
         report = await asyncio.to_thread(self.adapter.apply, changes, before)
         done = self.clock()
         written = changes.only(c for c in changes.changes
@@ -450,6 +487,7 @@ class Controller:
         self._decisions_dirty |= changed or len(decisions) != len(self.decisions)
         if changed:
             self._version += 1
+            self._decisions_version += 1
         self.decisions = {d.key: d for d in decisions}
         self._holds = [d for d in decisions if d.basis == "hold"]
 
@@ -523,18 +561,34 @@ class Controller:
 
     def status(self) -> dict[str, Any]:
         """Everything `failover status` and /status show, as JSON-ready data."""
-        return self.status_maker()()
+        data: dict[str, Any] = json.loads(self.status_maker()())
+        return data
 
-    def status_maker(self) -> Callable[[], dict[str, Any]]:
-        """What /status shows, as a function to run on a thread: its inputs are taken
-        now, on the loop; building it for 10,000 records takes tens of milliseconds that
-        the probes, on the loop, must not wait for."""
+    def status_maker(self) -> Callable[[], bytes]:
+        """/status as JSON, by a function to run on a thread: its inputs are taken now,
+        on the loop. The records part (10,000 records: megabytes) is kept between builds
+        and made again only when a decision changed, one record at a time so the loop,
+        which runs the probes, is never held for long."""
         now = self.clock()
         snapshot, overrides = self.board.snapshot(now), self.state.overrides()
-        decisions, last = list(self.decisions.values()), self.last
-        cfg, ready, dry_run = self.cfg, self.ready, self.dry_run
-        return lambda: build_status(cfg, snapshot, overrides, decisions, now, ready=ready,
-                                    dry_run=dry_run, last=last)
+        cfg, ready, dry_run, last = self.cfg, self.ready, self.dry_run, self.last
+        cached, version = self._records_json, self._decisions_version
+        decisions = None if cached is not None and cached[0] == version else list(
+            self.decisions.values())
+
+        def make() -> bytes:
+            head = json.dumps(build_status(cfg, snapshot, overrides, [], now, ready=ready,
+                                           dry_run=dry_run, last=last))
+            if decisions is None:
+                assert cached is not None
+                records = cached[1]
+            else:
+                records = "[" + ",".join(json.dumps(r) for r in status_records(
+                    cfg, decisions)) + "]"
+                self._records_json = (version, records)
+            return head.replace('"records": []', '"records": ' + records, 1).encode() + b"\n"
+
+        return make
 
     def status_due(self, built_at: float, version: int) -> bool:
         """Whether /status built at `built_at` (steady clock) from `version` is stale:
@@ -545,6 +599,24 @@ class Controller:
     def version(self) -> int:
         """A number that moves whenever something /status shows changed."""
         return self._version
+
+
+def status_records(cfg: Config, decisions: list[Decision],
+                   served: dict[tuple[str, str], list[str]] | None = None) -> list[dict[str, Any]]:
+    """Each record's decision, desired answer (and served answer, when asked) for status."""
+    records = []
+    pools = cfg.memo("record_pools", lambda: {(r.name, r.type): r.pool for r in cfg.records})
+    several = cfg.zones is not None
+    for d in decisions:
+        entry: dict[str, Any] = {**d.to_dict(), "desired": list(d.values)}
+        if pools.get(d.key):
+            entry["pool"] = pools[d.key]
+        if several:
+            entry["zone"] = cfg.zone_of(d.name)
+        if served is not None:
+            entry["served"] = served.get((d.name, d.type), [])
+        records.append(entry)
+    return records
 
 
 def native_for(adapter: Adapter | None) -> Callable[[str], bool]:
@@ -601,18 +673,7 @@ def build_status(cfg: Config, snapshot: Any, overrides: list[Any], decisions: li
     regions = {rname: {"healthy": any(e["healthy"] for e in eps) or not eps,
                        "drained": rname in active.drained, "endpoints": eps}
                for rname, eps in by_region.items()}
-    records = []
-    pools = cfg.memo("record_pools", lambda: {(r.name, r.type): r.pool for r in cfg.records})
-    several = cfg.zones is not None
-    for d in decisions:
-        entry: dict[str, Any] = {**d.to_dict(), "desired": list(d.values)}
-        if pools.get(d.key):
-            entry["pool"] = pools[d.key]
-        if several:
-            entry["zone"] = cfg.zone_of(d.name)
-        if served is not None:
-            entry["served"] = served.get((d.name, d.type), [])
-        records.append(entry)
+    records = status_records(cfg, decisions, served)
     out: dict[str, Any] = {
         "zone": cfg.zone, "provider": cfg.provider.type, "at": now,
         "zones": [{"zone": z.zone, "provider": z.provider.type} for z in cfg.zone_specs],

@@ -101,8 +101,12 @@ class SqliteState:
         return out
 
     def save_decisions(self, decisions: list[Decision]) -> None:
-        self._put("decisions", [{**asdict(d), "shares": dict(d.shares),
-                                 "by_region": dict(d.by_region)} for d in decisions])
+        # one decision at a time: one json.dumps of 10,000 holds the interpreter (and the
+        # event loop that runs the probes) for a hundred milliseconds
+        text = "[" + ",".join(json.dumps({**asdict(d), "shares": dict(d.shares),
+                                          "by_region": dict(d.by_region)})
+                              for d in decisions) + "]"
+        self._run("INSERT OR REPLACE INTO kv VALUES (?, ?)", ("decisions", text))
 
     def load_decisions(self) -> dict[tuple[str, str], Decision]:
         out = {}
