@@ -166,6 +166,10 @@ def one_size(n: int, runs: int, cli_times: bool) -> dict[str, object]:
                 timed_cli(env, "restore", "eu-west-1")
             events = json.loads(env.cli("history", "--json").stdout)
             out["errors"] = sum(1 for e in events if e["kind"] == "error")
+            writes = [e["detail"] for e in events if e["kind"] == "dns"
+                      and e["detail"].get("decide_ms") is not None]
+            out["stages"] = {k: statistics.median(w[k] for w in writes) for k in (
+                "decide_ms", "plan_ms", "applied_ms", "confirmed_ms")} if writes else {}
         finally:
             if env.controller is not None:
                 env.stop_controller()
@@ -232,6 +236,9 @@ def main() -> None:
               f"{statistics.median(r['back_last']):.2f} s; at rest {r['rest_cpu']:.1%} of a "  # type: ignore
               f"core, {r['rss_mb']:.0f} MB; tick p99 <= {r['tick_p99']} s; probe lag p99 "
               f"{(r['lag_p99'] or 0) * 1000:.1f} ms; errors in history {r['errors']}")
+        if r["stages"]:
+            print("           a failover write, p50: " + ", ".join(
+                f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in r["stages"].items()))  # type: ignore
         for key in ("plan_no_read_s", "status_no_read_s", "status_s", "drain_s"):
             if key in r:
                 print(f"           {key.removesuffix('_s').replace('_', ' ')}: {r[key]:.2f} s")

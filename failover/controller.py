@@ -16,6 +16,8 @@ machines are kept across restarts, so a restart causes no spurious change.
 from __future__ import annotations
 
 import asyncio
+import copy
+import gc
 import json
 import logging
 import time
@@ -31,7 +33,6 @@ from failover.plan import to_json
 from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.probes.scheduler import Scheduler
 from failover.reconcile import Ledger, Planned, read_actual
-from failover.records import RecordSet
 from failover.state.store import Event, Override, StateStore, as_overrides
 from policies import decide_all
 
@@ -60,6 +61,7 @@ class Tick:
     applied: int = 0
     error: str | None = None
     refused: list[str] = field(default_factory=list)
+    decide_s: float = 0.0  # deciding every record, when something changed
 
 
 class Controller:
@@ -98,6 +100,7 @@ class Controller:
         self._serial: int | None = None  # the zone's SOA serial at the last full read
         self._reading: asyncio.Future[Any] | None = None  # a full read in the background
         self._writes = 0  # writes sent, to tell a reading a write overtook
+        self._drift: list[str] | None = None  # names a background reading found different
         self._records_json: tuple[int, str] | None = None  # /status's records, by version
         self._decisions_version = 0
         self.on_tick: Callable[[], None] | None = None  # called after every loop turn
@@ -285,13 +288,22 @@ class Controller:
                 await asyncio.to_thread(self.adapter.prepare)
                 self._prepared = True
             full = await self._refresh(now)
-            if full or self._decide or self._holding():
+            # a reading taken in the background changes no decision: only one taken at
+            # start or after an error (the ledger was empty) decides everything again
+            if (full and self._drift is None) or self._decide or self._holding():
                 self._decide = False
                 self._lat_decided = {eid: h.latency_ms for eid, h in snapshot.endpoints.items()
                                      if h.latency_ms is not None}
                 previous = self.decisions
+                t0 = time.perf_counter()
                 decisions, moved = await asyncio.to_thread(self._decide_all, snapshot,
                                                            overrides, now)
+                tick.decide_s = time.perf_counter() - t0
+                # the decisions, the ledger and the config are long-lived: keep the cyclic
+                # collector from walking them (a full pass over 10,000 records holds the
+                # interpreter, and so the probes, for over 100 ms); they are acyclic and
+                # freed by reference counting when replaced
+                gc.freeze()
                 # urgent: an answer that moved (a failover, a drain, a pin); a name decided
                 # for the first time is bulk work, like markers and TTL edits
                 urgent = {d.name for d in decisions if d.name in moved and (
@@ -302,7 +314,10 @@ class Controller:
                 if not urgent:
                     self._pending.clear()  # nothing to serve for those health changes
             if full:
-                drift = await asyncio.to_thread(self.ledger.drifted)
+                drift = self._drift
+                if drift is None:
+                    drift = await asyncio.to_thread(self.ledger.drifted)
+                self._drift = None
                 self._backlog = [n for n in drift if n not in self._urgent]
             if self._urgent:
                 await self._write(sorted(self._urgent), tick, urgent=True)
@@ -371,29 +386,37 @@ class Controller:
             result = reading.result()  # a DnsError is the tick's, as any other read's
             if result is None or result[2] != self._writes:
                 return False  # nothing moved, or a write overtook the reading
-            self.ledger.set_actual(result[0])
-            self._serial = result[1]
+            probe, self._serial, _, drift = result
+            self.ledger.actual, self.ledger.existing = probe.actual, probe.existing
+            self._drift = drift
             return True
         if now - self._actual_at <= ACTUAL_REFRESH:
             return False
         self._actual_at = now
         self._reading = asyncio.ensure_future(asyncio.to_thread(
-            self._read_in_background, self._serial, self._writes))
+            self._read_in_background, self._serial, self._writes, dict(self.ledger.desired)))
         self._reading.add_done_callback(lambda _: self.wake())
         return False
 
-    def _read_in_background(self, serial: int | None, writes: int
-                            ) -> tuple[list[RecordSet], int | None, int] | None:
-        """A full reading of DNS (None when the SOA serial says nothing moved)."""
+    def _read_in_background(self, serial: int | None, writes: int,
+                            desired: dict[Any, Any]) -> tuple[Ledger, int | None, int,
+                                                              list[str]] | None:
+        """A full reading of DNS compared with what is desired (None when the SOA serial
+        says nothing moved), on a copy of the ledger: the tick goes on meanwhile."""
         assert self.adapter is not None
         now = _serial_of(self.adapter)
         if serial is not None and now == serial:
             return None
-        return read_actual(self.cfg, self.adapter), now, writes
+        probe = copy.copy(self.ledger)
+        probe.desired = desired
+        probe.set_actual(read_actual(self.cfg, self.adapter))
+        return probe, now, writes, probe.drifted()
 
     async def _write(self, names: list[str], tick: Tick, *, urgent: bool) -> None:
+        t0 = time.perf_counter()
         planned = await asyncio.to_thread(self.ledger.plan, names) if len(names) > 100 \
             else self.ledger.plan(names)
+        plan_s = time.perf_counter() - t0
         tick.planned = planned
         if urgent:
             self._note_blocked(planned.blocked)
@@ -444,7 +467,9 @@ class Controller:
             "names": len(names)}
         self.event("dns", "dns", f"applied {written.summary()}"
                    + ("" if urgent else " (bulk)"), {
-                       **detail, "applied_ms": round(report.applied_s * 1000, 2),
+                       **detail, "decide_ms": round(tick.decide_s * 1000, 2) if urgent else None,
+                       "plan_ms": round(plan_s * 1000, 2),
+                       "applied_ms": round(report.applied_s * 1000, 2),
                        "confirmed_ms": round(report.confirmed_s * 1000, 2),
                        "messages": report.messages, "notes": report.notes})
 

@@ -18,13 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from failover import plan as planning
-from failover.dns.ownership import (
-    marker_keys,
-    marker_name,
-    marker_record,
-    may_write,
-    owners_of,
-)
+from failover.dns.ownership import marker_keys, marker_value, may_write, owners_of
 from failover.plan import Change, ChangeSet, ManagedKey
 from failover.records import RecordSet
 from policies import Decision, Overrides, decide_all
@@ -178,29 +172,32 @@ class Ledger:
         blocked: dict[str, str] = {}
         emptied: list[str] = []
         managed: set[ManagedKey] = set()
+        mine_value = (marker_value(self.owner),)
         for name in selected:
             types = self.types.get(name)
             if types is None:
                 continue
             have = (self.actual or {}).get(name, {})
             if self.ownership:
-                marker_key = (marker_name(name, self.prefix), "TXT", None)
-                occupied = [t for t in types if any(k[:2] == (name, t) for k in have)]
-                why = may_write(name, owners_of(have.get(marker_key)), occupied,
-                                owner=self.owner, take_over=self.take_over)
-                if why is not None:
-                    blocked[name] = why
-                    continue
+                mname = self.prefix + "." + name
+                marker = have.get((mname, "TXT", None))
+                if marker is None or marker.values != mine_value:  # not plainly ours
+                    occupied = [t for t in types if any(k[:2] == (name, t) for k in have)]
+                    why = may_write(name, owners_of(marker), occupied, owner=self.owner,
+                                    take_over=self.take_over)
+                    if why is not None:
+                        blocked[name] = why
+                        continue
             want = [rs for t in types for rs in self.desired.get((name, t), ())]
             keys = {(name, t) for t in types}
             if self.ownership:
-                want.append(marker_record(name, self.prefix, self.owner,
-                                          min((r.ttl for r in want), default=300)))
-                keys.add((marker_name(name, self.prefix), "TXT"))
+                ttl = min((r.ttl for r in want), default=300)
+                want.append(RecordSet(name=mname, type="TXT", ttl=ttl, values=mine_value))
+                keys.add((mname, "TXT"))
             managed |= keys
-            mine = _diff(want, have)
-            changes += mine
-            if mine and name not in self.may_be_empty and _emptied(name, types, have, mine):
+            diff = _diff(want, have)
+            changes += diff
+            if diff and name not in self.may_be_empty and _emptied(name, types, have, diff):
                 emptied.append(name)
         cs = ChangeSet(zone=self.cfg.zone, changes=tuple(changes), existing=self.existing,
                        managed=frozenset(managed), marker_prefix=self.prefix)

@@ -182,6 +182,7 @@ def _renamed(decision: Decision, name: str) -> Decision:
     out = object.__new__(Decision)
     out.__dict__.update(decision.__dict__)
     out.__dict__["name"] = name
+    out.__dict__.pop("key", None)  # cached for the original's name
     return out
 
 

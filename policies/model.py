@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -82,7 +83,7 @@ class Decision:
     usable: tuple[str, ...] = ()  # regions healthy and not drained at decision time
     by_region: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # each one's values
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[str, str]:
         """The record this decision is for: (name, type)."""
         return (self.name, self.type)
