@@ -37,6 +37,7 @@ bench: install system
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/dns_writes.py
 	$(BIN)/python bench/route53.py
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/failover.py
+	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,12 +1,12 @@
 """Route 53 failover benchmark against moto_server on loopback: API calls and wall time.
 
-For 10, 1,000 and 5,000 failover records (PRIMARY + SECONDARY each): the calls and time
+For 10, 1,000 and 10,000 failover records (PRIMARY + SECONDARY each): the calls and time
 our adapter needs to move every PRIMARY to the secondary region (read, batched changes
 within Route 53's limits, read-back confirmation), under the client-side budget of
 5 requests/s. Baseline in the same run: one UPSERT call per record, no budget (what a
 naive script does; against real Route 53 it would be throttled at 5 requests/s).
 
-Usage: python bench/route53.py [--sizes 10,1000,5000]
+Usage: python bench/route53.py [--sizes 10,1000,10000]
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def run(url: str, n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="10,1000,5000")
+    parser.add_argument("--sizes", default="10,1000,10000")
     a = parser.parse_args()
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(key, "testing")

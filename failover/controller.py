@@ -413,6 +413,10 @@ class Controller:
         return probe, now, writes, probe.drifted()
 
     async def _write(self, names: list[str], tick: Tick, *, urgent: bool) -> None:
+        if self.adapter is None:  # provider none: decide and show, write nothing
+            self._urgent.clear()
+            self._pending.clear()
+            return
         t0 = time.perf_counter()
         planned = await asyncio.to_thread(self.ledger.plan, names) if len(names) > 100 \
             else self.ledger.plan(names)
@@ -448,7 +452,8 @@ class Controller:
         written = changes.only(c for c in changes.changes
                                if changes.owner(c.record.name) not in report.rejected)
         self.ledger.applied(written)
-        self._serial = None  # our own write moved it: read in full at the next refresh
+        self._serial = await asyncio.to_thread(_serial_after, self.adapter, self._serial,
+                                               report.messages)
         if urgent:
             self._urgent -= set(names)
         tick.applied += len(written.changes)
@@ -664,6 +669,16 @@ def _serial_of(adapter: Adapter) -> int | None:
         return cast(int | None, ask())
     except DnsError:
         return None
+
+
+def _serial_after(adapter: Adapter, before: int | None, messages: int) -> int | None:
+    """The SOA serial after our own write when it moved by exactly our messages (BIND
+    adds one per UPDATE), so the next refresh still knows nothing else changed; None
+    (read in full at the next refresh) when it cannot tell."""
+    if before is None or not messages:
+        return None
+    now = _serial_of(adapter)
+    return now if now == (before + messages) % 2**32 else None
 
 
 def steady_clock() -> Callable[[], float]:

@@ -159,3 +159,18 @@ def test_a_record_too_large_for_one_message_is_named_and_blocks_nothing(env: Env
     assert answer(env.named.port, "huge.example.test.") is None
     env.stop_region(EAST)
     assert wait_for(lambda: env.answer() == {WEST}, timeout=20), env.log()
+
+
+def test_provider_none_with_zones_and_pools_runs_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.builders import EXAMPLES, ROOT
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text((EXAMPLES / "zones-and-pools.yaml").read_text()
+                   + "controller: {state: ./failover.db}\n")
+    r = subprocess.run([sys.executable, "-m", "failover", "run", "--once", "--config", str(cfg)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
