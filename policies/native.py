@@ -1,7 +1,8 @@
 """Decisions as native routing records, for providers that route themselves (Route 53).
 
 Failover: PRIMARY holds the answer the controller resolved, SECONDARY the next tier (the
-backstop if Route 53's own health checks are attached). Weighted: one record per
+backstop if Route 53's own health checks are attached), or the last tier when that one
+answers. Weighted: one record per
 answering region with its configured weight. Latency: one record per usable region with
 its AWS region, so Route 53 picks by the client's latency. Pinned and fail-open answers
 keep the record's policy with the regions the decision chose.
@@ -55,11 +56,24 @@ def _next_tier(cfg: Config, record: Record, decision: Decision) -> tuple[str, ..
     for tier in record.tiers[start:]:
         if serving.issuperset(tier):
             continue
-        vals = [ep.address for r in tier for _, ep in cfg.endpoints_of(r, record.pool)
-                if ep.kind == record.type]
+        vals = _tier_values(cfg, record, tier)
         if vals:
-            return tuple(vals[:1]) if record.type == "CNAME" else tuple(vals)
+            return vals
+    if len(record.tiers) > 1:
+        # the last tier answers: SECONDARY keeps holding it rather than going away, so
+        # that a two-region failover changes PRIMARY alone (2 of the 1,000 elements a
+        # change batch may hold, not 3: 10,000 records in 20 batches, not 30)
+        for tier in reversed(record.tiers):
+            vals = _tier_values(cfg, record, tier)
+            if vals:
+                return vals
     return ()
+
+
+def _tier_values(cfg: Config, record: Record, tier: tuple[str, ...]) -> tuple[str, ...]:
+    vals = [ep.address for r in tier for _, ep in cfg.endpoints_of(r, record.pool)
+            if ep.kind == record.type]
+    return tuple(vals[:1]) if record.type == "CNAME" else tuple(vals)
 
 
 def native_desired(cfg: Config, decisions: list[Decision]) -> list[RecordSet]:

@@ -201,6 +201,22 @@ def test_2500_records_fail_over_in_the_fewest_calls(zone: str) -> None:
     assert {r.values for r in a.read(keys)} == {("127.0.2.1",)}
 
 
+def test_a_two_region_failover_changes_primary_alone(zone: str) -> None:
+    cfg = parse_config((EXAMPLES / "weighted-route53.yaml").read_text().replace(
+        "Z0123456789ABCDEFGHIJ", zone).replace("  endpoint_url: http://127.0.0.1:5055\n", "")
+        + "  - {name: two.example.test., type: A, ttl: 60, policy: failover,"
+          " order: [us-east-1, eu-west-1]}\n")
+    a = Route53Adapter(cfg.zone, cfg.provider)
+    sync(cfg, a)
+    before = records(a, "two.example.test.")
+    changes = sync(cfg, a, down=("us-east-1",))
+    two = [c for c in changes.changes if c.record.name == "two.example.test."]
+    # PRIMARY moves to eu-west-1; SECONDARY already holds eu-west-1 and stays: one change
+    assert [(c.action, c.record.set_identifier) for c in two] == [("upsert", "primary")]
+    after = records(a, "two.example.test.")
+    assert after["primary"].values == before["secondary"].values == after["secondary"].values
+
+
 def test_a_few_names_are_read_back_without_listing_the_zone(zone: str) -> None:
     prov = Route53Provider(type="route53", hosted_zone_id=zone, max_requests_per_second=5)
     a = Route53Adapter("example.test.", prov)
