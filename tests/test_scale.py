@@ -46,7 +46,7 @@ def bulk_config(env: Env, n: int) -> None:
 
 
 def test_a_failover_during_a_large_first_write_is_served_before_it_completes(env: Env) -> None:
-    n = 12000  # 24,000 record sets with their markers: several chunks, many messages
+    n = 20000  # 40,000 record sets with their markers: ten chunks, many messages
     bulk_config(env, n)
     env.start_controller()
     port = env.named.port
