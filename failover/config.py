@@ -245,6 +245,9 @@ class ControllerSettings(Model):
     listen: Annotated[str, AfterValidator(_parse_listen)] = "127.0.0.1:9053"
     token_env: str | None = None  # bearer token guarding state-changing API calls
     token_file: str | None = None
+    # seconds between full re-readings of DNS (taken only when the SOA serial moved): how
+    # long a hand edit of a managed record can stand before it is corrected
+    refresh: Annotated[float, Between(1, 86400, "refresh", " s")] = 30.0
 
 
 class OwnershipSettings(Model):

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 RECONCILE_INTERVAL = 1.0  # seconds between ticks when nothing wakes the loop earlier
 STATE_WATCH_INTERVAL = 0.05  # seconds between looks for overrides written by the CLI
-ACTUAL_REFRESH = 30.0  # seconds between full re-reads of DNS (drift, hand edits)
 SAVE_INTERVAL = 10.0  # seconds between saves of the health state machines
 CHUNK = 2000  # names of bulk work written per tick; failovers go between chunks
 STATUS_REFRESH = 2.0  # seconds between rebuilds of /status when nothing changed
@@ -361,7 +360,7 @@ class Controller:
         """Bring the ledger's reading of DNS up to date; True when it took a new one.
 
         With no reading (start, after an error) it reads at once. Otherwise every
-        ACTUAL_REFRESH it starts a read in the background and takes its result up at a
+        `controller.refresh` seconds it starts a read in the background and takes its result up at a
         later tick, so a failover never waits behind a full read of a large zone; a
         reading that a write overtook is dropped, and a zone whose SOA serial has not
         moved since the last reading is not read at all.
@@ -390,7 +389,7 @@ class Controller:
             self.ledger.actual, self.ledger.existing = probe.actual, probe.existing
             self._drift = drift
             return True
-        if now - self._actual_at <= ACTUAL_REFRESH:
+        if now - self._actual_at <= self.cfg.controller.refresh:
             return False
         self._actual_at = now
         self._reading = asyncio.ensure_future(asyncio.to_thread(

@@ -7,7 +7,7 @@ touched; anything else in the zone is invisible to the plan.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -122,25 +122,6 @@ def apply_to(actual: Iterable[RecordSet], changes: ChangeSet) -> list[RecordSet]
         else:
             state[c.record.key] = c.record
     return sorted(state.values(), key=lambda rs: rs.sort_key)
-
-
-def violations(changes: ChangeSet, actual: Sequence[RecordSet], *, max_delete_share: float,
-               min_existing: int, may_be_empty: Collection[str] = ()) -> list[str]:
-    """The safety guards a ChangeSet breaks; empty when it is safe to apply.
-
-    - A managed name that has an answer keeps one (unless listed in `may_be_empty`,
-      i.e. its record is configured to fail closed).
-    - No more than `max_delete_share` of the existing managed record sets are deleted,
-      once at least `min_existing` exist (a small zone has no meaningful share).
-    """
-    found = []
-    after = apply_to(actual, changes)
-    names_before = {rs.name for rs in actual if (rs.name, rs.type) in changes.managed}
-    names_after = {rs.name for rs in after if (rs.name, rs.type) in changes.managed}
-    for name in sorted(names_before - names_after - set(may_be_empty)):
-        found.append(f"{name} would be left with no answer")
-    return found + share_violations(changes, max_delete_share=max_delete_share,
-                                    min_existing=min_existing)
 
 
 def share_violations(changes: ChangeSet, *, max_delete_share: float,

@@ -49,38 +49,6 @@ def test_desired_outside_managed_is_refused() -> None:
         plan.diff([A("x.example.test", "A", 1, ["127.0.0.1"])], [], set())
 
 
-def test_guard_refuses_to_leave_a_name_without_answer() -> None:
-    actual = [A("api.example.test", "A", 30, ["127.0.1.1"])]
-    cs = plan.diff([], actual, {("api.example.test.", "A")})
-    found = plan.violations(cs, actual, max_delete_share=1.0, min_existing=0)
-    assert found == ["api.example.test. would be left with no answer"]
-    # a record configured to fail closed may be left empty
-    assert not plan.violations(cs, actual, max_delete_share=1.0, min_existing=0,
-                               may_be_empty={"api.example.test."})
-
-
-def test_replacing_a_type_at_a_name_keeps_an_answer() -> None:
-    actual = [A("api.example.test", "A", 30, ["127.0.1.1"])]
-    desired = [A("api.example.test", "AAAA", 30, ["::1"])]
-    managed = {("api.example.test.", "A"), ("api.example.test.", "AAAA")}
-    cs = plan.diff(desired, actual, managed)
-    assert not plan.violations(cs, actual, max_delete_share=1.0, min_existing=0)
-
-
-def test_guard_refuses_mass_deletes_above_the_share() -> None:
-    actual = [A(f"r{i}.example.test", "A", 30, ["127.0.0.1"], set_identifier=str(i))
-              for i in range(20)]
-    keep = [*actual[:10], A("r0.example.test", "A", 30, ["127.0.0.1"], set_identifier="x")]
-    managed = {(r.name, "A") for r in actual}
-    cs = plan.diff(keep[:14], actual, managed)
-    assert cs.count("delete") == 10
-    found = plan.violations(cs, actual, max_delete_share=0.3, min_existing=10)
-    assert any("10 of 20 managed record sets" in v for v in found)
-    # under the minimum size the share guard does not apply
-    assert not [v for v in plan.violations(cs, actual, max_delete_share=0.3, min_existing=50)
-                if "managed record sets" in v]
-
-
 def test_renderings() -> None:
     actual = [A("api.example.test", "A", 30, ["127.0.1.1"])]
     desired = [A("api.example.test", "A", 30, ["127.0.2.1"]),

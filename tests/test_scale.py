@@ -7,6 +7,8 @@ and pools are written where they belong.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +16,13 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
 import pytest
 
 from failover.localdns import LocalNamed
+from tests.builders import EXAMPLES, ROOT
 from tests.service_env import EAST, WEST, Env, wait_for
 
 EAST_BILLING, WEST_BILLING = "127.0.1.2", "127.0.2.2"
@@ -162,11 +168,6 @@ def test_a_record_too_large_for_one_message_is_named_and_blocks_nothing(env: Env
 
 
 def test_provider_none_with_zones_and_pools_runs_once(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from tests.builders import EXAMPLES, ROOT
-
     cfg = tmp_path / "c.yaml"
     cfg.write_text((EXAMPLES / "zones-and-pools.yaml").read_text()
                    + "controller: {state: ./failover.db}\n")
@@ -174,3 +175,20 @@ def test_provider_none_with_zones_and_pools_runs_once(tmp_path: Path) -> None:
                        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_hand_edit_is_corrected_at_the_next_refresh(env: Env) -> None:
+    env.config.write_text(env.config.read_text().replace(
+        "  state: ./failover.db\n", "  state: ./failover.db\n  refresh: 1\n"))
+    env.start_controller()
+    assert wait_for(lambda: env.answer() == {EAST}, timeout=30), env.log()
+    # someone edits the managed record by hand (the marker stays): the serial moves, the
+    # background reading finds the difference, and the answer is put back
+    keyring = dns.tsigkeyring.from_text({env.named.tsig_name: env.named.tsig_secret})
+    upd = dns.update.UpdateMessage("example.test.", keyring=keyring,
+                                   keyalgorithm=dns.tsig.HMAC_SHA256)
+    upd.replace("api", 30, "A", "127.0.9.9")
+    assert dns.query.tcp(upd, "127.0.0.1", port=env.named.port, timeout=5).rcode() == 0
+    assert env.answer() == {"127.0.9.9"}
+    assert wait_for(lambda: env.answer() == {EAST}, timeout=30), env.log()
+    assert "(bulk)" in env.cli("history").stdout

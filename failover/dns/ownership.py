@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
 
 from failover.plan import ManagedKey
 from failover.records import RecordSet
@@ -35,16 +34,6 @@ def marker_keys(keys: Iterable[ManagedKey], prefix: str) -> set[ManagedKey]:
     return {(marker_name(name, prefix), "TXT") for name, _ in keys}
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """What the controller may write: desired records plus markers, the keys the plan may
-    touch, and the names it leaves alone with the reason."""
-
-    desired: list[RecordSet]
-    managed: frozenset[ManagedKey]
-    blocked: dict[str, str] = field(default_factory=dict)
-
-
 def owners_of(marker: RecordSet | None) -> set[str]:
     """The owner ids a marker record set names."""
     return {m.group(1) for v in (marker.values if marker else ()) for m in [HERITAGE.match(v)]
@@ -62,40 +51,3 @@ def may_write(name: str, owners: set[str], occupied: Collection[str], *, owner: 
                 "(set ownership.take_over to take it over)")
     return (f"holds {', '.join(sorted(occupied))} records that failover did not "
             "create (set ownership.take_over to take them over)")
-
-
-def marker_record(name: str, prefix: str, owner: str, ttl: int) -> RecordSet:
-    """The marker record set of `name` for `owner`."""
-    return RecordSet.make(marker_name(name, prefix), "TXT", ttl, [marker_value(owner)])
-
-
-def claim(desired: Iterable[RecordSet], actual: Iterable[RecordSet],
-          record_keys: Collection[ManagedKey], *, owner: str, prefix: str,
-          take_over: bool = False) -> Claimed:
-    """Decide which managed names this controller may write and add their markers.
-
-    Linear in the number of names and record sets.
-    """
-    have = {(r.name, r.type): r for r in actual}
-    want: dict[str, list[RecordSet]] = {}
-    for r in desired:
-        want.setdefault(r.name, []).append(r)
-    types: dict[str, list[str]] = {}
-    for n, t in record_keys:
-        types.setdefault(n, []).append(t)
-    blocked: dict[str, str] = {}
-    out: list[RecordSet] = []
-    managed: set[ManagedKey] = set()
-    for name in sorted(types):
-        occupied = [t for t in types[name] if (name, t) in have]
-        why = may_write(name, owners_of(have.get((marker_name(name, prefix), "TXT"))), occupied,
-                        owner=owner, take_over=take_over)
-        if why is not None:
-            blocked[name] = why
-            continue
-        mine = want.get(name, [])
-        out.extend(mine)
-        out.append(marker_record(name, prefix, owner, min((r.ttl for r in mine), default=300)))
-        managed.update((name, t) for t in types[name])
-        managed.add((marker_name(name, prefix), "TXT"))
-    return Claimed(desired=out, managed=frozenset(managed), blocked=blocked)

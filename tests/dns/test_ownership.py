@@ -1,4 +1,6 @@
-"""Ownership markers: who may write a name, shared by every adapter."""
+"""Ownership markers against a real named: plan reads them, writes them, then has nothing to do.
+
+Who may write a name is tested without I/O in tests/test_reconcile.py."""
 
 from __future__ import annotations
 
@@ -8,50 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from failover import plan
-from failover.dns.ownership import claim, marker_value
 from failover.localdns import LocalNamed
-from failover.records import RecordSet
 from tests.builders import EXAMPLES, ROOT
-
-R = RecordSet.make
-KEYS = {("api.example.test.", "A")}
-WANT = [R("api.example.test.", "A", 30, ["127.0.1.1"])]
-
-
-def marker(owner: str) -> RecordSet:
-    return R("_failover.api.example.test.", "TXT", 30, [marker_value(owner)])
-
-
-def test_a_free_name_is_claimed_with_a_marker() -> None:
-    c = claim(WANT, [], KEYS, owner="east", prefix="_failover")
-    assert c.desired == [*WANT, marker("east")] and not c.blocked
-    assert ("_failover.api.example.test.", "TXT") in c.managed
-
-
-def test_our_name_is_written() -> None:
-    actual = [R("api.example.test.", "A", 30, ["127.0.2.1"]), marker("east")]
-    c = claim(WANT, actual, KEYS, owner="east", prefix="_failover")
-    assert not c.blocked
-    changes = plan.diff(c.desired, actual, c.managed)
-    assert [ch.action for ch in changes.changes] == ["upsert"]
-
-
-def test_another_owner_blocks_unless_taken_over() -> None:
-    actual = [R("api.example.test.", "A", 30, ["127.0.2.1"]), marker("west")]
-    c = claim(WANT, actual, KEYS, owner="east", prefix="_failover")
-    assert "owned by controller 'west'" in c.blocked["api.example.test."]
-    assert not plan.diff(c.desired, actual, c.managed)  # nothing touched
-    c = claim(WANT, actual, KEYS, owner="east", prefix="_failover", take_over=True)
-    changes = plan.diff(c.desired, actual, c.managed)
-    assert {(ch.action, ch.record.type) for ch in changes.changes} == {("upsert", "A"),
-                                                                       ("upsert", "TXT")}
-
-
-def test_unmarked_records_are_left_to_whoever_made_them() -> None:
-    actual = [R("api.example.test.", "A", 30, ["127.0.2.1"])]
-    c = claim(WANT, actual, KEYS, owner="east", prefix="_failover")
-    assert "did not create" in c.blocked["api.example.test."]
 
 
 def plan_cli(cfg: Path, secret: str) -> subprocess.CompletedProcess[str]:

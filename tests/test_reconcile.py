@@ -1,0 +1,102 @@
+"""The ledger: per-name planning, ownership markers and the safety guards, without I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from failover.dns.ownership import marker_value
+from failover.reconcile import Ledger
+from failover.records import RecordSet
+from tests.builders import config
+
+R = RecordSet.make
+API = "api.example.test."
+WANT = [R(API, "A", 30, ["127.0.1.1"])]
+
+
+def marker(owner: str, name: str = API) -> RecordSet:
+    return R(f"_failover.{name}", "TXT", 30, [marker_value(owner)])
+
+
+def ledger(records: list[dict[str, Any]], desired: list[RecordSet], actual: list[RecordSet],
+           markers: bool = True, **extra: Any) -> Ledger:
+    """A ledger for `records` (weighted on one region) holding these desired and actual
+    record sets; `extra` are config sections (ownership, plan)."""
+    specs = [{"policy": "weighted", "weights": {"r1": 1}, **r} for r in records]
+    out = Ledger(config({"r1": ["127.0.0.1", "::1"]}, specs, **extra), ownership=markers)
+    out.set_actual(actual)
+    for rs in desired:
+        out.desired[(rs.name, rs.type)] = (*out.desired.get((rs.name, rs.type), ()), rs)
+    return out
+
+
+def api(**extra: Any) -> list[dict[str, Any]]:
+    return [{"name": API, "type": "A", **extra}]
+
+
+def test_a_free_name_is_written_with_its_marker() -> None:
+    p = ledger(api(), WANT, [], ownership={"owner_id": "east"}).plan()
+    assert {(c.action, c.record) for c in p.changes.changes} == {
+        ("create", WANT[0]), ("create", marker("east"))} and not p.blocked
+    assert len(p.changes.groups()) == 1  # the name and its marker travel together
+
+
+def test_our_name_is_written() -> None:
+    actual = [R(API, "A", 30, ["127.0.2.1"]), marker("east")]
+    p = ledger(api(), WANT, actual, ownership={"owner_id": "east"}).plan()
+    assert [c.action for c in p.changes.changes] == ["upsert"] and not p.blocked
+
+
+def test_another_owner_blocks_unless_taken_over() -> None:
+    actual = [R(API, "A", 30, ["127.0.2.1"]), marker("west")]
+    p = ledger(api(), WANT, actual, ownership={"owner_id": "east"}).plan()
+    assert "owned by controller 'west'" in p.blocked[API]
+    assert not p.changes  # nothing touched
+    p = ledger(api(), WANT, actual, ownership={"owner_id": "east", "take_over": True}).plan()
+    assert {(c.action, c.record.type) for c in p.changes.changes} == {("upsert", "A"),
+                                                                      ("upsert", "TXT")}
+
+
+def test_unmarked_records_are_left_to_whoever_made_them() -> None:
+    p = ledger(api(), WANT, [R(API, "A", 30, ["127.0.2.1"])]).plan()
+    assert "did not create" in p.blocked[API]
+
+
+def test_guard_refuses_to_leave_a_name_without_answer() -> None:
+    actual = [R(API, "A", 30, ["127.0.1.1"])]
+    p = ledger(api(), [], actual, markers=False).plan()
+    assert p.violations == [f"{API} would be left with no answer"]
+    # a record configured to fail closed may be left empty
+    assert not ledger(api(fail_mode="closed"), [], actual, markers=False).plan().violations
+
+
+def test_replacing_a_type_at_a_name_keeps_an_answer() -> None:
+    records = [*api(), {"name": API, "type": "AAAA"}]
+    p = ledger(records, [R(API, "AAAA", 30, ["::1"])], [R(API, "A", 30, ["127.0.1.1"])],
+               markers=False).plan()
+    assert {c.action for c in p.changes.changes} == {"create", "delete"} and not p.violations
+
+
+def test_guard_refuses_mass_deletes_above_the_share() -> None:
+    names = [f"r{i}.example.test." for i in range(20)]
+    actual = [R(n, "A", 30, ["127.0.0.1"]) for n in names]
+    records = [{"name": n, "type": "A", "fail_mode": "closed"} for n in names]
+
+    def planned(min_existing: int) -> list[str]:
+        return ledger(records, actual[:10], actual, markers=False,
+                      plan={"max_delete_share": 0.3, "min_existing": min_existing}
+                      ).plan().violations
+
+    assert planned(10) == ["10 of 20 managed record sets would be deleted "
+                           "(more than max_delete_share 30%)"]
+    assert planned(50) == []  # under the minimum size the share guard does not apply
+
+
+def test_only_the_names_asked_for_are_planned() -> None:
+    names = [f"r{i}.example.test." for i in range(3)]
+    records = [{"name": n, "type": "A"} for n in names]
+    desired = [R(n, "A", 30, ["127.0.0.1"]) for n in names]
+    led = ledger(records, desired, [], markers=False)
+    assert {c.record.name for c in led.plan([names[1]]).changes.changes} == {names[1]}
+    led.applied(led.plan([names[1]]).changes)
+    assert led.drifted() == [names[0], names[2]]
