@@ -180,10 +180,19 @@ class Controller:
         """Switch to a new, already validated config; health state carries over."""
         checks = self.board.export()
         health = self.board.snapshot(self.clock())
+        ready = self.ready
         restart = self._scheduler is not None
         if restart:
-            asyncio.get_running_loop().create_task(self._stop_probes())
+            # stop the old config's probes (these, not whichever scheduler runs when the
+            # task gets to run: the new one is started below, before it does)
+            old = (self._scheduler, self._scheduler_task)
+            self._scheduler = self._scheduler_task = None
+            asyncio.get_running_loop().create_task(_stop_scheduler(*old))
         self._setup(cfg, adapter, checks, health)
+        # a reload does not pause failover: a controller that was ready stays ready, and
+        # an endpoint the new config adds starts healthy (Route 53's rule for a new check)
+        # until its own probes say otherwise, within one interval
+        self.ready = self.ready or ready
         self.event("config", "config", "reloaded")
         if restart:
             self._start_probes()
@@ -206,11 +215,7 @@ class Controller:
     async def _stop_probes(self) -> None:
         sched, task = self._scheduler, self._scheduler_task
         self._scheduler = self._scheduler_task = None
-        if sched is not None:
-            await sched.close()
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await _stop_scheduler(sched, task)
 
     # -------------------------------------------------------------------- health
 
@@ -646,6 +651,14 @@ def status_records(cfg: Config, decisions: list[Decision],
             entry["served"] = served.get((d.name, d.type), [])
         records.append(entry)
     return records
+
+
+async def _stop_scheduler(sched: Scheduler | None, task: asyncio.Task[None] | None) -> None:
+    if sched is not None:
+        await sched.close()
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def native_for(adapter: Adapter | None) -> Callable[[str], bool]:
