@@ -276,26 +276,29 @@ def _print_status(data: dict[str, Any]) -> None:
 @config_option
 @click.argument("region")
 @click.option("--reason", default="", help="Why, for the history.")
-@click.option("--for", "duration", metavar="DURATION", help="Expire after 30m, 2h, 1d...")
+@click.option("--for", "duration", metavar="DURATION",
+              help="Expire after 30m, 2h30m, 1d... (at most a year; default: until restored).")
 @click.option("--force", is_flag=True, help="Drain even if a record is left with no healthy region.")
 def drain(config_path: str, region: str, reason: str, duration: str | None, force: bool) -> None:
     """Force REGION out of every answer (survives restarts)."""
     from failover import overrides
 
     now = time.time()
+    expires = _expiry(duration, now)
     _with_state(config_path, lambda cfg, st: overrides.drain(
-        cfg, st, region, why=reason or "drained", now=now, force=force,
-        expires=_expiry(duration, now)))
+        cfg, st, region, why=reason or "drained", now=now, force=force, expires=expires))
 
 
 @cli.command()
 @config_option
 @click.argument("region")
-def restore(config_path: str, region: str) -> None:
+@click.option("--reason", default="", help="Why, for the history.")
+def restore(config_path: str, region: str, reason: str) -> None:
     """Undo a drain of REGION."""
     from failover import overrides
 
-    _with_state(config_path, lambda cfg, st: overrides.restore(cfg, st, region))
+    _with_state(config_path, lambda cfg, st: overrides.restore(
+        cfg, st, region, now=time.time(), why=reason))
 
 
 @cli.command()
@@ -303,76 +306,111 @@ def restore(config_path: str, region: str) -> None:
 @click.argument("name")
 @click.argument("region")
 @click.option("--reason", default="", help="Why, for the history.")
-@click.option("--for", "duration", metavar="DURATION", help="Expire after 30m, 2h, 1d...")
-def pin(config_path: str, name: str, region: str, reason: str, duration: str | None) -> None:
-    """Force record NAME to answer from REGION, whatever its health."""
+@click.option("--for", "duration", metavar="DURATION",
+              help="Expire after 30m, 2h30m, 1d... (at most a year; default: until unpinned).")
+@click.option("--force", is_flag=True, help="Pin even to a region that is unhealthy or drained.")
+def pin(config_path: str, name: str, region: str, reason: str, duration: str | None,
+        force: bool) -> None:
+    """Force record NAME (absolute, or relative to the zone) to answer from REGION,
+    whatever its health."""
     from failover import overrides
 
     now = time.time()
+    expires = _expiry(duration, now)
     _with_state(config_path, lambda cfg, st: overrides.pin(
-        cfg, st, name, region, why=reason or "pinned", now=now, expires=_expiry(duration, now)))
+        cfg, st, name, region, why=reason or "pinned", now=now, expires=expires, force=force))
 
 
 @cli.command()
 @config_option
 @click.argument("name")
-def unpin(config_path: str, name: str) -> None:
+@click.option("--reason", default="", help="Why, for the history.")
+def unpin(config_path: str, name: str, reason: str) -> None:
     """Undo a pin of record NAME."""
     from failover import overrides
 
-    _with_state(config_path, lambda cfg, st: overrides.unpin(cfg, st, name))
+    _with_state(config_path, lambda cfg, st: overrides.unpin(
+        cfg, st, name, now=time.time(), why=reason))
+
+
+TAKE_UP_WAIT = 5.0  # seconds the CLI waits for the running controller to take a change up
 
 
 def _with_state(config_path: str, action: Any) -> None:
-    from failover.state import Event, open_state
+    """Apply an override change to the state, then say whether a controller took it up:
+    "applied" only when the running controller answered, "saved" when none runs."""
+    from failover.state import controller_pid, open_state
 
     cfg = _load(config_path)
     state = open_state(cfg)
     try:
         message = action(cfg, state)
-        from failover.overrides import who
-
-        state.record([Event(time.time(), "override", "cli", f"{message} by {who()}")])
+        pid = controller_pid(cfg)
+        if pid is None:
+            click.echo(f"{message}; saved: no controller is running on "
+                       f"{cfg.path(cfg.controller.state)}, the next one to start applies it")
+            return
+        if _taken_up(state, time.monotonic() + TAKE_UP_WAIT):
+            click.echo(f"{message}; applied by the running controller (PID {pid})")
+            return
     finally:
         state.close()
-    click.echo(f"{message} (the running controller applies it within a second)")
+    click.echo(f"{message}; saved, but the running controller (PID {pid}) has not taken it "
+               f"up within {TAKE_UP_WAIT:g} s: check `failover status` and its log", err=True)
+    sys.exit(EXIT_FAILURE)
 
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _seconds(value: str) -> float | None:
-    if value[-1:] in UNITS and value[:-1].replace(".", "", 1).isdigit():
-        return float(value[:-1]) * UNITS[value[-1]]
-    return None
+def _taken_up(state: Any, deadline: float) -> bool:
+    """Whether the controller's latest "overrides in force" event matches the overrides
+    now in state (it records one whenever it takes a change up)."""
+    while True:
+        now = time.time()
+        want = {(o.kind, o.target, o.at) for o in state.overrides() if o.active(now)}
+        taken = [e for e in state.history(now - 86400, limit=50, kind="override")
+                 if e.subject == "controller" and "in_force" in e.detail]
+        if taken and want == {(o["kind"], o["target"], o["at"])
+                              for o in taken[-1].detail["in_force"]}:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _expiry(value: str | None, now: float) -> float | None:
-    if value is None:
-        return None
-    seconds = _seconds(value)
-    if seconds is None or seconds <= 0:
-        raise click.BadParameter(f"'{value}': expected a duration like 30m, 2h, 1d",
-                                 param_hint="--for")
-    return now + seconds
+    from failover.durations import expiry
+
+    try:
+        return expiry(value, None, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--for") from None
 
 
 def _parse_since(value: str | None) -> float | None:
+    from datetime import UTC, datetime
+
+    from failover.durations import parse_duration
+
     if value is None:
         return None
-    seconds = _seconds(value)
+    seconds = parse_duration(value)
     if seconds is not None:
         return time.time() - seconds
     try:
         return float(value)
     except ValueError:
-        raise click.BadParameter(f"'{value}': expected a duration like 10m, 2h, 1d, or epoch "
-                                 "seconds", param_hint="--since") from None
+        pass
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"'{value}': expected a duration like 10m, 2h30m, 1d, an "
+                                 "ISO 8601 time or epoch seconds", param_hint="--since") from None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 @cli.command()
 @config_option
-@click.option("--since", help="Only events newer than this: 10m, 2h, 1d, or epoch seconds.")
+@click.option("--since", help="Only events newer than this: 10m, 2h30m, 1d, an ISO 8601 "
+              "time (2026-11-23T10:00Z) or epoch seconds.")
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 def history(config_path: str, since: str | None, limit: int, as_json: bool) -> None:

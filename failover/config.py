@@ -13,6 +13,7 @@ import base64
 import binascii
 import difflib
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -74,6 +75,9 @@ class Between:
     unit: str = ""
 
     def check(self, value: float) -> float:
+        if not math.isfinite(value):
+            raise PydanticCustomError("finite", "{what} must be a finite number",
+                                      {"what": self.what})
         if value < self.lo or (self.hi is not None and value > self.hi):
             bound = (f"between {self.lo:g} and {self.hi:g}{self.unit}" if self.hi is not None
                      else f"at least {self.lo:g}{self.unit}")
@@ -102,7 +106,7 @@ Seconds = Annotated[float, Between(0.001, None, "timeout", " s")]
 class Model(BaseModel):
     """Base of the config models: unknown fields are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def resolve_secret(env: str | None, file: str | None, what: str, base: Path) -> SecretStr:
@@ -124,12 +128,28 @@ def resolve_secret(env: str | None, file: str | None, what: str, base: Path) -> 
     raise SecretError(f"{what}: no secret_env or secret_file given")
 
 
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def _env_name(value: str) -> str:
+    if not ENV_NAME.match(value):
+        # never echo it: what is pasted here is often the secret itself
+        raise PydanticCustomError(
+            "env_name", "must name an environment variable (letters, digits and '_'); the "
+            "value given is not a name (if it is the secret itself, remove it from the "
+            "config and rotate it)")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+
+
 class TsigKey(Model):
     """A TSIG key for RFC 2136 updates; the secret is referenced, never written inline."""
 
     name: str
     algorithm: Literal[TSIG_ALGORITHMS] = "hmac-sha256"  # type: ignore[valid-type]
-    secret_env: str | None = None
+    secret_env: EnvName | None = None
     secret_file: str | None = None
     # Declared only so an inline secret gets a clear error instead of "unknown field".
     secret: SecretStr | None = Field(default=None, json_schema_extra={"deprecated": True})
@@ -238,16 +258,25 @@ class DrillSettings(Model):
     timeout: Seconds = 2.0  # for each query
 
 
+class HistorySettings(Model):
+    """How much history the state keeps: events older than `keep_days`, or beyond the
+    newest `keep_events`, are dropped (hourly)."""
+
+    keep_days: Annotated[float, Between(0.01, 3650, "keep_days", " days")] = 90.0
+    keep_events: Annotated[int, Between(1000, 100_000_000, "keep_events")] = 1_000_000
+
+
 class ControllerSettings(Model):
     """The long-lived service: where it keeps state and where its HTTP API listens."""
 
     state: str = "./failover.db"
     listen: Annotated[str, AfterValidator(_parse_listen)] = "127.0.0.1:9053"
-    token_env: str | None = None  # bearer token guarding state-changing API calls
+    token_env: EnvName | None = None  # bearer token guarding state-changing API calls
     token_file: str | None = None
     # seconds between full re-readings of DNS (taken only when the SOA serial moved): how
     # long a hand edit of a managed record can stand before it is corrected
     refresh: Annotated[float, Between(1, 86400, "refresh", " s")] = 30.0
+    history: HistorySettings = HistorySettings()
 
 
 class OwnershipSettings(Model):
@@ -549,9 +578,15 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """
     p = Path(path)
     try:
-        text = p.read_text()
+        raw = p.read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read config: {exc.strerror}")], str(p)) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigIssue("", f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at "
+                                           f"offset {exc.start}", line)], str(p)) from None
     return parse_config(text, source=str(p), base_dir=p.resolve().parent)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import gc
+import heapq
 import json
 import logging
 import time
@@ -33,6 +34,7 @@ from failover.plan import to_json
 from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.probes.scheduler import Scheduler
 from failover.reconcile import Ledger, Planned, read_actual
+from failover.repeats import Repeats
 from failover.state.store import Event, Override, StateStore, as_overrides
 from policies import decide_all
 
@@ -48,7 +50,25 @@ STATE_WATCH_INTERVAL = 0.05  # seconds between looks for overrides written by th
 SAVE_INTERVAL = 10.0  # seconds between saves of the health state machines
 CHUNK = 2000  # names of bulk work written per tick; failovers go between chunks
 STATUS_REFRESH = 2.0  # seconds between rebuilds of /status when nothing changed
+STORE_CHECK_INTERVAL = 1.0  # seconds between looks for a state file replaced or writable
+PRUNE_INTERVAL = 3600.0  # seconds between applications of the history retention
+MAX_UNSAVED_EVENTS = 10_000  # history kept in memory while the state cannot be written
+DNS_RETRY_CAP = 5.0  # seconds: the longest wait between DNS attempts while it fails
 LATENCY_STEP_MS, LATENCY_STEP_SHARE = 1.0, 0.05  # a latency move that re-decides
+
+
+class _Waiting(Exception):
+    """DNS failed recently: this tick waits (backoff) rather than trying again."""
+
+
+@dataclass
+class _Unsaved:
+    """What a save could not write, to write again."""
+
+    error: str
+    decisions: bool
+    events: list[Event]
+    health: bool
 
 
 @dataclass
@@ -103,6 +123,14 @@ class Controller:
         self._records_json: tuple[int, str] | None = None  # /status's records, by version
         self._decisions_version = 0
         self.on_tick: Callable[[], None] | None = None  # called after every loop turn
+        self.repeats = Repeats()  # errors said once, then at growing intervals
+        self._state_error: str | None = getattr(state, "open_error", None)
+        self._save_retry_at, self._save_gap = 0.0, 0.0  # backoff while saves fail
+        self._events_dropped = 0  # history lost to MAX_UNSAVED_EVENTS while saves failed
+        self._overrides: list[Override] = []  # the last overrides read from state
+        self._blocked: dict[str, str] = {}  # managed names it may not write, and why
+        self._dns_error: str | None = None
+        self._dns_retry_at, self._dns_gap = 0.0, 0.0  # backoff while DNS fails
         self._setup(cfg, adapter, state.load_checks(), state.load_health())
 
     def _setup(self, cfg: Config, adapter: Adapter | None, checks: Any, health: Any) -> None:
@@ -168,13 +196,61 @@ class Controller:
     async def _watch_state(self, stop: asyncio.Event) -> None:
         """Wake the loop when another process writes the state (a drain, a restore, a
         drill from the CLI), so it is taken up within 50 ms, not at the next tick."""
+        checked, pruned = time.monotonic(), -PRUNE_INTERVAL
         while not stop.is_set():
             await asyncio.sleep(STATE_WATCH_INTERVAL)
             try:
                 if self.state.changed_elsewhere():
                     self.wake()
             except FailoverError as exc:  # a busy or broken store: the ticks still read it
-                log.warning("event=state_watch_error error=%r", str(exc))
+                self._state_failed("watch", str(exc))
+            if time.monotonic() - checked >= STORE_CHECK_INTERVAL:
+                checked = time.monotonic()
+                await self._check_store()
+                if time.monotonic() - pruned >= PRUNE_INTERVAL:
+                    pruned = time.monotonic()
+                    await self._prune()
+
+    async def _prune(self) -> None:
+        """History retention: by age and by count (controller.history)."""
+        keep = self.cfg.controller.history
+        try:
+            dropped = await asyncio.to_thread(self.state.prune,
+                                              time.time() - keep.keep_days * 86400,
+                                              keep.keep_events)
+        except FailoverError as exc:
+            self._state_failed("prune", str(exc))
+            return
+        if dropped:
+            log.info("event=history_pruned dropped=%d", dropped)
+
+    async def _check_store(self) -> None:
+        """A state file deleted or replaced under the controller is reopened (the
+        overrides it held are carried over, so a drain is not lost with the file); a
+        state that could not be written is tried again, with backoff."""
+        why = self.state.replaced()
+        if why is None and not (self.state.read_only and self.clock() >= self._save_retry_at):
+            return
+        try:
+            await asyncio.to_thread(self.state.reopen)
+        except FailoverError as exc:
+            self._state_failed("reopen", f"{why}; {exc}" if why else str(exc))
+            return
+        carried = []
+        if why is not None:
+            there = {(o.kind, o.target) for o in await asyncio.to_thread(self.state.overrides)}
+            for o in self._overrides:
+                if (o.kind, o.target) not in there:
+                    await asyncio.to_thread(self.state.set_override, o)
+                    carried.append(f"{o.kind} {o.target}")
+            self.event("error", "state", f"{why}: reopened it; health, decisions and history "
+                       "are kept there again" + (f"; carried over {', '.join(carried)}"
+                                                 if carried else ""))
+            log.error("event=state_replaced error=%r carried=%r", why, carried)
+        self._decisions_dirty = self._dirty = True
+        self._saved_at = -1e9
+        self._save_retry_at = 0.0
+        self.wake()
 
     def reload(self, cfg: Config, adapter: Adapter | None) -> None:
         """Switch to a new, already validated config; health state carries over."""
@@ -280,14 +356,16 @@ class Controller:
         if self._dirty:
             # health changed: keep it before writing DNS, so that a kill between the write
             # and the next save cannot make a restart undo the write
-            await asyncio.to_thread(self._saver(health_only=True))
-        overrides_list = self.state.overrides()
+            await self._save_async(health_only=True)
+        overrides_list = self._read_overrides()
         overrides = as_overrides(overrides_list, now)
         self._faulted = {o.region for o in overrides_list if o.kind == "fault" and o.active(now)}
         if self._note_overrides(overrides_list, now):
             self._decide = True
         snapshot = self.board.snapshot(now)
         try:
+            if now < self._dns_retry_at:
+                raise _Waiting
             if self.adapter is not None and not self.dry_run and not self._prepared:
                 await asyncio.to_thread(self.adapter.prepare)
                 self._prepared = True
@@ -330,21 +408,39 @@ class Controller:
                 await self._write(chunk, tick, urgent=False)
                 if self._backlog:
                     self.wake()  # the next chunk, after whatever changed meanwhile
+        except _Waiting:
+            tick.error = self._dns_error  # backing off after DNS errors
         except DnsError as exc:
             tick.error = str(exc)
             self.ledger.actual = None  # read again next tick
             self._backlog = []
             kind = "conflict" if isinstance(exc, DnsConflict) else type(exc).__name__
             self.metrics.dns_errors.labels(kind).inc()
-            self.event("error", "dns", str(exc), {"kind": kind})
-            log.warning("event=dns_error kind=%s error=%r", kind, str(exc))
             if isinstance(exc, DnsConflict):
+                self.event("error", "dns", str(exc), {"kind": kind})
+                log.warning("event=dns_error kind=%s error=%r", kind, str(exc))
                 self.wake()  # re-plan at once against a fresh read
+            else:
+                # said once, then at growing intervals; tried again after 1, 2, 4, 5, 5... s
+                self._dns_error = str(exc)
+                self._dns_gap = min(max(self.reconcile_interval, self._dns_gap * 2),
+                                    DNS_RETRY_CAP)
+                self._dns_retry_at = now + self._dns_gap
+                said = self.repeats.say("dns", str(exc), now)
+                if said is not None:
+                    self.event("error", "dns", said, {"kind": kind})
+                    log.warning("event=dns_error kind=%s error=%r", kind, said)
+        else:
+            failures = self.repeats.clear("dns")
+            self._dns_error, self._dns_gap = None, 0.0
+            if failures:
+                self.event("dns", "dns", f"DNS works again after {failures} failed attempts")
+                log.info("event=dns_recovered failures=%d", failures)
         if tick.error != self.last.error:
             self._version += 1
         self._update_gauges(snapshot, overrides_list, now)
         self.last = tick
-        await asyncio.to_thread(self._saver())
+        await self._save_async()
         self.metrics.reconcile.observe(time.perf_counter() - started)
         return tick
 
@@ -426,8 +522,11 @@ class Controller:
             else self.ledger.plan(names)
         plan_s = time.perf_counter() - t0
         tick.planned = planned
+        for name in names:
+            self._blocked.pop(name, None)
+        self._blocked.update(planned.blocked)
+        self._note_blocked(planned.blocked)
         if urgent:
-            self._note_blocked(planned.blocked)
             self._urgent -= set(planned.blocked)
         changes = planned.changes
         if not changes:
@@ -467,6 +566,7 @@ class Controller:
             for at in self._pending:
                 self.metrics.health_to_served.observe(max(0.0, done - at))
             self._pending.clear()
+        self._blocked.update(report.rejected)
         if report.rejected and self._new("rejected", report.rejected):
             for name, why in report.rejected.items():
                 self.event("error", name, f"{name} not written: {why}")
@@ -486,6 +586,50 @@ class Controller:
         if blocked and self._new("blocked", blocked):
             for name, why in blocked.items():
                 self.event("error", name, f"{name} left alone: {why}")
+                log.error("event=name_not_written name=%s reason=%r", name, why)
+
+    def problems(self) -> list[str]:
+        """Why the controller is degraded (for /readyz, /status and the metric): DNS
+        failing for longer than a tick or two, the state store failing, managed names it
+        may not write. Empty when all is well."""
+        out = []
+        since = self.repeats.since("dns")
+        if since is not None and self.clock() - since > max(3.0, 2 * self.reconcile_interval):
+            out.append(f"DNS failing for {self.clock() - since:.0f} s: {self._dns_error}")
+        if self._state_error is not None:
+            out.append(self._state_error)
+        if self._blocked:
+            first = heapq.nsmallest(3, self._blocked)
+            more = len(self._blocked) - len(first)
+            out.append(f"{len(self._blocked)} managed name(s) it may not write: " + "; ".join(
+                f"{n} {self._blocked[n]}" for n in first) + (f"; and {more} more" if more else ""))
+        return out
+
+    def _read_overrides(self) -> list[Override]:
+        """The overrides in state; the last ones read when the store cannot be read."""
+        try:
+            self._overrides = self.state.overrides()
+        except FailoverError as exc:
+            self._state_failed("read", str(exc))
+        return self._overrides
+
+    def _state_failed(self, op: str, error: str) -> None:
+        """The state store failed: failover goes on from memory; said with backoff, in
+        the metric and in /readyz; saves are tried again after 1, 2, 4... 60 s."""
+        now = self.clock()
+        self.metrics.state_errors.labels(op).inc()
+        self.metrics.state_ok.set(0)
+        first = self._state_error is None
+        self._state_error = f"state store failing ({op}): {error}"
+        if op in ("write", "reopen"):
+            self._save_gap = min(max(1.0, self._save_gap * 2), 60.0)
+            self._save_retry_at = now + self._save_gap
+        said = self.repeats.say("state", f"{op}: {error}", now)
+        if said is not None:
+            log.error("event=state_error op=%s error=%r%s", op, said,
+                      " (failover goes on; kept in memory until the state can be written)"
+                      if first else "")
+            self.event("error", "state", f"state store failing: {said}")
 
     def _note_overrides(self, overrides_list: list[Override], now: float) -> bool:
         """Record when the set of overrides in force changes: when the controller took
@@ -544,6 +688,13 @@ class Controller:
         for kind in ("drain", "pin"):
             m.overrides.labels(kind).set(sum(1 for o in overrides
                                              if o.kind == kind and o.active(now)))
+        kinds = {"owned by another controller": 0, "no marker": 0, "cannot be written": 0}
+        for why in self._blocked.values():
+            kinds["owned by another controller" if why.startswith("owned by") else
+                  "no marker" if "no failover marker" in why else "cannot be written"] += 1
+        for reason, n in kinds.items():
+            m.not_written.labels(reason).set(n)
+        m.degraded.set(1 if self.problems() else 0)
         if self._scheduler is not None:
             lag = self._scheduler.stats.lag_quantile(0.99)
             if lag is not None:
@@ -557,13 +708,46 @@ class Controller:
 
     def _save(self, force: bool = False) -> None:
         """Keep what must survive a restart, now (on the calling thread)."""
-        self._saver(force)()
+        self._saved(self._saver(force)())
 
-    def _saver(self, force: bool = False, health_only: bool = False) -> Callable[[], None]:
+    async def _save_async(self, health_only: bool = False) -> None:
+        """Keep what is due, on a thread; nothing while backing off after failures."""
+        if self.clock() < self._save_retry_at:
+            return
+        self._saved(await asyncio.to_thread(self._saver(health_only=health_only)))
+
+    def _saved(self, failed: _Unsaved | None) -> None:
+        if failed is None:
+            if self._state_error is not None and not self.state.read_only:
+                self._state_error = None
+                self._save_gap = 0.0
+                self.metrics.state_ok.set(1)
+                failures = self.repeats.clear("state")
+                self.event("controller", "state", f"state store writable again after "
+                           f"{failures} failure(s)" + (f"; {self._events_dropped} history "
+                           "events were dropped meanwhile" if self._events_dropped else ""))
+                log.info("event=state_recovered failures=%d dropped_events=%d", failures,
+                         self._events_dropped)
+                self._events_dropped = 0
+            return
+        # keep what was not written, to write it when the store takes writes again
+        self._decisions_dirty |= failed.decisions
+        self._dirty |= failed.health
+        if failed.events:
+            self._events[:0] = failed.events
+            extra = len(self._events) - MAX_UNSAVED_EVENTS
+            if extra > 0:
+                del self._events[:extra]
+                self._events_dropped += extra
+        self._state_failed("write", failed.error)
+
+    def _saver(self, force: bool = False,
+               health_only: bool = False) -> Callable[[], _Unsaved | None]:
         """Take what is to be kept (decisions when one changed, events, and every
         SAVE_INTERVAL or when forced or changed the health state machines) and return
         the writes, to run on a thread: 10,000 decisions are megabytes of JSON. What is
-        taken is taken here, on the loop, so nothing changes under the writer."""
+        taken is taken here, on the loop, so nothing changes under the writer. The
+        writes return what they could not keep (None: all kept)."""
         now = self.clock()
         decisions = None
         if (self._decisions_dirty or force) and not health_only:
@@ -578,16 +762,25 @@ class Controller:
             self._saved_at = now
             self._dirty = False
 
-        def write() -> None:
-            if decisions is not None:
-                self.state.save_decisions(decisions)
-            # events after the decisions they announce: a reader that sees an event finds
-            # the decisions of the same tick (failover drill relies on it)
-            if events:
-                self.state.record(events)
-            if checks is not None and health is not None:
-                self.state.save_checks(checks)
-                self.state.save_health(health)
+        def write() -> _Unsaved | None:
+            step = "decisions"
+            try:
+                if decisions is not None:
+                    self.state.save_decisions(decisions)
+                step = "events"
+                # events after the decisions they announce: a reader that sees an event
+                # finds the decisions of the same tick (failover drill relies on it)
+                if events:
+                    self.state.record(events)
+                step = "health"
+                if checks is not None and health is not None:
+                    self.state.save_checks(checks)
+                    self.state.save_health(health)
+            except FailoverError as exc:
+                return _Unsaved(str(exc), decisions is not None and step == "decisions",
+                                events if step in ("decisions", "events") else [],
+                                checks is not None)
+            return None
 
         return write
 
@@ -606,13 +799,15 @@ class Controller:
         now = self.clock()
         snapshot, overrides = self.board.snapshot(now), self.state.overrides()
         cfg, ready, dry_run, last = self.cfg, self.ready, self.dry_run, self.last
+        problems, blocked = self.problems(), dict(self._blocked)
         cached, version = self._records_json, self._decisions_version
         decisions = None if cached is not None and cached[0] == version else list(
             self.decisions.values())
 
         def make() -> bytes:
             head = json.dumps(build_status(cfg, snapshot, overrides, [], now, ready=ready,
-                                           dry_run=dry_run, last=last))
+                                           dry_run=dry_run, last=last, problems=problems,
+                                           not_written=blocked))
             if decisions is None:
                 assert cached is not None
                 records = cached[1]
@@ -710,7 +905,9 @@ def _basis_class(basis: str) -> str:
 def build_status(cfg: Config, snapshot: Any, overrides: list[Any], decisions: list[Decision],
                  now: float, *, ready: bool | None = None, dry_run: bool | None = None,
                  last: Tick | None = None,
-                 served: dict[tuple[str, str], list[str]] | None = None) -> dict[str, Any]:
+                 served: dict[tuple[str, str], list[str]] | None = None,
+                 problems: list[str] | None = None,
+                 not_written: dict[str, str] | None = None) -> dict[str, Any]:
     """Regions, endpoints with health and reason, overrides, and per record the answers."""
     active = as_overrides(overrides, now)
     by_region: dict[str, list[dict[str, Any]]] = {r: [] for r in cfg.regions}
@@ -737,6 +934,10 @@ def build_status(cfg: Config, snapshot: Any, overrides: list[Any], decisions: li
     if ready is not None:
         out["ready"] = ready
         out["dry_run"] = dry_run
+    if problems is not None:
+        out["problems"] = problems
+        out["not_written"] = [{"name": n, "why": why} for n, why in sorted(
+            (not_written or {}).items())]
     if last is not None and last.at:
         out["last_tick"] = {"at": last.at, "applied": last.applied, "error": last.error,
                             "refused": last.refused}

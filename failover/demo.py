@@ -9,6 +9,7 @@ prints how to watch the answers, fail a region and drain one.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -17,7 +18,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from failover import children
-from failover.localdns import LocalNamed, free_port, port_free
+from failover.errors import InputError
+from failover.localdns import LocalNamed, free_port, port_free, write_private
 
 REGIONS = {"us-east-1": "127.0.1.1", "eu-west-1": "127.0.2.1"}
 
@@ -87,12 +89,32 @@ def start_region(name: str, host: str, port: int) -> subprocess.Popen[str]:
     return proc
 
 
+def _claim(directory: Path) -> None:
+    """Hold the demo directory for this process (until it exits); raises InputError when
+    another demo runs in it."""
+    fd = os.open(directory / "demo.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise InputError(f"{directory} is in use by a running demo (PID {pid}): stop it, or "
+                         "give this one another --dir") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _held.append(fd)  # kept open (and so locked) for the life of the process
+
+
+_held: list[int] = []
+
+
 def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> None:
     """Start everything, run the controller in the foreground, clean up on exit."""
     from failover.service import serve
 
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
+    _claim(directory)  # before anything in it is written: a running demo keeps its files
     if not port_free("127.0.0.1", dns_port):
         dns_port = free_port()
     if not port_free("127.0.0.1", api_port, udp=False):
@@ -104,8 +126,7 @@ def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> No
     with ExitStack() as stack:
         named = LocalNamed.start(directory / "named", port=dns_port, secondaries=secondaries)
         stack.callback(named.stop)
-        (directory / "tsig.secret").write_text(named.tsig_secret + "\n")
-        os.chmod(directory / "tsig.secret", 0o600)
+        write_private(directory / "tsig.secret", named.tsig_secret + "\n")
         procs = {}
         for name, host in REGIONS.items():
             proc = start_region(name, host, http_port)

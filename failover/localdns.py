@@ -40,6 +40,15 @@ def named_binary() -> str | None:
         "/usr/sbin/named" if os.access("/usr/sbin/named", os.X_OK) else None)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file that holds a secret: 0600 from its creation, never readable by others
+    even for a moment."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def free_port(host: str = "127.0.0.1", *more: str) -> int:
     """A port free for both UDP and TCP on `host` (and on every address of `more`).
 
@@ -171,7 +180,7 @@ class LocalNamed:
     def _write_files(self) -> None:
         d = self.directory
         rndc_secret = base64.b64encode(os.urandom(32)).decode()
-        (d / "rndc.conf").write_text(f"""
+        write_private(d / "rndc.conf", f"""
 key "rndc-key" {{ algorithm hmac-sha256; secret "{rndc_secret}"; }};
 options {{ default-server 127.0.0.1; default-port {self.rndc_port}; default-key "rndc-key"; }};
 """)
@@ -204,7 +213,7 @@ controls {{
             for stale in (d / f"{dynamic}.zone", d / f"{dynamic}.zone.jnl"):
                 stale.unlink(missing_ok=True)
             p = self.primary
-            (d / "named.conf").write_text(common + f"""
+            write_private(d / "named.conf", common + f"""
 zone "{dynamic}" {{
     type secondary;
     primaries {{ {p.host} port {p.port} key "{self.tsig_name}"; }};
@@ -227,7 +236,7 @@ zone "{dynamic}" {{
             if journal.exists():
                 journal.unlink()
         notify = "".join(f"{s.host} port {s.port}; " for s in self.secondaries)
-        (d / "named.conf").write_text(common + f"""
+        write_private(d / "named.conf", common + f"""
 zone "{dynamic}" {{
     type primary;
     file "{d}/{dynamic}.zone";

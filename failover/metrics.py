@@ -35,6 +35,18 @@ class Metrics:
                                ["kind"], registry=r)
         self.ready = Gauge("failover_ready", "1 once the first full probe round is done.",
                            registry=r)
+        self.state_errors = Counter("failover_state_errors",
+                                    "Failed reads and writes of the state store.", ["op"],
+                                    registry=r)
+        self.state_ok = Gauge("failover_state_ok",
+                              "1 when the last write of the state store succeeded.",
+                              registry=r)
+        self.state_ok.set(1)
+        self.not_written = Gauge("failover_names_not_written",
+                                 "Managed names the controller may not or cannot write.",
+                                 ["reason"], registry=r)
+        self.degraded = Gauge("failover_degraded",
+                              "1 while /readyz reports the controller degraded.", registry=r)
         self.schedule_lag = Gauge("failover_probe_schedule_lag_p99_seconds",
                                   "p99 of the probe schedule lag.", registry=r)
 

@@ -50,43 +50,99 @@ def drain(cfg: Config, state: StateStore, region: str, *, why: str, now: float,
     if left and not force:
         raise InputError(f"draining {region} would leave {', '.join(left)} with no healthy "
                          "region (they would fail open); use --force to drain anyway")
-    state.set_override(Override("drain", region, region, actor or who(), why, now, expires))
-    return f"{region} drained" + (f" (forced: {', '.join(left)} fail open)" if left else "")
+    actor = actor or who()
+    state.set_override(Override("drain", region, region, actor, why, now, expires))
+    message = f"{region} drained" + (f" (forced: {', '.join(left)} fail open)" if left else "")
+    _record(state, now, region, message, actor, why, expires, force and bool(left))
+    return message
 
 
-def restore(cfg: Config, state: StateStore, region: str) -> str:
-    """Undo a drain."""
+def restore(cfg: Config, state: StateStore, region: str, *, now: float | None = None,
+            actor: str | None = None, why: str = "") -> str:
+    """Undo a drain. Raises InputError when the region is not drained."""
     _region(cfg, region)
     if not state.clear_override("drain", region):
-        return f"{region} was not drained"
-    return f"{region} restored"
+        drained = [o.target for o in state.overrides() if o.kind == "drain"]
+        raise InputError(f"{region} is not drained (drained: {', '.join(drained) or 'none'})")
+    message = f"{region} restored"
+    _record(state, now, region, message, actor or who(), why, None, False)
+    return message
 
 
 def pin(cfg: Config, state: StateStore, name: str, region: str, *, why: str, now: float,
-        expires: float | None = None, actor: str | None = None) -> str:
-    """Force one record name's answer to one region, whatever its health."""
-    from failover.records import absolute_name
-
-    name = absolute_name(name)
+        expires: float | None = None, actor: str | None = None, force: bool = False) -> str:
+    """Force one record name's answer to one region, whatever its health. Raises
+    InputError for an unknown name or region, and (without `force`) when the region is
+    unhealthy or drained for that name: a pin there would send traffic to an outage."""
+    name = record_name(cfg, name)
     records = [r for r in cfg.records if r.name == name]
-    if not records:
-        raise InputError(f"no record named {name} (records: "
-                         f"{', '.join(sorted({r.name for r in cfg.records}))})")
     _region(cfg, region)
     if not any(region in cfg.record_regions(r) for r in records):
         raise InputError(f"{region} is not a region of {name}")
-    state.set_override(Override("pin", name, region, actor or who(), why, now, expires))
-    return f"{name} pinned to {region}"
+    if not force:
+        snapshot = state.load_health() or initial_snapshot(cfg, now)
+        ov = as_overrides(state.overrides(), now)
+        for rec in records:
+            view = region_views(cfg, rec, snapshot, ov).get(region)
+            if view is not None and not view.healthy:
+                raise InputError(f"{region} is unhealthy for {name} ({view.reason}); "
+                                 "use --force to pin it there anyway")
+            if view is not None and view.drained:
+                raise InputError(f"{region} is drained; use --force to pin {name} there "
+                                 "anyway")
+    actor = actor or who()
+    state.set_override(Override("pin", name, region, actor, why, now, expires))
+    message = f"{name} pinned to {region}" + (" (forced)" if force else "")
+    _record(state, now, name, message, actor, why, expires, force)
+    return message
 
 
-def unpin(cfg: Config, state: StateStore, name: str) -> str:
-    """Undo a pin."""
+def unpin(cfg: Config, state: StateStore, name: str, *, now: float | None = None,
+          actor: str | None = None, why: str = "") -> str:
+    """Undo a pin. Raises InputError when the name is not pinned."""
+    name = record_name(cfg, name)
+    if not state.clear_override("pin", name):
+        pinned = [o.target for o in state.overrides() if o.kind == "pin"]
+        raise InputError(f"{name} is not pinned (pinned: {', '.join(pinned) or 'none'})")
+    message = f"{name} unpinned"
+    _record(state, now, name, message, actor or who(), why, None, False)
+    return message
+
+
+def record_name(cfg: Config, name: str) -> str:
+    """A record's absolute name from what an operator typed: absolute, or relative to
+    the zone (`api` in example.com. is api.example.com.). Raises InputError, with the
+    closest names, for a name the config has no record of."""
+    import difflib
+
     from failover.records import absolute_name
 
-    name = absolute_name(name)
-    if not state.clear_override("pin", name):
-        return f"{name} was not pinned"
-    return f"{name} unpinned"
+    known = cfg.memo("record_names", lambda: {r.name for r in cfg.records})
+    candidates = [absolute_name(name)]
+    if not name.endswith("."):
+        for spec in cfg.zone_specs:
+            candidates.insert(0, absolute_name(f"{name}.{spec.zone}"))
+    for c in candidates:
+        if c in known:
+            return c
+    close = difflib.get_close_matches(candidates[-1], sorted(known), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else (
+        f" (records: {', '.join(sorted(known)[:10])}{', ...' if len(known) > 10 else ''})")
+    raise InputError(f"no record named {name}{hint}")
+
+
+def _record(state: StateStore, now: float | None, subject: str, message: str, actor: str,
+            why: str, expires: float | None, forced: bool) -> None:
+    """The history line of an operator's change: who, why and until when."""
+    import time
+
+    from failover.state.store import Event
+
+    text = f"{message} by {actor}" + (f": {why}" if why else "")
+    if expires is not None:
+        text += f" (until {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(expires))})"
+    state.record([Event(now if now is not None else time.time(), "override", subject, text,
+                        {"actor": actor, "reason": why, "expires": expires, "forced": forced})])
 
 
 def _region(cfg: Config, region: str) -> None:

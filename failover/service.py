@@ -15,12 +15,12 @@ import sys
 import time
 from typing import Any
 
-from failover.api import ApiServer, Published
+from failover.api import ApiServer, Published, Token
 from failover.config import Config, load_config, resolve_secret, split_host_port
 from failover.controller import Controller
 from failover.dns import make_adapter
 from failover.dns.base import Adapter
-from failover.errors import FailoverError
+from failover.errors import FailoverError, InputError
 from failover.probes.runtime import run_loop
 from failover.state import open_state
 
@@ -59,7 +59,7 @@ def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False) -
     """Run the controller until stopped. Raises FailoverError for startup failures."""
     cfg = load_config(config_path)
     adapter = adapter_for(cfg)
-    state = open_state(cfg)
+    state = open_state(cfg, exclusive=True)
     # planning and writing run on threads beside the loop that runs the probes: hand the
     # interpreter back to the loop every millisecond rather than every five, so a probe
     # due while 10,000 names are planned starts on time
@@ -69,6 +69,34 @@ def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False) -
                        force=force))
     finally:
         state.close()
+
+
+def api_token(cfg: Config) -> Token | None:
+    """The API's bearer token and its name for the history (its env var or file)."""
+    c = cfg.controller
+    if not (c.token_env or c.token_file):
+        return None
+    secret = resolve_secret(c.token_env, c.token_file, "controller.token", cfg.base_dir)
+    return Token(c.token_env or str(c.token_file), secret.get_secret_value())
+
+
+def _same_process(old: Config, new: Config) -> None:
+    """Settings a reload cannot change in a running process; raises InputError."""
+    for what in ("listen", "state"):
+        if getattr(old.controller, what) != getattr(new.controller, what) or (
+                what == "state" and old.path(old.controller.state)
+                != new.path(new.controller.state)):
+            raise InputError(f"controller.{what} changed: a restart applies it, a reload "
+                             "cannot (the running controller keeps its config)")
+
+
+def _expiry(body: Any, now: float) -> float | None:
+    from failover.durations import expiry
+
+    try:
+        return expiry(body.for_, body.expires, now)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: Any, *,
@@ -84,6 +112,7 @@ async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: A
 
     def publish() -> None:
         published.ready = controller.ready
+        published.problems = tuple(controller.problems())
         published.at = time.monotonic()
         if building[0] is not None and not building[0].done():
             return
@@ -102,30 +131,33 @@ async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: A
     published.status = controller.status_maker()()
     publish()
 
-    def change(action: str, body: dict[str, Any]) -> str:
+    async def change(action: str, body: Any, actor: str) -> str:
         c, now = controller.cfg, time.time()
-        why = str(body.get("reason", "via API"))
-        if action == "drain":
-            msg = overrides.drain(c, state, str(body.get("region")), why=why, now=now,
-                                  force=bool(body.get("force")), actor="api")
-        elif action == "restore":
-            msg = overrides.restore(c, state, str(body.get("region")))
-        elif action == "pin":
-            msg = overrides.pin(c, state, str(body.get("name")), str(body.get("region")),
-                                why=why, now=now, actor="api")
-        else:
-            msg = overrides.unpin(c, state, str(body.get("name")))
-        loop.call_soon_threadsafe(controller.wake)
-        return msg
 
+        def apply() -> str:
+            if action == "drain":
+                return overrides.drain(c, state, body.region, why=body.reason, now=now,
+                                       force=body.force, actor=actor,
+                                       expires=_expiry(body, now))
+            if action == "restore":
+                return overrides.restore(c, state, body.region, now=now, actor=actor,
+                                         why=body.reason)
+            if action == "pin":
+                return overrides.pin(c, state, body.name, body.region, why=body.reason,
+                                     now=now, actor=actor, force=body.force,
+                                     expires=_expiry(body, now))
+            return overrides.unpin(c, state, body.name, now=now, actor=actor, why=body.reason)
+
+        message = await loop.run_in_executor(None, apply)  # SQLite: off the loop
+        controller.wake()
+        return message
+
+    token: list[Token | None] = [api_token(cfg)]
     api = None
     if not once:
         host, port = split_host_port(cfg.controller.listen)
-        c = cfg.controller
-        token = (resolve_secret(c.token_env, c.token_file, "controller.token", cfg.base_dir)
-                 .get_secret_value() if c.token_env or c.token_file else None)
-        api = ApiServer(host, port, controller, published, token, change)
-        api.start()
+        api = ApiServer(host, port, controller, published, lambda: token[0], change)
+        await api.start()
         log.info("event=listening address=%s:%d", host, api.port)
 
     stop = asyncio.Event()
@@ -135,13 +167,16 @@ async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: A
     def reload() -> None:
         try:
             new = load_config(config_path)
+            _same_process(controller.cfg, new)
             new_adapter = adapter_for(new)
+            new_token = api_token(new)
         except FailoverError as exc:
             log.error("event=reload_refused config=%s error=%r: the running config stays",
                       config_path, str(exc))
             controller.event("error", "config", f"reload refused, running config kept: {exc}")
             return
         controller.reload(new, new_adapter)
+        token[0] = new_token
         log.info("event=reloaded config=%s", config_path)
 
     loop.add_signal_handler(signal.SIGHUP, reload)

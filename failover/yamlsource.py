@@ -50,6 +50,7 @@ def load_yaml(text: str) -> YamlSource:
         raise YamlProblem([_yaml_issue(exc)]) from None
     if node is None:
         return YamlSource(data=None)
+    _check_shape(node)
     src = YamlSource(data=None)
     problems: list[ConfigIssue] = []
     constructor = yaml.SafeLoader("")
@@ -61,6 +62,56 @@ def load_yaml(text: str) -> YamlSource:
         raise YamlProblem(problems)
     src.lines.setdefault((), node.start_mark.line + 1)
     return src
+
+
+MAX_DEPTH = 64  # nesting levels: a config needs about six
+MAX_EXPANSION = 100_000  # values aliases may add beyond 20 per value written
+
+
+def _check_shape(root: yaml.Node) -> None:
+    """Refuse what would make building the data run away, before building it: nesting
+    deeper than MAX_DEPTH, an alias that contains itself, and aliases that expand to far
+    more values than the text holds (a "billion laughs" bomb). Raises YamlProblem."""
+    size: dict[int, int] = {}  # node id -> values it expands to
+    distinct = 0
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    active: set[int] = set()
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            continue
+        if key in size:
+            continue
+        line = node.start_mark.line + 1
+        if key in active:
+            raise YamlProblem([ConfigIssue("", "an alias refers to a value that contains it "
+                                               "(a cycle)", line)])
+        if depth > MAX_DEPTH:
+            raise YamlProblem([ConfigIssue("", f"nested deeper than {MAX_DEPTH} levels", line)])
+        distinct += 1
+        kids = _children(node)
+        if not kids:
+            size[key] = 1
+            continue
+        active.add(key)
+        stack.append((node, depth, True))
+        stack.extend((k, depth + 1, False) for k in kids)
+    if size[id(root)] > MAX_EXPANSION + 20 * distinct:
+        raise YamlProblem([ConfigIssue("", f"aliases expand {distinct} values written into "
+                                           f"{size[id(root)]}: refused (an alias bomb?)",
+                                       root.start_mark.line + 1)])
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 class YamlProblem(Exception):

@@ -59,7 +59,7 @@ def test_another_owner_blocks_unless_taken_over() -> None:
 
 def test_unmarked_records_are_left_to_whoever_made_them() -> None:
     p = ledger(api(), WANT, [R(API, "A", 30, ["127.0.2.1"])]).plan()
-    assert "did not create" in p.blocked[API]
+    assert "no failover marker" in p.blocked[API]
 
 
 def test_guard_refuses_to_leave_a_name_without_answer() -> None:

@@ -49,5 +49,6 @@ def may_write(name: str, owners: set[str], occupied: Collection[str], *, owner: 
     if owners:
         return (f"owned by controller '{', '.join(sorted(owners))}' "
                 "(set ownership.take_over to take it over)")
-    return (f"holds {', '.join(sorted(occupied))} records that failover did not "
-            "create (set ownership.take_over to take them over)")
+    return (f"holds {', '.join(sorted(occupied))} records but no failover marker (the "
+            "TXT at the marker name was never written, or was deleted by hand or by a "
+            "sync tool's prune): restore the marker, or set ownership.take_over")

@@ -1,8 +1,17 @@
-"""The SQLite state store (WAL): safe for one controller plus CLI readers and writers."""
+"""The SQLite state store (WAL): safe for one controller plus CLI readers and writers.
+
+The file is created 0600 (write access to it is the authority to drain). A controller
+holds an exclusive lock on `<state>.lock` (holding its PID) for as long as it runs: a
+second controller on the same state is refused, naming the first, and the CLI knows
+whether a controller is there to take its change up.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -10,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from failover.errors import FailoverError
+from failover.errors import FailoverError, InputError
 from failover.health import CheckState, EndpointHealth, HealthSnapshot, Outcome
 from failover.state.store import Event, Override, OverrideKind
 from policies import Decision
@@ -27,22 +36,139 @@ CREATE INDEX IF NOT EXISTS events_at ON events (at);
 """
 
 
-class SqliteState:
-    """State in one SQLite file; every call is one short transaction."""
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+
+def holder(path: Path) -> int | None:
+    """The PID of the controller that holds the state at `path`, None when none does."""
+    lock = lock_path(path)
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=10, check_same_thread=False,
-                                       isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise FailoverError(f"cannot open state {path}: {exc}") from None
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            text = os.read(fd, 32).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class StateInUse(InputError):
+    """Another controller holds the state."""
+
+
+class SqliteState:
+    """State in one SQLite file; every call is one short transaction.
+
+    With `exclusive` (the controller) it takes the state's lock, and a state it can read
+    but not write (a read-only file or disk) is opened read-only: the controller runs on
+    what it holds and `reopen()` tries again for writing.
+    """
+
+    def __init__(self, path: Path, exclusive: bool = False) -> None:
+        self.path = path
+        self.read_only = False
+        self._lock_fd: int | None = None
         self._lock = threading.Lock()
         self._version: int | None = None
+        self._inode: tuple[int, int] | None = None
+        if exclusive:
+            self._take_lock()
+        try:
+            self._db = self._connect()
+        except (OSError, sqlite3.Error) as exc:
+            if not exclusive or not path.exists():
+                self._release_lock()
+                raise FailoverError(f"cannot open state {path}: {exc}") from None
+            try:
+                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10,
+                                           check_same_thread=False, isolation_level=None)
+                self._db.execute("SELECT count(*) FROM kv").fetchall()
+            except sqlite3.Error as exc2:
+                self._release_lock()
+                raise FailoverError(f"cannot open state {path}: {exc}; not even for "
+                                    f"reading: {exc2}") from None
+            self.read_only = True
+            self.open_error = f"state {path} opened read-only: {exc}"
+        self._inode = _inode(path)
+
+    def _connect(self) -> sqlite3.Connection:
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # created 0600 from the start, never widened after the fact
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        db = sqlite3.connect(str(path), timeout=10, check_same_thread=False,
+                             isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _take_lock(self) -> None:
+        lock = lock_path(self.path)
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise FailoverError(f"cannot lock state {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            text = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            pid = f"PID {text}" if text.isdigit() else "a process"
+            raise StateInUse(f"state {self.path} is in use by another controller ({pid}); "
+                             "one controller per state: stop it, or give this one its own "
+                             "controller.state") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def replaced(self) -> str | None:
+        """Why the file this store has open is no longer the one at its path (deleted or
+        replaced under the controller), or None. Also re-creates a lock file deleted
+        under a controller that holds the state."""
+        if self._lock_fd is not None and _inode(lock_path(self.path)) != _fd_inode(
+                self._lock_fd):
+            self._release_lock()
+            with contextlib.suppress(FailoverError):
+                self._take_lock()
+        now = _inode(self.path)
+        if now == self._inode:
+            return None
+        return f"state {self.path} was deleted" if now is None else (
+            f"state {self.path} was replaced by another file")
+
+    def reopen(self) -> None:
+        """Open the file at the path again (read-write): after it was replaced, or to
+        find whether a read-only state is writable again. Raises FailoverError."""
+        try:
+            db = self._connect()
+        except (OSError, sqlite3.Error) as exc:
+            raise FailoverError(f"cannot open state {self.path}: {exc}") from None
+        with self._lock:
+            old, self._db = self._db, db
+            self.read_only = False
+            self._version = None
+            self._inode = _inode(self.path)
+        with contextlib.suppress(sqlite3.Error):
+            old.close()
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -151,6 +277,33 @@ class SqliteState:
         return [Event(at, kind, subject, message, json.loads(detail))
                 for at, kind, subject, message, detail in reversed(rows)]
 
+    def prune(self, older_than: float, keep: int) -> int:
+        with self._lock:
+            try:
+                cur = self._db.execute(
+                    "DELETE FROM events WHERE at < ? OR id <= (SELECT max(id) FROM events) - ?",
+                    (older_than, keep))
+                return int(cur.rowcount)
+            except sqlite3.Error as exc:
+                raise FailoverError(f"state {self.path}: {exc}") from None
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._release_lock()
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _fd_inode(fd: int) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

@@ -50,6 +50,22 @@ def as_overrides(items: list[Override], now: float) -> Overrides:
 class StateStore(Protocol):
     """Where the controller and the CLI keep what must survive a restart."""
 
+    read_only: bool  # opened for reading only (a read-only file or disk): writes fail
+
+    def replaced(self) -> str | None:
+        """Why what this store has open is no longer the store its config names (a file
+        deleted or replaced under the controller); None when it still is."""
+        ...
+
+    def reopen(self) -> None:
+        """Open the store again for reading and writing. Raises FailoverError."""
+        ...
+
+    def prune(self, older_than: float, keep: int) -> int:
+        """Drop history events older than `older_than` (epoch seconds) and all but the
+        newest `keep`; how many were dropped."""
+        ...
+
     def overrides(self) -> list[Override]:
         """Every override, active or expired."""
         ...
