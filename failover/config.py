@@ -430,6 +430,9 @@ class Record(Model):
     failback_delay: Annotated[float, Between(0, None, "failback_delay", " s")] = 0.0
     latency_hysteresis_percent: Annotated[float, Between(0, 100, "latency_hysteresis_percent", "%")] = 10.0
     latency_hysteresis_ms: Annotated[float, Between(0, None, "latency_hysteresis_ms", " ms")] = 5.0
+    # seconds an answer chosen by latency stays before latency may move it again (health
+    # still moves it at once); default: the record's TTL
+    latency_min_hold: Annotated[float, Between(0, 86400, "latency_min_hold", " s")] | None = None
     pool: str | None = None  # a pool of per-region endpoints (pools:); default: the regions'
 
     @property
@@ -852,7 +855,8 @@ def _leaf_templates(cfg: Config, tmpl: CheckTemplate) -> Iterator[CheckTemplate]
 
 
 _POLICY_FIELDS = {"failover": ("order", "failback_delay"), "weighted": ("weights",),
-                  "latency": ("regions", "latency_hysteresis_percent", "latency_hysteresis_ms")}
+                  "latency": ("regions", "latency_hysteresis_percent", "latency_hysteresis_ms",
+                              "latency_min_hold")}
 
 
 def _check_records(cfg: Config) -> Iterator[Issue]:

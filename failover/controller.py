@@ -116,6 +116,7 @@ class Controller:
         self._in_force: frozenset[tuple[str, str, float]] = frozenset()  # overrides applied
         self._noted: dict[str, Any] = {}  # category -> what was last recorded, not to repeat it
         self._holds: list[Decision] = []  # decisions holding an answer on purpose
+        self._release_at: float | None = None  # the earliest end of a timed hold
         self._serial: int | None = None  # the zone's SOA serial at the last full read
         self._reading: asyncio.Future[Any] | None = None  # a full read in the background
         self._writes = 0  # writes sent, to tell a reading a write overtook
@@ -455,6 +456,8 @@ class Controller:
 
     def _holding(self) -> bool:
         """Whether a failback delay is running (its end is a change no probe announces)."""
+        if self._release_at is not None and self.clock() >= self._release_at:
+            return True  # a latency answer's minimum hold ended
         return any(d.basis == "hold" and d.policy == "failover" for d in self._holds)
 
     async def _refresh(self, now: float) -> bool:
@@ -668,6 +671,7 @@ class Controller:
             self._decisions_version += 1
         self.decisions = {d.key: d for d in decisions}
         self._holds = [d for d in decisions if d.basis == "hold"]
+        self._release_at = min((d.hold_until for d in self._holds if d.hold_until), default=None)
 
     def _new(self, category: str, value: Any) -> bool:
         """True when `value` differs from what was last noted for `category` (and note it)."""

@@ -81,8 +81,9 @@ def _choose(record: Record, views: Mapping[str, RegionView], previous: Decision 
         return choose_failover(record.tiers, views, record.failback_delay, previous, now)
     if record.policy == "weighted":
         return choose_weighted(record.weights or {}, views)
+    hold = record.latency_min_hold if record.latency_min_hold is not None else record.ttl
     return choose_latency(list(views), views, record.latency_hysteresis_percent, previous,
-                          record.latency_hysteresis_ms)
+                          record.latency_hysteresis_ms, min_hold=hold, now=now)
 
 
 def _all_out(record: Record, views: Mapping[str, RegionView], previous: Decision | None,
@@ -129,10 +130,14 @@ def _finish(record: Record, views: Mapping[str, RegionView], choice: Choice,
     by_region = {r: tuple(sorted({canonical_value(record.type, v)
                                   for v in _served(views[r], choice.basis)}))
                  for r in dict.fromkeys((*choice.regions, *usable))}
+    changed_at = now
+    if previous is not None and previous.values == canon:
+        changed_at = previous.changed_at if previous.changed_at is not None else previous.at
     return Decision(name=record.name, type=record.type, ttl=record.ttl, policy=record.policy,
                     regions=choice.regions, values=canon, shares=dict(choice.shares),
                     basis=choice.basis, reason=reason, at=now, tier=choice.tier,
-                    last_good=good, usable=usable, by_region=by_region)
+                    last_good=good, usable=usable, by_region=by_region,
+                    changed_at=changed_at, hold_until=choice.hold_until)
 
 
 def _served(view: RegionView, basis: str) -> tuple[str, ...]:
@@ -163,7 +168,7 @@ def decide_all(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
                               prev, now))
             continue
         key = (shape, None if prev is None else (
-            prev.regions, prev.values, prev.basis, prev.tier, prev.last_good))
+            prev.regions, prev.values, prev.basis, prev.tier, prev.last_good, prev.changed_at))
         hit = made.get(key)
         if hit is None:
             views = views_of.get(shape)
@@ -192,7 +197,7 @@ def record_shape(record: Record) -> tuple[object, ...]:
             tuple((record.weights or {}).items()), tuple(record.regions or ()),
             record.regions is None, record.fail_mode, record.failback_delay,
             record.latency_hysteresis_percent, record.latency_hysteresis_ms,
-            record.pool)
+            record.latency_min_hold, record.pool)
 
 
 def desired_records(decisions: list[Decision]) -> list[RecordSet]:

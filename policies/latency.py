@@ -10,13 +10,16 @@ from policies.reasons import describe, serve
 
 def choose_latency(regions: Sequence[str], views: Mapping[str, RegionView],
                    hysteresis_percent: float, previous: Decision | None,
-                   hysteresis_ms: float = 0.0) -> Choice | None:
+                   hysteresis_ms: float = 0.0, *, min_hold: float = 0.0,
+                   now: float = 0.0) -> Choice | None:
     """The usable region with the lowest latency; None when no region is usable.
 
     Regions without a measurement rank after measured ones, then in config order. The
     region answering now keeps answering unless another is faster by more than
     `hysteresis_percent` and by more than `hysteresis_ms`, so that noise (relative at
-    high latencies, absolute at low ones) does not move traffic back and forth.
+    high latencies, absolute at low ones) does not move traffic back and forth; and once
+    it moved, it stays `min_hold` seconds (the record's TTL by default) before it moves
+    again for latency (never against health: an unusable region is left at once).
     """
     live = [r for r in regions if views[r].usable]
     if not live:
@@ -40,6 +43,13 @@ def choose_latency(regions: Sequence[str], views: Mapping[str, RegionView],
             why = (f"{cur_ms:.1f} ms, within {hysteresis_percent:g}% or {hysteresis_ms:g} ms of "
                    f"{best} at {best_ms:.1f} ms (hysteresis)")
             return Choice((current,), {current: 1.0}, serve([current], why + suffix), basis="hold")
+        changed = previous.changed_at if previous.changed_at is not None else previous.at
+        if cur_ms is not None and best_ms is not None and now - changed < min_hold:
+            why = (f"{cur_ms:.1f} ms; {best} is faster at {best_ms:.1f} ms, but the answer "
+                   f"changed {now - changed:.0f} s ago and is held {min_hold:g} s "
+                   "(latency_min_hold)")
+            return Choice((current,), {current: 1.0}, serve([current], why + suffix),
+                          basis="hold", hold_until=changed + min_hold)
     best_ms = views[best].latency_ms
     if best_ms is None:
         why = "no latency measured yet, first healthy region in order"

@@ -55,6 +55,7 @@ class Choice:
     reason: str
     basis: Basis = "health"
     tier: int | None = None
+    hold_until: float | None = None  # a hold that ends at this time (no probe announces it)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class Decision:
     last_good: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     usable: tuple[str, ...] = ()  # regions healthy and not drained at decision time
     by_region: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # each one's values
+    changed_at: float | None = None  # when the answer last changed to these values
+    hold_until: float | None = None  # a hold that ends at this time: decide again then
 
     @functools.cached_property
     def key(self) -> tuple[str, str]:

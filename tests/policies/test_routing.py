@@ -96,7 +96,7 @@ def test_latency_picks_the_lowest_healthy() -> None:
 
 def test_latency_hysteresis_keeps_the_current_region() -> None:
     rec = {"policy": "latency", "regions": ["a", "b"], "latency_hysteresis_percent": 10,
-           "latency_hysteresis_ms": 0}
+           "latency_hysteresis_ms": 0, "latency_min_hold": 0}
     first = run(rec, latency={"a": 20.0, "b": 30.0})
     assert first.regions == ("a",)
     # b is now faster, but by less than 10%: stay on a
@@ -109,12 +109,46 @@ def test_latency_hysteresis_keeps_the_current_region() -> None:
 
 def test_latency_hysteresis_has_an_absolute_floor() -> None:
     # at sub-millisecond latencies a 10% difference is noise: 5 ms is the default floor
-    rec = {"policy": "latency", "regions": ["a", "b"]}
+    rec = {"policy": "latency", "regions": ["a", "b"], "latency_min_hold": 0}
     first = run(rec, latency={"a": 0.6, "b": 0.9})
     held = run(rec, previous=first, latency={"a": 0.6, "b": 0.3})
     assert held.regions == ("a",) and held.basis == "hold"
     moved = run(rec, previous=held, latency={"a": 20.0, "b": 3.0})
     assert moved.regions == ("b",)
+
+
+def test_latency_jitter_moves_the_answer_at_most_once_per_ttl() -> None:
+    import random
+
+    rng = random.Random(7)
+    rec = {"policy": "latency", "regions": ["a", "b"], "ttl": 30}
+    d, flips = None, 0
+    for second in range(600):  # ten minutes of two regions whose latencies cross all the time
+        lat = {"a": 20.0 + rng.uniform(-8, 8), "b": 20.0 + rng.uniform(-8, 8)}
+        nxt = run(rec, previous=d, now=1000.0 + second, latency=lat)
+        if d is not None and nxt.regions != d.regions:
+            flips += 1
+            assert nxt.changed_at == 1000.0 + second
+            assert second - last >= 30, f"moved again after {second - last} s"
+        if d is None or nxt.regions != d.regions:
+            last = second
+        d = nxt
+    assert 1 <= flips <= 600 // 30
+    # without the hold, the same jitter moves it several times as often
+    d, unheld, rng = None, 0, random.Random(7)
+    for second in range(600):
+        lat = {"a": 20.0 + rng.uniform(-8, 8), "b": 20.0 + rng.uniform(-8, 8)}
+        nxt = run({**rec, "latency_min_hold": 0}, previous=d, now=1000.0 + second, latency=lat)
+        unheld += d is not None and nxt.regions != d.regions
+        d = nxt
+    assert unheld > 2 * flips
+
+
+def test_latency_min_hold_never_delays_a_health_move() -> None:
+    rec = {"policy": "latency", "regions": ["a", "b"], "ttl": 300}
+    first = run(rec, latency={"a": 10.0, "b": 30.0})
+    down = run(rec, previous=first, now=1001.0, down={"a": 1000.5}, latency={"b": 30.0})
+    assert down.regions == ("b",)
 
 
 def test_latency_without_measurements_uses_config_order() -> None:
