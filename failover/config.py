@@ -873,6 +873,9 @@ def _check_records(cfg: Config) -> Iterator[Issue]:
             known = ", ".join(cfg.pools) or "none defined"
             yield ((*at, "pool"), f"no pool '{rec.pool}' (pools: {known})"
                    + _suggest(rec.pool, list(cfg.pools)))
+        bad = _name_problem(cfg, rec)
+        if bad is not None:
+            yield ((*at, "name"), bad)
         key = (rec.name, rec.type)
         if key in seen:
             yield ((*at, "name"), f"duplicate record: {rec.name} {rec.type} is also records[{seen[key]}]")
@@ -896,6 +899,40 @@ def _check_records(cfg: Config) -> Iterator[Issue]:
             others = ", ".join(sorted(t for t in types if t != "CNAME"))
             yield (("records", types["CNAME"], "type"),
                    f"{name} has a CNAME and also {others}: a CNAME cannot sit beside other types")
+
+
+DNS_LABEL = re.compile(r"^[a-z0-9_-]{1,63}$")
+HOST_NAME_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _name_problem(cfg: Config, rec: Record) -> str | None:
+    """Why a record's name cannot be written, or None. Every provider: letters, digits,
+    '-' and '_' per label ('*' alone as the first, a wildcard), and no CNAME at a zone's
+    apex. RFC 2136 servers and zone files (BIND's check-names): an A or AAAA owner is a
+    host name (no '_', no '-' at either end of a label), or BIND refuses the whole
+    UPDATE it arrives in."""
+    labels = rec.name.rstrip(".").split(".")
+    for j, label in enumerate(labels):
+        if not (DNS_LABEL.match(label) or (label == "*" and j == 0)):
+            odd = sorted({c for c in label if not (c.isalnum() and c.isascii()) and c not in "-_"})
+            shown = ("an escaped character (\\032 is a space)" if "\\" in label else
+                     ", ".join(repr(c) for c in odd) or "its length")
+            return (f"{rec.name} is not a name failover writes: label '{label}' has {shown} "
+                    "(letters, digits, '-' and '_' only)")
+    zone = cfg.zone_of(rec.name)
+    if zone is None:
+        return None
+    if rec.type == "CNAME" and rec.name == zone:
+        return (f"{rec.name} is the zone's apex: a CNAME cannot sit there (beside the SOA "
+                "and NS records); use A/AAAA records, or your provider's alias record")
+    provider = next(z.provider for z in cfg.zone_specs if z.zone == zone)
+    if rec.type in ("A", "AAAA") and provider.type in ("bind", "zonefile"):
+        for j, label in enumerate(labels):
+            if not HOST_NAME_LABEL.match(label) and not (label == "*" and j == 0):
+                return (f"{rec.name} is not a host name (label '{label}'): an {rec.type} "
+                        "owner takes letters, digits and inner '-' only; BIND's check-names "
+                        "refuses it, and with it the whole update it arrives in")
+    return None
 
 
 def _check_record_regions(cfg: Config, i: int, rec: Record) -> Iterator[Issue]:

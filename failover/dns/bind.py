@@ -161,6 +161,15 @@ class BindAdapter:
                 except DnsConflict as exc:
                     conflict = exc  # the other messages carry their own prerequisites
                     continue
+                except _Refused as exc:
+                    # one record set the server will not take (a name its check-names
+                    # refuses) must not keep every other name in the message unwritten
+                    ok, refused, n = self._isolate(stream, changes.only(msg.changes).groups(),
+                                                   exc)
+                    sent.extend(ok)
+                    report.messages += n
+                    report.rejected.update(refused)
+                    continue
                 sent.extend(msg.changes)
                 report.messages += 1
         report.applied_s = time.monotonic() - start
@@ -172,6 +181,55 @@ class BindAdapter:
                  report.applied_s * 1000, report.confirmed_s * 1000)
         return report
 
+    def _isolate(self, stream: _Stream, groups: list[list[Change]],
+                 refused: _Refused) -> tuple[list[Change], dict[str, str], int]:
+        """Send the names of a refused message in halves until each refused name stands
+        alone; returns the changes written, the names refused (with the server's answer)
+        and the messages sent. Raises `refused` when the server refuses everything (the
+        key, not a record) or the search grows too long."""
+        def send(part: list[list[Change]]) -> bool:
+            msgs, _ = pack_updates(self.zone, part, self.signer)
+            for m in msgs:  # a part of a message fits one message
+                wire, msg_id, mac = m.wire(self.zone, self.signer)
+                self._check(retry(functools.partial(stream.exchange, wire, msg_id, mac)))
+            return True
+
+        if len(groups) == 1:
+            raise refused  # one name alone: the key or the record, no telling which
+        ok: list[Change] = []
+        bad: dict[str, str] = {}
+        budget = 40 + 4 * len(groups).bit_length() * 4
+        sent = 0
+        pending = [groups]
+        while pending:
+            part = pending.pop()
+            mid = len(part) // 2
+            for half in (part[:mid], part[mid:]):
+                if not half:
+                    continue
+                sent += 1
+                if sent > budget:
+                    raise refused
+                try:
+                    send(half)
+                except _Refused as exc:
+                    if len(half) == 1:
+                        bad[half[0][0].record.name] = self._refusal(half[0][0].record.name, exc)
+                        if len(bad) >= 2 and not ok:
+                            raise refused  # refused alone, one after another: the key
+                    else:
+                        pending.append(half)
+                    continue
+                ok.extend(c for g in half for c in g)
+        if not ok:
+            raise refused
+        return ok, bad, sent
+
+    def _refusal(self, name: str, exc: _Refused) -> str:
+        return (f"refused by {self.where} when sent alone ({exc.rcode}): the server will not "
+                "take this record set (BIND: check-names, or a policy on this name; its log "
+                "says which)")
+
     def _check(self, response: dns.message.Message) -> None:
         rcode = response.rcode()
         if rcode == dns.rcode.NOERROR:
@@ -181,7 +239,10 @@ class BindAdapter:
                      dns.rcode.NXDOMAIN):
             raise DnsConflict(f"{self.zone} changed since it was read ({text} from {self.where}):"
                               " reading again and re-planning")
-        if rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH, dns.rcode.NOTZONE):
+        if rcode == dns.rcode.REFUSED:
+            raise _Refused(f"update of {self.zone} refused by {self.where}: {text} (is the "
+                           "TSIG key allowed to update this zone?)", text)
+        if rcode in (dns.rcode.NOTAUTH, dns.rcode.NOTZONE):
             raise DnsRejected(f"update of {self.zone} refused by {self.where}: {text}"
                               + (" (is the TSIG key allowed to update this zone?)"
                                  if rcode == dns.rcode.REFUSED else ""))
@@ -279,6 +340,14 @@ class _Stream:
         if response.rcode() == dns.rcode.SERVFAIL:
             raise DnsUnavailable(f"{self.where} answered SERVFAIL")
         return response
+
+
+class _Refused(DnsRejected):
+    """An UPDATE answered REFUSED: a policy on the key, or on a record in it."""
+
+    def __init__(self, message: str, rcode: str) -> None:
+        super().__init__(message)
+        self.rcode = rcode
 
 
 class _TransferRefused(DnsRejected):

@@ -230,3 +230,21 @@ def test_a_connection_closed_mid_write_loses_nothing_and_applies_nothing_twice(
             desired, key=lambda r: r.sort_key)
     finally:
         proxy.close()
+
+
+def test_a_record_set_the_server_refuses_is_isolated_and_the_rest_written(
+        named: LocalNamed) -> None:
+    a = bind_adapter(named)
+    keys, desired = many(300)
+    bad = "api_v2.example.test."  # BIND's check-names refuses it as an A owner
+    keys |= {(bad, "A"), (f"_failover.{bad}", "TXT")}
+    desired.insert(150, R(bad, "A", 60, ["127.0.1.1"]))
+    actual = a.read(keys)
+    report = a.apply(marked(plan.diff(desired, actual, keys)), actual)
+    assert list(report.rejected) == [bad]
+    assert "REFUSED" in report.rejected[bad] and "check-names" in report.rejected[bad]
+    assert dig(named, "r0.example.test.", "A") == {"127.0.1.1"}
+    assert dig(named, "r299.example.test.", "A") == {"127.0.1.1"}
+    assert dig(named, bad, "A") == set()
+    assert report.messages < 40  # halves, not one message per name
+
