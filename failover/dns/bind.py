@@ -216,7 +216,7 @@ class BindAdapter:
                     if len(half) == 1:
                         bad[half[0][0].record.name] = self._refusal(half[0][0].record.name, exc)
                         if len(bad) >= 2 and not ok:
-                            raise refused  # refused alone, one after another: the key
+                            raise refused from None  # refused alone, one after another: the key
                     else:
                         pending.append(half)
                     continue

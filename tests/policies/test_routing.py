@@ -122,7 +122,7 @@ def test_latency_jitter_moves_the_answer_at_most_once_per_ttl() -> None:
 
     rng = random.Random(7)
     rec = {"policy": "latency", "regions": ["a", "b"], "ttl": 30}
-    d, flips = None, 0
+    d, flips, last = None, 0, 0
     for second in range(600):  # ten minutes of two regions whose latencies cross all the time
         lat = {"a": 20.0 + rng.uniform(-8, 8), "b": 20.0 + rng.uniform(-8, 8)}
         nxt = run(rec, previous=d, now=1000.0 + second, latency=lat)
