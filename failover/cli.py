@@ -202,10 +202,19 @@ def run(config_path: str, dry_run: bool, once: bool, force: bool, log_format: st
     SIGTERM stops after the tick in flight; SIGHUP reloads the config (an invalid one is
     refused and the running config stays).
     """
+    import logging
+
     from failover.service import serve, setup_logging
 
     setup_logging(log_format)
-    serve(config_path, dry_run=dry_run, once=once, force=force)
+    try:
+        serve(config_path, dry_run=dry_run, once=once, force=force)
+    except FailoverError as exc:
+        if log_format != "json":
+            raise
+        # with JSON logs, the reason it stopped is a JSON line too
+        logging.getLogger("failover").critical("event=stopped error=%r", str(exc))
+        sys.exit(exc.exit_code)
 
 
 @cli.command()

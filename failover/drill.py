@@ -142,6 +142,20 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
     if left:
         raise InputError(f"a drill of {region} would leave {', '.join(left)} with no healthy "
                          "region: refused")
+    try:
+        return _drill(cfg, state, servers, region, mode, timeout=timeout, poll=poll,
+                      source=source, offset=offset)
+    except FailoverError as exc:
+        # a failed drill is history too: it is the proof that failover did not happen
+        state.record([Event(time.time() + offset, "drill", region,
+                            f"drill of {region} ({mode}) failed: {exc}",
+                            {"region": region, "mode": mode, "failed": True,
+                             "error": str(exc), "actor": who()})])
+        raise
+
+
+def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mode: Mode, *,
+           timeout: float, poll: float, source: str, offset: float) -> dict[str, Any]:
     keys = {(r.name, r.type) for r in cfg.records}
     values = {k: region_values(cfg, region, k) for k in keys}
     with ThreadPoolExecutor(max_workers=min(16, len(servers))) as pool:
@@ -196,7 +210,7 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
             "servers": {str(s): {"served_s": round(moved[k][s] - m0, 3),
                                  "back_s": round(back[k][s] - m1, 3)} for s in servers}})
     report = {"region": region, "mode": mode, "at": t0,
-              "servers": [str(s) for s in servers], "servers_from": source,
+              "servers": [str(s) for s in servers], "servers_from": source, "actor": who(),
               "total_s": round(max(max(m.values()) for m in moved.values()) - m0, 3),
               "back_total_s": round(max(max(b.values()) for b in back.values()) - m1, 3),
               "records": per_record}

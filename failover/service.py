@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -28,15 +29,22 @@ log = logging.getLogger("failover")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line, a traceback included as a field (never raw lines)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"at": record.created, "level": record.levelname.lower(),
-                           "logger": record.name, "message": record.getMessage()})
+        out: dict[str, Any] = {"at": record.created, "level": record.levelname.lower(),
+                               "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(out)
 
 
 def setup_logging(fmt: str, level: str = "INFO") -> None:
-    """Structured logs on stderr: key=value text (default) or JSON lines."""
+    """Structured logs on stderr: key=value text (default) or JSON lines. Warnings and
+    exceptions nobody caught (in any thread) go through the same handler, so with JSON
+    every line on stderr is JSON."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -45,6 +53,21 @@ def setup_logging(fmt: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)
+    crash = logging.getLogger("failover.crash")
+
+    def uncaught(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        crash.critical("event=uncaught_exception error=%r", str(exc), exc_info=(kind, exc, tb))
+
+    def uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit or args.exc_value is None:
+            return
+        crash.error("event=thread_exception thread=%s error=%r",
+                    args.thread.name if args.thread else "?", str(args.exc_value),
+                    exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    sys.excepthook = uncaught
+    threading.excepthook = uncaught_in_thread
 
 
 def adapter_for(cfg: Config) -> Adapter | None:

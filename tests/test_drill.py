@@ -125,6 +125,10 @@ def test_drill_fails_fast_naming_a_server_that_does_not_answer(env: Env) -> None
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"127.0.0.1:{silent}: no answer" in r.stderr
     assert overrides_left(env) == [] and env.answer() == {EAST}  # nothing was drained
+    # and the failed drill is in the history, with why
+    history = json.loads(env.cli("history", "--json").stdout)
+    failed = [e for e in history if e["kind"] == "drill" and e["detail"].get("failed")]
+    assert failed and f"127.0.0.1:{silent}: no answer" in failed[-1]["message"]
 
 
 def test_drill_needs_the_controller_running(env: Env) -> None:
