@@ -525,9 +525,12 @@ class Controller:
             else self.ledger.plan(names)
         plan_s = time.perf_counter() - t0
         tick.planned = planned
-        for name in names:
-            self._blocked.pop(name, None)
+        before = {n: self._blocked[n] for n in names if n in self._blocked}
+        for name in before:
+            del self._blocked[name]
         self._blocked.update(planned.blocked)
+        if before != planned.blocked:
+            self._version += 1  # /status lists them
         self._note_blocked(planned.blocked)
         if urgent:
             self._urgent -= set(planned.blocked)
@@ -716,8 +719,8 @@ class Controller:
 
     async def _save_async(self, health_only: bool = False) -> None:
         """Keep what is due, on a thread; nothing while backing off after failures."""
-        if self.clock() < self._save_retry_at:
-            return
+        if self.clock() < self._save_retry_at or self.state.read_only:
+            return  # backing off; a read-only store is reopened first (_check_store)
         self._saved(await asyncio.to_thread(self._saver(health_only=health_only)))
 
     def _saved(self, failed: _Unsaved | None) -> None:

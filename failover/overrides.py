@@ -125,7 +125,7 @@ def record_name(cfg: Config, name: str) -> str:
     for c in candidates:
         if c in known:
             return c
-    close = difflib.get_close_matches(candidates[-1], sorted(known), n=3)
+    close = difflib.get_close_matches(candidates[0], sorted(known), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else (
         f" (records: {', '.join(sorted(known)[:10])}{', ...' if len(known) > 10 else ''})")
     raise InputError(f"no record named {name}{hint}")

@@ -207,9 +207,11 @@ class Ledger:
         return Planned([], cs, blocked, violations)
 
     def drifted(self) -> list[str]:
-        """The names whose DNS differs from what is desired (a full comparison)."""
-        changes = self.plan().changes.changes
-        return list(dict.fromkeys(self._owner(c.record.name) or c.record.name for c in changes))
+        """The names whose DNS differs from what is desired (a full comparison), those
+        it may not write included: the caller learns of them when it plans them."""
+        planned = self.plan()
+        return list(dict.fromkeys([*(self._owner(c.record.name) or c.record.name
+                                     for c in planned.changes.changes), *planned.blocked]))
 
 
 def _diff(want: Sequence[RecordSet], have: Mapping[tuple[str, str, str | None], RecordSet]

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import signal
+import socket
+import stat
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dns.query
+import dns.tsigkeyring
+import dns.update
+import pytest
 
 from failover.localdns import free_port
+from tests.builders import ROOT
 from tests.fleet import fleet
 from tests.service_env import EAST, WEST, Env, served_east, wait_for
 
@@ -46,3 +65,213 @@ def test_a_reload_puts_new_checks_regions_and_records_in_effect(env: Env) -> Non
         # east on the new port gone: the answer goes to the region the reload added
         assert wait_for(lambda: env.answer() == {SOUTH}, timeout=20), env.log()
     assert proc.poll() is None
+
+
+def _get(env: Env, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{env.api_port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _with_refresh(env: Env, seconds: float = 1) -> None:
+    env.config.write_text(env.config.read_text().replace(
+        f"listen: 127.0.0.1:{env.api_port}",
+        f"listen: 127.0.0.1:{env.api_port}\n  refresh: {seconds}"))
+
+
+def test_failover_goes_on_under_a_flood_of_slow_connections(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    slow = []
+    try:
+        for _ in range(600):  # more than the cap, each stuck in its request headers
+            s = socket.create_connection(("127.0.0.1", env.api_port), timeout=5)
+            s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
+        assert _get(env, "/status")[0] == 200  # an operator still gets an answer
+        env.stop_region(EAST)
+        assert wait_for(lambda: env.answer() == {WEST}, timeout=20), env.log()
+    finally:
+        for s in slow:
+            s.close()
+
+
+def test_a_second_controller_on_the_same_state_is_refused(env: Env) -> None:
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    second = subprocess.run([sys.executable, "-m", "failover", "run", "--config",
+                             str(env.config)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert second.returncode == 2, second.stderr
+    assert f"in use by another controller (PID {proc.pid})" in second.stderr
+    assert proc.poll() is None
+    assert stat.S_IMODE(os.stat(env.dir / "failover.db").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(env.dir / "failover.db.lock").st_mode) == 0o600
+
+
+def test_the_cli_says_applied_only_when_a_controller_took_it_up(env: Env) -> None:
+    r = env.cli("drain", "us-east-1", "--reason", "maintenance", "--for", "1h")
+    assert r.returncode == 0, r.stderr
+    assert "saved: no controller is running" in r.stdout
+    line = next(x for x in env.cli("history").stdout.splitlines() if "drained" in x)
+    assert "us-east-1 drained by " in line and ": maintenance (until " in line
+    r = env.cli("restore", "us-east-1")
+    assert r.returncode == 0, r.stderr
+    assert env.cli("restore", "us-east-1").returncode == 2  # not drained: an error
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    r = env.cli("drain", "us-east-1")
+    assert r.returncode == 0 and "applied by the running controller" in r.stdout, r.stderr
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
+
+
+def test_the_state_deleted_under_the_controller_is_reopened(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    for suffix in ("", "-wal", "-shm"):
+        (env.dir / f"failover.db{suffix}").unlink(missing_ok=True)
+    r = env.cli("drain", "us-east-1")
+    assert r.returncode == 0 and "applied by the running controller" in r.stdout, (
+        r.stdout + r.stderr + env.log())
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
+    history = env.cli("history").stdout
+    # the CLI made a new file before the controller looked: "replaced", else "deleted"
+    assert re.search(r"failover.db was (deleted|replaced by another file): reopened it", history)
+    # what the controller holds is kept in the new file
+    assert wait_for(lambda: '"desired"' in env.cli("status", "--json", "--no-read").stdout)
+
+
+def test_pin_to_an_unhealthy_region_needs_force_and_names_are_relative(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.stop_region(WEST)
+    assert wait_for(lambda: "eu-west-1/127.0.2.1 is unhealthy" in env.cli("history").stdout)
+    r = env.cli("pin", "api", "eu-west-1")
+    assert r.returncode == 2 and "eu-west-1 is unhealthy for api.example.test." in r.stderr
+    assert "--force" in r.stderr
+    r = env.cli("pin", "apj", "us-east-1")
+    assert r.returncode == 2 and "did you mean api.example.test." in r.stderr
+    r = env.cli("pin", "api", "eu-west-1", "--force", "--reason", "testing the standby")
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
+    assert env.cli("unpin", "www").returncode == 2
+
+
+def test_a_deleted_marker_is_loud(env: Env) -> None:
+    _with_refresh(env)
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    assert wait_for(lambda: _get(env, "/readyz")[0] == 200)
+    keyring = dns.tsigkeyring.from_text({env.named.tsig_name: env.named.tsig_secret})
+    upd = dns.update.UpdateMessage("example.test.", keyring=keyring)
+    upd.delete("_failover.api.example.test.", "TXT")  # what a sync tool's prune does
+    assert dns.query.udp(upd, "127.0.0.1", port=env.named.port, timeout=2).rcode() == 0
+    assert wait_for(lambda: _get(env, "/readyz")[0] == 503, timeout=20), env.log()
+    _, text = _get(env, "/readyz")
+    assert "api.example.test. holds A records but no failover marker" in text
+    assert "restore the marker, or set ownership.take_over" in text
+    status = env.status()
+    assert status["not_written"][0]["name"] == "api.example.test."
+    metrics = _get(env, "/metrics")[1]
+    assert 'failover_names_not_written{reason="no marker"} 1.0' in metrics
+    assert "failover_degraded 1.0" in metrics
+
+
+def test_dns_down_is_said_with_backoff_in_json_and_readyz_degrades(env: Env) -> None:
+    _with_refresh(env)
+    env.start_controller("--log-format", "json")
+    assert wait_for(served_east(env)), env.log()
+    env.named.stop()
+    env.stop_region(EAST)  # a failover to write while DNS is down
+    assert wait_for(lambda: "DNS failing for" in _get(env, "/readyz")[1], timeout=30)
+    assert wait_for(lambda: _failing_for(env) >= 12, timeout=40), _get(env, "/readyz")
+    errors = [x for x in _lines(env) if "event=dns_error" in x["message"]]
+    assert 1 <= len(errors) <= 3, errors  # not one a second
+    env.named.restart()
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=30), env.log()
+    assert wait_for(lambda: _get(env, "/readyz")[0] == 200, timeout=20)
+    assert any("event=dns_recovered" in x["message"] for x in _lines(env))
+
+
+def _failing_for(env: Env) -> float:
+    text = _get(env, "/readyz")[1]
+    found = re.search(r"DNS failing for (\d+) s", text)
+    return float(found.group(1)) if found else 0.0
+
+
+def _lines(env: Env) -> list[dict[str, Any]]:
+    """The controller's log: every line is JSON (a line that is not fails the test)."""
+    return [json.loads(line) for line in env.log().splitlines() if line.strip()]
+
+
+@contextmanager
+def small_disk(path: Path, size: str = "2m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `path` (root only: skipped with the reason outside
+    CI, a failure in CI), unmounted after."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("the disk fault tests need root to mount a tmpfs, and CI runs as root")
+        pytest.skip("needs root to mount a small tmpfs (a full or read-only disk)")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                    str(path)], check=True, timeout=30)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False, timeout=30)
+
+
+def _fill(directory: Path) -> Path:
+    """Fill the disk at `directory`; the file that fills it (delete it to free the disk)."""
+    filler = directory / "filler"
+    with filler.open("wb") as f:
+        try:
+            for _ in range(10_000):
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_does_not_stop_failover_and_saves_resume(env: Env) -> None:
+    with small_disk(env.dir / "state") as disk:
+        env.config.write_text(env.config.read_text().replace(
+            "state: ./failover.db", "state: ./state/failover.db"))
+        proc = env.start_controller()
+        assert wait_for(served_east(env)), env.log()
+        filler = _fill(disk)
+        env.stop_region(EAST)  # a failover whose history and decisions cannot be saved
+        assert wait_for(lambda: env.answer() == {WEST}, timeout=20), env.log()
+        assert wait_for(lambda: "state store failing" in _get(env, "/readyz")[1], timeout=30), (
+            env.log())
+        assert "failover_state_ok 0.0" in _get(env, "/metrics")[1]
+        assert proc.poll() is None
+        filler.unlink()
+        assert wait_for(lambda: _get(env, "/readyz")[0] == 200, timeout=90), env.log()
+        history = env.cli("history").stdout
+        assert "state store writable again" in history
+        # what happened while the disk was full was kept in memory and written after
+        assert "us-east-1/127.0.1.1 is unhealthy" in history
+
+
+def test_a_read_only_state_starts_and_fails_over(env: Env) -> None:
+    with small_disk(env.dir / "state") as disk:
+        env.config.write_text(env.config.read_text().replace(
+            "state: ./failover.db", "state: ./state/failover.db"))
+        env.start_controller()
+        assert wait_for(served_east(env)), env.log()
+        assert env.stop_controller() == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, timeout=30)
+        proc = env.start_controller()  # no crash loop: it runs on what it can read
+        assert wait_for(lambda: "state store failing" in _get(env, "/readyz")[1], timeout=30), (
+            env.log())
+        env.stop_region(EAST)
+        assert wait_for(lambda: env.answer() == {WEST}, timeout=20), env.log()
+        subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True, timeout=30)
+        assert wait_for(lambda: _get(env, "/readyz")[0] == 200, timeout=90), env.log()
+        assert proc.poll() is None

@@ -87,8 +87,11 @@ class SqliteState:
                 self._release_lock()
                 raise FailoverError(f"cannot open state {path}: {exc}") from None
             try:
-                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10,
-                                           check_same_thread=False, isolation_level=None)
+                # immutable: a WAL file cannot be opened read-only without its shared
+                # memory file, which a read-only disk cannot hold; nobody can write it now
+                self._db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True,
+                                           timeout=10, check_same_thread=False,
+                                           isolation_level=None)
                 self._db.execute("SELECT count(*) FROM kv").fetchall()
             except sqlite3.Error as exc2:
                 self._release_lock()
@@ -116,11 +119,16 @@ class SqliteState:
 
     def _take_lock(self) -> None:
         lock = lock_path(self.path)
+        writable = True
         try:
             lock.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise FailoverError(f"cannot lock state {self.path}: {exc.strerror}") from None
+            try:  # a read-only disk: a lock taken on a file opened for reading holds too
+                fd = os.open(lock, os.O_RDONLY)
+                writable = False
+            except OSError:
+                raise FailoverError(f"cannot lock state {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -130,8 +138,9 @@ class SqliteState:
             raise StateInUse(f"state {self.path} is in use by another controller ({pid}); "
                              "one controller per state: stop it, or give this one its own "
                              "controller.state") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        if writable:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
 
     def _release_lock(self) -> None:
