@@ -525,11 +525,11 @@ class Controller:
             else self.ledger.plan(names)
         plan_s = time.perf_counter() - t0
         tick.planned = planned
-        before = {n: self._blocked[n] for n in names if n in self._blocked}
-        for name in before:
+        was = {n: self._blocked[n] for n in names if n in self._blocked}
+        for name in was:
             del self._blocked[name]
         self._blocked.update(planned.blocked)
-        if before != planned.blocked:
+        if was != planned.blocked:
             self._version += 1  # /status lists them
         self._note_blocked(planned.blocked)
         if urgent:
