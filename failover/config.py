@@ -658,7 +658,7 @@ def _pydantic_issue(err: Any, src: YamlSource) -> ConfigIssue:
         msg = "must not be empty"
     elif kind == "string_pattern_mismatch" and loc and loc[-1] == "hosted_zone_id":
         msg = f"{err.get('input')!r} is not a hosted zone id (like Z0123456789ABCDEFGHIJ)"
-    if "secret" in format_path(loc) and kind != "extra_forbidden":
+    if "secret" in format_path(loc) and kind not in ("extra_forbidden", "env_name"):
         msg = "invalid secret reference"  # never echo what might be a secret
     return ConfigIssue(format_path(loc), msg, src.line_of(loc))
 

@@ -249,3 +249,72 @@ def test_zones_and_pools_errors_name_the_field(old: str, new: str, path: str, wo
 def test_a_config_needs_a_zone() -> None:
     found = errors_of(CONTRACT_TEXT.replace("zone: example.test.\n", "", 1))
     assert any(p == "zone" and "required" in m for p, _, m in found), found
+
+
+@pytest.mark.parametrize(("old", "new", "path", "words"), [
+    ("request_interval: 1 ", "request_interval: .nan ", "checks.web.request_interval",
+     "finite number"),
+    ("request_interval: 1 ", "request_interval: .inf ", "checks.web.request_interval",
+     "finite number"),
+    ("zone: example.test.\n", "zone: example.test.\nplan: {max_delete_share: .nan}\n",
+     "plan.max_delete_share", "finite number"),
+    ("  - name: api.example.test.", "  - name: api_v2.example.test.", "records[0].name",
+     "not a host name (label 'api_v2')"),
+    ("  - name: api.example.test.", "  - name: -lead.example.test.", "records[0].name",
+     "BIND's check-names refuses it"),
+    ("  - name: api.example.test.", "  - name: a b.example.test.", "records[0].name",
+     "is not a name failover writes"),
+])
+def test_hostile_values_are_refused_by_name(old: str, new: str, path: str, words: str) -> None:
+    found = errors_of(broken(old, new))
+    assert any(p == path and words in m for p, _, m in found), found
+
+
+def test_a_cname_at_the_apex_is_refused() -> None:
+    text = CONTRACT_TEXT + """  - name: example.test.
+    type: CNAME
+    policy: failover
+    order: [us-east-1, eu-west-1]
+"""
+    found = errors_of(text)
+    assert any(p == "records[3].name" and "zone's apex" in m for p, _, m in found), found
+
+
+def test_a_secret_pasted_for_its_variable_name_is_not_echoed() -> None:
+    secret = "c2VjcmV0LXRoYXQtc2hvdWxkLW5ldmVyLWJlLXByaW50ZWQ="
+    with pytest.raises(ConfigError) as info:
+        parse_config(broken("secret_env: FAILOVER_TSIG_SECRET", f"secret_env: {secret}"))
+    assert "must name an environment variable" in str(info.value)
+    assert secret not in str(info.value) and secret[:12] not in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("a: &a [*a]\n", "an alias refers to a value that contains it"),
+    ("zone: " + "[" * 1000 + "]" * 1000 + "\n", "nested deeper than 64 levels"),
+    ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+     + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
+               for i in range(8)), "refused (an alias bomb?)"),
+])
+def test_yaml_that_would_run_away_is_refused(text: str, words: str) -> None:
+    found = errors_of(text)
+    assert any(words in m for _, _, m in found), found
+
+
+def test_a_config_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(CONTRACT_TEXT.encode().replace(b"zone: example.test.",
+                                                    b"zone: example.test. # caf\xe9"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    issue = info.value.issues[0]
+    assert "not UTF-8 text: byte 0xe9" in issue.message and issue.line == 4
+
+
+def test_ten_thousand_records_validate_with_the_c_loader() -> None:
+    import yaml
+
+    assert hasattr(yaml, "CSafeLoader")  # libyaml: without it, 10,000 records take 8 s
+    text = CONTRACT_TEXT + "".join(
+        f"  - {{name: r{i}.example.test., type: A, policy: failover, "
+        f"order: [us-east-1, eu-west-1]}}\n" for i in range(10_000))
+    assert len(parse_config(text).records) == 10_003
