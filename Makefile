@@ -37,6 +37,7 @@ bench: install system
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/dns_writes.py
 	$(BIN)/python bench/route53.py
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/failover.py
+	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/flood.py
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/scale.py
 
 clean:
