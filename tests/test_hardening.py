@@ -275,3 +275,70 @@ def test_a_read_only_state_starts_and_fails_over(env: Env) -> None:
         subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True, timeout=30)
         assert wait_for(lambda: _get(env, "/readyz")[0] == 200, timeout=90), env.log()
         assert proc.poll() is None
+
+
+def test_files_that_hold_secrets_are_private_from_the_start(env: Env) -> None:
+    for name in ("named.conf", "rndc.conf"):
+        assert stat.S_IMODE(os.stat(env.named.directory / name).st_mode) == 0o600, name
+
+
+def test_a_second_demo_in_a_directory_in_use_is_refused(tmp_path: Path) -> None:
+    from failover import demo
+
+    demo._claim(tmp_path)  # this process runs a demo there
+    try:
+        (tmp_path / "failover.yaml").write_text("# the running demo's config\n")
+        r = subprocess.run([sys.executable, "-m", "failover", "demo", "--dir", str(tmp_path)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        os.close(demo._held.pop())
+    assert r.returncode == 2 and f"in use by a running demo (PID {os.getpid()})" in r.stderr
+    assert (tmp_path / "failover.yaml").read_text() == "# the running demo's config\n"
+
+
+def test_history_is_pruned_by_age_and_count(tmp_path: Path) -> None:
+    from failover.state.sqlite import SqliteState
+    from failover.state.store import Event
+
+    state = SqliteState(tmp_path / "s.db")
+    try:
+        state.record([Event(float(t), "health", "x", f"event {t}") for t in range(100)])
+        assert state.prune(older_than=20.0, keep=1000) == 20
+        assert state.prune(older_than=0.0, keep=50) == 30
+        left = state.history(limit=1000)
+        assert [e.message for e in left] == [f"event {t}" for t in range(50, 100)]
+    finally:
+        state.close()
+
+
+def test_api_changes_carry_actor_reason_and_expiry(env: Env) -> None:
+    (env.dir / "token").write_text("s3cret-token\n")
+    env.config.write_text(env.config.read_text().replace(
+        f"listen: 127.0.0.1:{env.api_port}",
+        f"listen: 127.0.0.1:{env.api_port}\n  token_file: ./token"))
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    body = json.dumps({"region": "us-east-1", "reason": "db failover test", "by": "alice",
+                       "for": "3s"}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{env.api_port}/v1/drain", data=body,
+                                 method="POST", headers={"Authorization": "Bearer s3cret-token"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert json.loads(resp.read())["message"] == "us-east-1 drained"
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
+    assert wait_for(served_east(env), timeout=15), env.log()  # the expiry is honoured
+    events = json.loads(env.cli("history", "--json").stdout)
+    drained = next(e for e in events if e["message"].startswith("us-east-1 drained by"))
+    assert drained["detail"]["actor"] == "api token ./token for alice"
+    assert drained["detail"]["reason"] == "db failover test"
+    assert drained["detail"]["expires"] is not None
+
+
+def test_a_reload_that_moves_the_listener_is_refused(env: Env) -> None:
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.config.write_text(env.config.read_text().replace(
+        f"listen: 127.0.0.1:{env.api_port}", f"listen: 127.0.0.1:{free_port()}"))
+    os.kill(proc.pid, signal.SIGHUP)
+    assert wait_for(lambda: "reload_refused" in env.log(), timeout=10), env.log()
+    assert "controller.listen changed: a restart applies it" in env.log()
+    assert _get(env, "/healthz")[0] == 200
