@@ -46,6 +46,7 @@ def drain(cfg: Config, state: StateStore, region: str, *, why: str, now: float,
     """Force a region out of every answer. Raises InputError for an unknown region, or
     when a record would be left with no healthy region and `force` is not set."""
     _region(cfg, region)
+    _reason(why)
     left = stranded(cfg, state, {region}, now)
     if left and not force:
         raise InputError(f"draining {region} would leave {', '.join(left)} with no healthy "
@@ -77,6 +78,7 @@ def pin(cfg: Config, state: StateStore, name: str, region: str, *, why: str, now
     name = record_name(cfg, name)
     records = [r for r in cfg.records if r.name == name]
     _region(cfg, region)
+    _reason(why)
     if not any(region in cfg.record_regions(r) for r in records):
         raise InputError(f"{region} is not a region of {name}")
     if not force:
@@ -129,6 +131,15 @@ def record_name(cfg: Config, name: str) -> str:
     hint = f"; did you mean {', '.join(close)}?" if close else (
         f" (records: {', '.join(sorted(known)[:10])}{', ...' if len(known) > 10 else ''})")
     raise InputError(f"no record named {name}{hint}")
+
+
+REASON_LIMIT = 1024  # characters: a reason is a sentence, kept in every status and history
+
+
+def _reason(why: str) -> str:
+    if len(why) > REASON_LIMIT:
+        raise InputError(f"the reason is {len(why)} characters; at most {REASON_LIMIT}")
+    return why
 
 
 def _record(state: StateStore, now: float | None, subject: str, message: str, actor: str,
