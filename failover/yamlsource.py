@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,13 +45,15 @@ def load_yaml(text: str) -> YamlSource:
 
     Raises ConfigError-ready issues as a list via `YamlProblem`.
     """
+    _check_text(text)
     try:
         node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise YamlProblem([_yaml_issue(exc)]) from None
     if node is None:
         return YamlSource(data=None)
-    _check_shape(node)
+    if "&" in text:  # without anchors there are no aliases: only depth to bound
+        _check_shape(node)
     src = YamlSource(data=None)
     problems: list[ConfigIssue] = []
     constructor = yaml.SafeLoader("")
@@ -58,6 +61,9 @@ def load_yaml(text: str) -> YamlSource:
         src.data = _build(node, (), src.lines, problems, constructor)
     except yaml.YAMLError as exc:
         raise YamlProblem([_yaml_issue(exc)]) from None
+    except RecursionError:
+        raise YamlProblem([ConfigIssue("", f"nested deeper than {MAX_DEPTH} levels",
+                                       node.start_mark.line + 1)]) from None
     if problems:
         raise YamlProblem(problems)
     src.lines.setdefault((), node.start_mark.line + 1)
@@ -66,6 +72,44 @@ def load_yaml(text: str) -> YamlSource:
 
 MAX_DEPTH = 64  # nesting levels: a config needs about six
 MAX_EXPANSION = 100_000  # values aliases may add beyond 20 per value written
+
+
+MAX_TEXT = 64 * 1024 * 1024  # bytes of config: 50,000 records are about 5 MB
+MAX_INDENT = 1000  # leading spaces on a line
+_COMPACT = re.compile(rf"(?:[-?][ \t]+){{{MAX_DEPTH + 1},}}")
+_INDENT = re.compile(rf"^ {{{MAX_INDENT},}}", re.MULTILINE)
+_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def _check_text(text: str) -> None:
+    """Bound the nesting before the YAML composer sees the text: it recurses once per
+    level in C, and a few hundred kilobytes of '[' would overflow its stack (a crash,
+    not an error). Raises YamlProblem."""
+    def refuse(message: str, at: int) -> None:
+        raise YamlProblem([ConfigIssue("", message, text.count("\n", 0, at) + 1)])
+
+    if len(text) > MAX_TEXT:
+        refuse(f"the config is {len(text)} characters; at most {MAX_TEXT}", 0)
+    depth = 0
+    for i, c in enumerate(_BRACKETS.sub("", text)):
+        depth += 1 if c in "[{" else -1
+        if depth > MAX_DEPTH:
+            # where: the (MAX_DEPTH+1)th unclosed bracket, counted again in the text
+            refuse(f"nested deeper than {MAX_DEPTH} levels", _nth_bracket(text, i))
+    found = _COMPACT.search(text) or _INDENT.search(text)
+    if found is not None:
+        refuse(f"nested deeper than {MAX_DEPTH} levels" if found.re is _COMPACT else
+               f"indented {MAX_INDENT} spaces or more", found.start())
+
+
+def _nth_bracket(text: str, n: int) -> int:
+    seen = -1
+    for i, c in enumerate(text):
+        if c in "[]{}":
+            seen += 1
+            if seen == n:
+                return i
+    return 0
 
 
 def _check_shape(root: yaml.Node) -> None:

@@ -291,6 +291,9 @@ def test_a_secret_pasted_for_its_variable_name_is_not_echoed() -> None:
 @pytest.mark.parametrize(("text", "words"), [
     ("a: &a [*a]\n", "an alias refers to a value that contains it"),
     ("zone: " + "[" * 1000 + "]" * 1000 + "\n", "nested deeper than 64 levels"),
+    # deep enough to overflow the YAML composer's C stack (a crash) if it got that far
+    ("zone: " + "[" * 200_000 + "]" * 200_000 + "\n", "nested deeper than 64 levels"),
+    ("zone:\n" + "- " * 200_000 + "x\n", "nested deeper than 64 levels"),
     ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
      + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
                for i in range(8)), "refused (an alias bomb?)"),
