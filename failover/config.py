@@ -864,16 +864,18 @@ def _check_records(cfg: Config) -> Iterator[Issue]:
     region_issues: dict[tuple[object, ...], list[Issue]] = {}
     seen: dict[tuple[str, str], int] = {}
     types_at: dict[str, dict[str, int]] = {}
+    providers = {z.zone: z.provider.type for z in cfg.zone_specs}
     for i, rec in enumerate(cfg.records):
         at: tuple[str | int, ...] = ("records", i)
-        if cfg.zone_of(rec.name) is None:
+        zone = cfg.zone_of(rec.name)
+        if zone is None:
             yield ((*at, "name"), f"{rec.name} is outside the zone {zones}" if not cfg.zones
                    else f"{rec.name} is in none of the zones ({zones})")
         if rec.pool is not None and rec.pool not in cfg.pools:
             known = ", ".join(cfg.pools) or "none defined"
             yield ((*at, "pool"), f"no pool '{rec.pool}' (pools: {known})"
                    + _suggest(rec.pool, list(cfg.pools)))
-        bad = _name_problem(cfg, rec)
+        bad = _name_problem(rec, zone, providers.get(zone or ""))
         if bad is not None:
             yield ((*at, "name"), bad)
         key = (rec.name, rec.type)
@@ -903,14 +905,17 @@ def _check_records(cfg: Config) -> Iterator[Issue]:
 
 DNS_LABEL = re.compile(r"^[a-z0-9_-]{1,63}$")
 HOST_NAME_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+HOST_NAME = re.compile(r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+$")
 
 
-def _name_problem(cfg: Config, rec: Record) -> str | None:
+def _name_problem(rec: Record, zone: str | None, provider: str | None) -> str | None:
     """Why a record's name cannot be written, or None. Every provider: letters, digits,
     '-' and '_' per label ('*' alone as the first, a wildcard), and no CNAME at a zone's
     apex. RFC 2136 servers and zone files (BIND's check-names): an A or AAAA owner is a
     host name (no '_', no '-' at either end of a label), or BIND refuses the whole
     UPDATE it arrives in."""
+    if HOST_NAME.match(rec.name) and not (rec.type == "CNAME" and rec.name == zone):
+        return None  # the common case, in one match
     labels = rec.name.rstrip(".").split(".")
     for j, label in enumerate(labels):
         if not (DNS_LABEL.match(label) or (label == "*" and j == 0)):
@@ -919,14 +924,12 @@ def _name_problem(cfg: Config, rec: Record) -> str | None:
                      ", ".join(repr(c) for c in odd) or "its length")
             return (f"{rec.name} is not a name failover writes: label '{label}' has {shown} "
                     "(letters, digits, '-' and '_' only)")
-    zone = cfg.zone_of(rec.name)
     if zone is None:
         return None
     if rec.type == "CNAME" and rec.name == zone:
         return (f"{rec.name} is the zone's apex: a CNAME cannot sit there (beside the SOA "
                 "and NS records); use A/AAAA records, or your provider's alias record")
-    provider = next(z.provider for z in cfg.zone_specs if z.zone == zone)
-    if rec.type in ("A", "AAAA") and provider.type in ("bind", "zonefile"):
+    if rec.type in ("A", "AAAA") and provider in ("bind", "zonefile"):
         for j, label in enumerate(labels):
             if not HOST_NAME_LABEL.match(label) and not (label == "*" and j == 0):
                 return (f"{rec.name} is not a host name (label '{label}'): an {rec.type} "
