@@ -374,7 +374,12 @@ class Controller:
             # a reading taken in the background changes no decision: only one taken at
             # start or after an error (the ledger was empty) decides everything again
             if (full and self._drift is None) or self._decide or self._holding():
+                # health as it is now, taken with the flag cleared and no wait between: a
+                # flip during the read above (DNS slow or down) is in this snapshot, and
+                # one during the decide below sets the flag for the next tick
                 self._decide = False
+                now = self.clock()
+                snapshot = self.board.snapshot(now)
                 self._lat_decided = {eid: h.latency_ms for eid, h in snapshot.endpoints.items()
                                      if h.latency_ms is not None}
                 previous = self.decisions

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from failover.errors import InputError
 from failover.health import initial_snapshot
-from failover.state.store import Override, StateStore, as_overrides
+from failover.state.store import Override, OverrideKind, StateStore, as_overrides
 from policies import region_views
 
 if TYPE_CHECKING:
@@ -62,12 +62,7 @@ def restore(cfg: Config, state: StateStore, region: str, *, now: float | None = 
             actor: str | None = None, why: str = "") -> str:
     """Undo a drain. Raises InputError when the region is not drained."""
     _region(cfg, region)
-    if not state.clear_override("drain", region):
-        drained = [o.target for o in state.overrides() if o.kind == "drain"]
-        raise InputError(f"{region} is not drained (drained: {', '.join(drained) or 'none'})")
-    message = f"{region} restored"
-    _record(state, now, region, message, actor or who(), why, None, False)
-    return message
+    return _undo(state, "drain", region, "drained", "restored", now, actor, why)
 
 
 def pin(cfg: Config, state: StateStore, name: str, region: str, *, why: str, now: float,
@@ -102,12 +97,16 @@ def pin(cfg: Config, state: StateStore, name: str, region: str, *, why: str, now
 def unpin(cfg: Config, state: StateStore, name: str, *, now: float | None = None,
           actor: str | None = None, why: str = "") -> str:
     """Undo a pin. Raises InputError when the name is not pinned."""
-    name = record_name(cfg, name)
-    if not state.clear_override("pin", name):
-        pinned = [o.target for o in state.overrides() if o.kind == "pin"]
-        raise InputError(f"{name} is not pinned (pinned: {', '.join(pinned) or 'none'})")
-    message = f"{name} unpinned"
-    _record(state, now, name, message, actor or who(), why, None, False)
+    return _undo(state, "pin", record_name(cfg, name), "pinned", "unpinned", now, actor, why)
+
+
+def _undo(state: StateStore, kind: OverrideKind, target: str, was: str, done: str,
+          now: float | None, actor: str | None, why: str) -> str:
+    if not state.clear_override(kind, target):
+        held = [o.target for o in state.overrides() if o.kind == kind]
+        raise InputError(f"{target} is not {was} ({was}: {', '.join(held) or 'none'})")
+    message = f"{target} {done}"
+    _record(state, now, target, message, actor or who(), _reason(why), None, False)
     return message
 
 

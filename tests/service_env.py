@@ -68,6 +68,13 @@ class Env:
                                              http_port=self.http_port, east=EAST, west=WEST,
                                              failback=failback))
 
+    def add_token(self, token: str = "s3cret-token") -> None:
+        """Give the API a bearer token (from the file ./token)."""
+        (self.dir / "token").write_text(token + "\n")
+        self.config.write_text(self.config.read_text().replace(
+            f"listen: 127.0.0.1:{self.api_port}",
+            f"listen: 127.0.0.1:{self.api_port}\n  token_file: ./token"))
+
     def start_region(self, host: str, behaviour: str = "ok") -> None:
         self.stop_region(host)
         proc = subprocess.Popen([sys.executable, "-m", "failover.fleet", "-"], cwd=ROOT,

@@ -149,10 +149,7 @@ def test_run_once_writes_and_exits(env: Env) -> None:
 
 
 def test_api_changes_need_the_bearer_token(env: Env) -> None:
-    (env.dir / "token").write_text("s3cret-token\n")
-    env.config.write_text(env.config.read_text().replace(
-        f"listen: 127.0.0.1:{env.api_port}",
-        f"listen: 127.0.0.1:{env.api_port}\n  token_file: ./token"))
+    env.add_token()
     env.start_controller()
     assert wait_for(served_east(env)), env.log()
     url = f"http://127.0.0.1:{env.api_port}/v1/drain"

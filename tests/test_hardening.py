@@ -312,10 +312,7 @@ def test_history_is_pruned_by_age_and_count(tmp_path: Path) -> None:
 
 
 def test_api_changes_carry_actor_reason_and_expiry(env: Env) -> None:
-    (env.dir / "token").write_text("s3cret-token\n")
-    env.config.write_text(env.config.read_text().replace(
-        f"listen: 127.0.0.1:{env.api_port}",
-        f"listen: 127.0.0.1:{env.api_port}\n  token_file: ./token"))
+    env.add_token()
     env.start_controller()
     assert wait_for(served_east(env)), env.log()
     body = json.dumps({"region": "us-east-1", "reason": "db failover test", "by": "alice",

@@ -153,7 +153,7 @@ class SqliteState:
         """Why the file this store has open is no longer the one at its path (deleted or
         replaced under the controller), or None. Also re-creates a lock file deleted
         under a controller that holds the state."""
-        if self._lock_fd is not None and _inode(lock_path(self.path)) != _fd_inode(
+        if self._lock_fd is not None and _inode(lock_path(self.path)) != _inode(
                 self._lock_fd):
             self._release_lock()
             with contextlib.suppress(FailoverError):
@@ -302,17 +302,10 @@ class SqliteState:
         self._release_lock()
 
 
-def _inode(path: Path) -> tuple[int, int] | None:
+def _inode(where: Path | int) -> tuple[int, int] | None:
+    """The (device, inode) of a path or an open file descriptor; None when it is gone."""
     try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _fd_inode(fd: int) -> tuple[int, int] | None:
-    try:
-        st = os.fstat(fd)
+        st = os.stat(where)
     except OSError:
         return None
     return st.st_dev, st.st_ino
