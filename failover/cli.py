@@ -67,6 +67,46 @@ def schema() -> None:
     click.echo(json.dumps(config_json_schema(), indent=2))
 
 
+def _kept_state(cfg: Config) -> tuple[Any, dict[Any, Any], Any]:
+    """The controller's latest health snapshot, decisions and active overrides from its
+    state, when it has one (None, {}, no overrides otherwise)."""
+    from failover.state import open_state
+    from failover.state.store import as_overrides
+    from policies import Overrides
+
+    if not cfg.path(cfg.controller.state).exists():
+        return None, {}, Overrides()
+    state = open_state(cfg)
+    try:
+        return (state.load_health(), state.load_decisions(),
+                as_overrides(state.overrides(), time.time()))
+    finally:
+        state.close()
+
+
+def _served_as_previous(cfg: Config, actual: list[Any], now: float) -> dict[Any, Any]:
+    """For latency records, what DNS serves as if it were the last decision, so a plan
+    without the controller's measurements keeps it instead of proposing to move it."""
+    from policies.model import Decision
+
+    served = {(r.name, r.type): r.values for r in actual}
+    out = {}
+    for rec in cfg.records:
+        values = served.get((rec.name, rec.type))
+        if rec.policy != "latency" or not values:
+            continue
+        for region in cfg.record_regions(rec):
+            addresses = {ep.address.lower().rstrip(".") for _, ep in
+                         cfg.endpoints_of(region, rec.pool)}
+            if {v.lower().rstrip(".") for v in values} <= addresses:
+                out[(rec.name, rec.type)] = Decision(
+                    name=rec.name, type=rec.type, ttl=rec.ttl, policy="latency",
+                    regions=(region,), values=tuple(values), shares={region: 1.0},
+                    basis="health", reason="served", at=now)
+                break
+    return out
+
+
 def _parse_assume(cfg: Config, items: tuple[str, ...]) -> dict[str, bool]:
     assumed: dict[str, bool] = {}
     for item in items:
@@ -82,7 +122,28 @@ def _parse_assume(cfg: Config, items: tuple[str, ...]) -> dict[str, bool]:
     return assumed
 
 
-@cli.command()
+class PlanCommand(click.Command):
+    """`plan` exits 0 (no changes), 2 (changes pending) or 1 (any error, an invalid config
+    or bad arguments included), as `terraform plan -detailed-exitcode`, so a CI gate can
+    tell "changes" from "broken"."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            exc.exit_code = EXIT_FAILURE  # type: ignore[misc]  # this command's code
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, FailoverError) as exc:
+            exc.exit_code = EXIT_FAILURE  # type: ignore[misc]  # this command's code
+            raise
+
+
+@cli.command(cls=PlanCommand)
 @config_option
 @click.option("--assume", multiple=True, metavar="REGION=up|down",
               help="Plan as if every endpoint of REGION were up or down (repeatable).")
@@ -92,19 +153,27 @@ def _parse_assume(cfg: Config, items: tuple[str, ...]) -> dict[str, bool]:
 @click.option("--markdown", is_flag=True, help="Markdown, for CI comments.")
 def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool,
          markdown: bool) -> None:
-    """Show what the controller would write now; exit 0 when nothing, 2 when changes."""
+    """Show what the controller would write now: exit 0 no changes, 2 changes pending,
+    1 any error (an invalid config included).
+
+    Health and latency come from the controller's state when there is one (its latest
+    measurements and decisions); without one every endpoint counts as healthy and a
+    latency record keeps what DNS serves."""
     from failover import plan as planning
     from failover.dns import make_adapter
     from failover.health import assume_regions, initial_snapshot
     from failover.reconcile import plan_step, read_actual
-    from policies import Overrides
 
     if as_json and markdown:
         raise click.UsageError("choose one of --json and --markdown")
     cfg = _load(config_path)
     assumed = _parse_assume(cfg, assume)
     now = time.time()
-    snapshot = assume_regions(initial_snapshot(cfg, now), cfg, assumed, now)
+    kept, previous, overrides = _kept_state(cfg)
+    health = (f"health and latency from the controller's state ({now - kept.at:.0f} s old)"
+              if kept is not None else "no controller state: every endpoint counted healthy, "
+              "latency records keep what DNS serves")
+    snapshot = assume_regions(kept or initial_snapshot(cfg, now), cfg, assumed, now)
     kind = cfg.provider.type
     adapter = None
     if kind == "none":
@@ -119,11 +188,13 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
             source = f"provider {kind} is not read by this version: planned against an empty zone"
     actual = read_actual(cfg, adapter)
     native = adapter.native_routing if adapter is not None else kind == "route53"
-    step = plan_step(cfg, snapshot, Overrides(), {}, now, actual, ownership=kind != "none",
+    if kept is None:
+        previous = _served_as_previous(cfg, actual, now)
+    step = plan_step(cfg, snapshot, overrides, previous, now, actual, ownership=kind != "none",
                      native=native, decorate=adapter.decorate if adapter else None)
     changes, blocked, refused = step.changes, step.blocked, step.violations
     if as_json:
-        out = {**planning.to_json(changes), "provider": kind, "actual": source,
+        out = {**planning.to_json(changes), "provider": kind, "actual": source, "health": health,
                "assumed": {r: "up" if up else "down" for r, up in assumed.items()},
                "decisions": [d.to_dict() for d in step.decisions], "blocked": blocked,
                "refused": refused}
@@ -138,7 +209,7 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         for v in refused:
             click.echo(f"\n> **refused by safety guard:** {v}")
     else:
-        click.echo(f"zone {cfg.zone} (actual records {source})")
+        click.echo(f"zone {cfg.zone} (actual records {source}; {health})")
         for d in step.decisions:
             answer = ",".join(d.values) or "(no answer)"
             click.echo(f"  {d.name} {d.type} {d.policy}: {answer}\n      {d.reason}")

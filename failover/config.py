@@ -156,9 +156,10 @@ class TsigKey(Model):
 
 
 class BindProvider(Model):
-    """A BIND primary (or any RFC 2136 server) updated with TSIG-signed UPDATEs."""
+    """Any RFC 2136 primary (BIND, Knot DNS, PowerDNS...) updated with TSIG-signed
+    UPDATEs and read by AXFR; `rfc2136` and `bind` are the same provider."""
 
-    type: Literal["bind"]
+    type: Literal["rfc2136", "bind"]
     server: ipaddress.IPv4Address | ipaddress.IPv6Address
     port: Port = 53
     tsig: TsigKey | None = None
@@ -171,10 +172,14 @@ class ZonefileProvider(Model):
 
     type: Literal["zonefile"]
     path: str
-    reload: str | None = None  # a command; default: `<rndc> reload ZONE`
-    rndc: str = "rndc"  # the rndc command (with -s/-p/-c) for reload, freeze and thaw
-    freeze: bool = False  # a dynamic zone: rndc freeze before the edit, thaw after
-    checkzone: bool = True  # named-checkzone the new file before it replaces the old
+    # commands, with {zone} (no trailing dot) and {file} replaced; defaults are BIND's
+    reload: str | None = None  # default: `<rndc> reload {zone}`
+    rndc: str = "rndc"  # the rndc command (with -s/-p/-c) the BIND defaults use
+    freeze: bool = False  # a dynamic zone: freeze before the edit, thaw after
+    freeze_command: str | None = None  # default: `<rndc> freeze {zone}`
+    thaw_command: str | None = None  # default: `<rndc> thaw {zone}` (thaw reloads)
+    checkzone: bool = True  # check the new file before it replaces the old
+    check_command: str | None = None  # default: `named-checkzone -q {zone} {file}`
     server: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address("127.0.0.1")
     port: Port = 53  # where the zone is served, to confirm the new serial
     timeout: Seconds = 5.0  # for the reload to be served
@@ -651,7 +656,7 @@ def _pydantic_issue(err: Any, src: YamlSource) -> ConfigIssue:
         msg = f"unknown type '{ctx.get('tag')}': expected one of {ctx.get('expected_tags')}"
         loc = (*loc, "type")
     elif kind == "union_tag_not_found":
-        msg = "missing 'type' (bind, zonefile, route53 or none)"
+        msg = "missing 'type' (rfc2136 (or bind), zonefile, route53 or none)"
     elif kind == "literal_error":
         msg = f"must be one of {ctx.get('expected')}, got {err.get('input')!r}"
     elif kind.startswith("too_short") and ctx.get("min_length") == 1:
@@ -929,7 +934,7 @@ def _name_problem(rec: Record, zone: str | None, provider: str | None) -> str | 
     if rec.type == "CNAME" and rec.name == zone:
         return (f"{rec.name} is the zone's apex: a CNAME cannot sit there (beside the SOA "
                 "and NS records); use A/AAAA records, or your provider's alias record")
-    if rec.type in ("A", "AAAA") and provider in ("bind", "zonefile"):
+    if rec.type in ("A", "AAAA") and provider in ("rfc2136", "bind", "zonefile"):
         for j, label in enumerate(labels):
             if not HOST_NAME_LABEL.match(label) and not (label == "*" and j == 0):
                 return (f"{rec.name} is not a host name (label '{label}'): an {rec.type} "

@@ -210,3 +210,9 @@ async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: A
             api.stop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+    last = controller.last
+    if once and (last.error or last.refused):
+        # a CI job or a cron entry must see that DNS was not written as decided
+        why = last.error or ("refused by safety guards: " + "; ".join(last.refused)
+                             + " (--force applies it)")
+        raise FailoverError(f"the write failed: {why}")

@@ -51,6 +51,11 @@ def choose_latency(regions: Sequence[str], views: Mapping[str, RegionView],
             return Choice((current,), {current: 1.0}, serve([current], why + suffix),
                           basis="hold", hold_until=changed + min_hold)
     best_ms = views[best].latency_ms
+    if best_ms is None and previous is not None and current in live:
+        # nothing measured (a plan without the controller's measurements): keep the
+        # answer there is rather than move it to the config's first region
+        why = "no latency measured, keeping the current answer"
+        return Choice((current,), {current: 1.0}, serve([current], why + suffix))
     if best_ms is None:
         why = "no latency measured yet, first healthy region in order"
     else:

@@ -103,8 +103,20 @@ class BindAdapter:
             dns.query.inbound_xfr(self.server, zone, query, port=self.port,
                                   timeout=self.timeout, lifetime=self.timeout * 3)
         except dns.xfr.TransferError as exc:
+            if self.keyring is not None and exc.rcode == dns.rcode.NOTAUTH:
+                # PowerDNS answers a signed transfer with a wrong secret (or a key it does
+                # not have) NOTAUTH, unsigned: a key problem, not a transfer policy
+                raise DnsRejected(self._key_problem("transfer", "NOTAUTH")) from None
             raise _TransferRefused(f"zone transfer of {self.zone} refused by {self.where}: "
-                              f"{dns.rcode.to_text(exc.rcode)}") from None
+                                   f"{dns.rcode.to_text(exc.rcode)}") from None
+        except dns.tsig.PeerBadKey as exc:
+            # Knot answers BADKEY for a key it knows but whose acl does not allow transfer
+            # (and for a key it does not know): queries can still read the zone
+            raise _TransferRefused(self._tsig_message(exc)) from None
+        except dns.exception.FormError as exc:
+            if "requires a TSIG" in str(exc):
+                raise DnsRejected(self._key_problem("transfer", "an unsigned answer")) from None
+            raise DnsUnavailable(f"bad answer from {self.where}: {exc}") from None
         except (dns.tsig.PeerError, dns.tsig.BadTime) as exc:
             raise DnsRejected(self._tsig_message(exc)) from None
         except (dns.exception.Timeout, TimeoutError):
@@ -242,6 +254,10 @@ class BindAdapter:
         if rcode == dns.rcode.REFUSED:
             raise _Refused(f"update of {self.zone} refused by {self.where}: {text} (is the "
                            "TSIG key allowed to update this zone?)", text)
+        if rcode == dns.rcode.NOTIMP:
+            raise DnsRejected(f"{self.where} does not take dynamic updates for {self.zone} "
+                              "(NOTIMP): its backend cannot write (PowerDNS: the bind backend; "
+                              "use a database backend such as gsqlite3, or provider zonefile)")
         if rcode in (dns.rcode.NOTAUTH, dns.rcode.NOTZONE):
             raise DnsRejected(f"update of {self.zone} refused by {self.where}: {text}"
                               + (" (is the TSIG key allowed to update this zone?)"
@@ -255,13 +271,24 @@ class BindAdapter:
             return {}
         return {"keyring": self.keyring, "keyname": self.keyname}
 
+    def _key_problem(self, operation: str, answer: str) -> str:
+        """A signed request answered as a key problem, naming what to check (never the
+        secret)."""
+        key = self.keyname.to_text() if self.keyname else "(none)"
+        return (f"{self.where} answered the TSIG-signed {operation} of {self.zone} with "
+                f"{answer}: it does not accept key {key} (a wrong secret, a key it does not "
+                f"have, or a key not allowed to {operation}); check provider.tsig and the "
+                "server's key (PowerDNS: pdnsutil import-tsig-key and the zone's "
+                "TSIG-ALLOW-AXFR / TSIG-ALLOW-DNSUPDATE metadata)")
+
     def _tsig_message(self, exc: Exception) -> str:
         key = self.keyname.to_text() if self.keyname else "(none)"
         if isinstance(exc, dns.tsig.PeerBadTime | dns.tsig.BadTime):
             # TSIG signs the time: the two clocks must agree within the fudge (300 s)
             return (f"{self.where} rejected TSIG key {key} (BADTIME): this host's clock and "
                     "the server's differ by more than 300 s; check that both keep time (NTP)")
-        kind = {dns.tsig.PeerBadKey: "BADKEY: it does not know the key",
+        kind = {dns.tsig.PeerBadKey: "BADKEY: unknown key, or key not allowed this "
+                                     "operation (Knot: the acl's action)",
                 dns.tsig.PeerBadSignature: "BADSIG: the secret does not match"}
         why = next((v for k, v in kind.items() if isinstance(exc, k)), str(exc))
         return f"{self.where} rejected TSIG key {key} ({why}): check provider.tsig"
@@ -309,6 +336,12 @@ class _Stream:
             raise DnsRejected(self.adapter._tsig_message(exc)) from None
         except dns.message.UnknownTSIGKey:
             raise DnsRejected(f"{self.where} answered with a TSIG key we do not know") from None
+        except dns.exception.FormError as exc:
+            self._close()
+            if "requires a TSIG" in str(exc):  # PowerDNS: REFUSED, unsigned, to a bad key
+                raise DnsRejected(self.adapter._key_problem("update", "an unsigned answer")
+                                  ) from None
+            raise DnsUnavailable(f"bad answer from {self.where}: {exc}") from None
         except (dns.exception.Timeout, TimeoutError):
             self._close()
             raise DnsUnavailable(f"no answer from {self.where} within {self.timeout:g} s") from None

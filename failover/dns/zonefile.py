@@ -133,7 +133,12 @@ class ZonefileAdapter:
         self.path = path
         self.server = str(provider.server)
         self.port = provider.port
-        self.rndc = shlex.split(provider.rndc)
+        rndc = provider.rndc
+        self.commands = {
+            "freeze": provider.freeze_command or f"{rndc} freeze {{zone}}",
+            "thaw": provider.thaw_command or f"{rndc} thaw {{zone}}",
+            "reload": provider.reload or f"{rndc} reload {{zone}}",
+            "check": provider.check_command or "named-checkzone -q {zone} {file}"}
 
     def prepare(self) -> None:
         """Nothing to set up before a write."""
@@ -178,12 +183,25 @@ class ZonefileAdapter:
         except OSError as exc:
             raise DnsError(f"cannot read zone file {self.path}: {exc.strerror}") from None
 
-    def _refuse_dynamic(self) -> None:
+    def _refuse_dynamic(self, text: str | None = None) -> None:
+        """Refuse to edit the file of a zone that takes dynamic updates: BIND's journal
+        beside the file, or (any server: Knot keeps its journal elsewhere) a served
+        serial ahead of the file's, which means changes live outside the file."""
         journal = Path(f"{self.path}.jnl")
-        if journal.exists():
-            raise DnsError(f"{self.zone} is a dynamic zone ({journal} exists): editing its file "
-                           "would lose updates; set provider.freeze: true, or use provider "
-                           "bind (RFC 2136) instead")
+        why = f"{journal} exists" if journal.exists() else None
+        if why is None:
+            lines = (text if text is not None else self._text()).splitlines(keepends=True)
+            soa = next((e for e in scan(lines, self.zone) if e.type == "SOA"), None)
+            served_serial = soa_serial(self.server, self.port, self.zone, self.provider.timeout)
+            if soa is not None and served_serial is not None:
+                mine = file_serial(soa, lines)
+                if served_serial != mine and (served_serial - mine) % 2**32 < 2**31:
+                    why = (f"{self.server}:{self.port} serves serial {served_serial}, ahead "
+                           f"of the file's {mine}")
+        if why is not None:
+            raise DnsError(f"{self.zone} is a dynamic zone ({why}): editing its file would "
+                           "lose updates; set provider.freeze: true (with freeze_command and "
+                           "thaw_command for your server), or use provider rfc2136 instead")
 
     # ----------------------------------------------------------------------- write
 
@@ -198,10 +216,9 @@ class ZonefileAdapter:
         if not changes:
             return report
         start = time.monotonic()
-        zone = self.zone.rstrip(".")
         frozen = False
         if self.provider.freeze:
-            self._rndc("freeze", zone)
+            self._command("freeze")
             frozen = True
             self._wait_file_synced()
         else:
@@ -219,14 +236,9 @@ class ZonefileAdapter:
             self._replace(new_text)
         except BaseException:
             if frozen:
-                self._rndc("thaw", zone)
+                self._command("thaw")
             raise
-        if frozen:
-            self._rndc("thaw", zone)  # thaw reloads the file
-        elif self.provider.reload:
-            self._run(shlex.split(self.provider.reload), "reload")
-        else:
-            self._rndc("reload", zone)
+        self._command("thaw" if frozen else "reload")  # BIND's thaw reloads the file
         report.messages = 1
         report.applied_s = time.monotonic() - start
         self._wait_serial(serial)
@@ -279,18 +291,22 @@ class ZonefileAdapter:
         with tempfile.NamedTemporaryFile("w", dir=self.path.parent, suffix=".check",
                                          delete=False) as tmp:
             tmp.write(text)
+        argv = self._argv("check", tmp.name)
         try:
-            result = subprocess.run(["named-checkzone", "-q", self.zone, tmp.name],
-                                    capture_output=True, text=True, timeout=60, check=False)
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                                    check=False)
             if result.returncode != 0:
-                detail = subprocess.run(["named-checkzone", self.zone, tmp.name],
-                                        capture_output=True, text=True, timeout=60,
-                                        check=False).stdout.strip()
-                raise DnsError(f"named-checkzone rejected the new {self.path}; the old file "
-                               f"is kept: {detail}")
+                detail = (result.stdout + result.stderr).strip()
+                if not detail and argv[0].endswith("named-checkzone"):  # -q says nothing
+                    detail = subprocess.run([a for a in argv if a != "-q"],
+                                            capture_output=True, text=True, timeout=60,
+                                            check=False).stdout.strip()
+                raise DnsError(f"{argv[0]} rejected the new {self.path}; the old file is "
+                               f"kept: {detail}")
         except FileNotFoundError:
-            raise DnsError("named-checkzone is not installed (bind9-utils); set "
-                           "provider.checkzone: false to skip the check") from None
+            raise DnsError(f"{argv[0]} is not installed (for BIND: bind9-utils); set "
+                           "provider.check_command, or provider.checkzone: false to skip "
+                           "the check") from None
         finally:
             os.unlink(tmp.name)
 
@@ -320,9 +336,9 @@ class ZonefileAdapter:
             if soa is not None and file_serial(soa, lines) == served_serial:
                 return
             if time.monotonic() > deadline:
-                self._rndc("thaw", self.zone.rstrip("."))
+                self._command("thaw")
                 raise DnsUnavailable(f"{self.path} was not synced with the served zone "
-                                     f"{self.provider.timeout:g} s after rndc freeze")
+                                     f"{self.provider.timeout:g} s after the freeze")
             time.sleep(0.005)
 
     def _wait_serial(self, serial: int) -> None:
@@ -337,8 +353,14 @@ class ZonefileAdapter:
                                      "after the reload")
             time.sleep(0.005)
 
-    def _rndc(self, *args: str) -> None:
-        self._run([*self.rndc, *args], f"rndc {args[0]}")
+    def _argv(self, what: str, file: str | None = None) -> list[str]:
+        """A configured command as arguments, {zone} and {file} replaced."""
+        zone, path = self.zone.rstrip("."), file or str(self.path)
+        return [a.replace("{zone}", zone).replace("{file}", path)
+                for a in shlex.split(self.commands[what])]
+
+    def _command(self, what: str) -> None:
+        self._run(self._argv(what), what)
 
     def _run(self, argv: list[str], what: str) -> None:
         try:
