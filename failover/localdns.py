@@ -92,6 +92,10 @@ class LocalNamed:
     host: str = "127.0.0.1"
     primary: LocalNamed | None = field(default=None, repr=False)  # set on a secondary
     secondaries: list[LocalNamed] = field(default_factory=list)
+    # a second key, allowed to transfer the zone but not to update it
+    other_name: str = "other-key"
+    other_secret: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode(),
+                              repr=False)
 
     @classmethod
     def start(cls, directory: Path, *, dynamic_zone: str = "example.test.",
@@ -197,10 +201,11 @@ options {{
     notify no;
     notify-delay 0;
     dnssec-validation no;
-    allow-transfer {{ key "{self.tsig_name}"; }};
+    allow-transfer {{ key "{self.tsig_name}"; key "{self.other_name}"; }};
     minimal-responses yes;
 }};
 key "{self.tsig_name}" {{ algorithm hmac-sha256; secret "{self.tsig_secret}"; }};
+key "{self.other_name}" {{ algorithm hmac-sha256; secret "{self.other_secret}"; }};
 key "rndc-key" {{ algorithm hmac-sha256; secret "{rndc_secret}"; }};
 controls {{
     inet 127.0.0.1 port {self.rndc_port} allow {{ 127.0.0.1; }} keys {{ "rndc-key"; }};

@@ -252,16 +252,16 @@ class BindAdapter:
             raise DnsConflict(f"{self.zone} changed since it was read ({text} from {self.where}):"
                               " reading again and re-planning")
         if rcode == dns.rcode.REFUSED:
-            raise _Refused(f"update of {self.zone} refused by {self.where}: {text} (is the "
-                           "TSIG key allowed to update this zone?)", text)
+            key = self.keyname.to_text() if self.keyname else "(no key)"
+            raise _Refused(f"update of {self.zone} refused by {self.where}: {text} (is TSIG "
+                           f"key {key} allowed to update this zone? BIND: allow-update or "
+                           "update-policy; PowerDNS: TSIG-ALLOW-DNSUPDATE)", text)
         if rcode == dns.rcode.NOTIMP:
             raise DnsRejected(f"{self.where} does not take dynamic updates for {self.zone} "
                               "(NOTIMP): its backend cannot write (PowerDNS: the bind backend; "
                               "use a database backend such as gsqlite3, or provider zonefile)")
         if rcode in (dns.rcode.NOTAUTH, dns.rcode.NOTZONE):
-            raise DnsRejected(f"update of {self.zone} refused by {self.where}: {text}"
-                              + (" (is the TSIG key allowed to update this zone?)"
-                                 if rcode == dns.rcode.REFUSED else ""))
+            raise DnsRejected(f"update of {self.zone} refused by {self.where}: {text}")
         raise DnsUnavailable(f"update of {self.zone} failed at {self.where}: {text}")
 
     # ------------------------------------------------------------------------ tsig
