@@ -27,7 +27,8 @@ config_option = click.option(
 def cli() -> None:
     """failover: multi-region DNS failover with Route 53-style health checks.
 
-    Exit codes: 0 ok, 1 runtime failure, 2 invalid input (or, for plan, changes pending).
+    Exit codes: 0 ok, 1 runtime failure, 2 invalid input; plan: 0 no changes, 2 changes
+    pending, 1 any error (as terraform plan -detailed-exitcode).
     """
 
 
