@@ -571,6 +571,7 @@ class Controller:
         if urgent:
             self._urgent -= set(names)
         tick.applied += len(written.changes)
+        self.metrics.dns_write.observe(report.applied_s)
         for c in written.changes:
             self.metrics.dns_changes.labels(c.action).inc()
         if urgent:
@@ -669,6 +670,8 @@ class Controller:
                     failback_hold and prev.basis != "hold"):
                 self.event("decision", f"{d.name} {d.type}", d.reason,
                            {"values": list(d.values), "basis": d.basis})
+            if prev is not None and prev.values != d.values:
+                self.metrics.answer_changes.inc()
             if prev is None or prev.values != d.values or prev.basis != d.basis or (
                     prev.tier != d.tier or prev.usable != d.usable):
                 changed = True
@@ -700,6 +703,11 @@ class Controller:
         for kind in ("drain", "pin"):
             m.overrides.labels(kind).set(sum(1 for o in overrides
                                              if o.kind == kind and o.active(now)))
+        m.override_started.clear()
+        for o in overrides:
+            if o.active(now):
+                m.override_started.labels(o.kind, o.target).set(o.at)
+        m.unserved.set(len(self._urgent) + len(self._backlog))
         kinds = {"owned by another controller": 0, "no marker": 0, "cannot be written": 0}
         for why in self._blocked.values():
             kinds["owned by another controller" if why.startswith("owned by") else

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+# no `_created` series: they double the exposition and no dashboard or alert reads them
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
@@ -35,6 +45,19 @@ class Metrics:
                                ["kind"], registry=r)
         self.ready = Gauge("failover_ready", "1 once the first full probe round is done.",
                            registry=r)
+        self.answer_changes = Counter("failover_answer_changes",
+                                      "Records whose decided answer changed (failovers, "
+                                      "failbacks, drains, pins).", registry=r)
+        self.unserved = Gauge("failover_names_unserved",
+                              "Names whose decided answer is not yet written to DNS.",
+                              registry=r)
+        self.dns_write = Histogram("failover_dns_write_seconds",
+                                   "From sending a write to the server acknowledging it.",
+                                   registry=r, buckets=(.005, .01, .025, .05, .1, .25, .5, 1,
+                                                        2.5, 5, 10))
+        self.override_started = Gauge("failover_override_started_timestamp_seconds",
+                                      "When each active override was set (epoch seconds).",
+                                      ["kind", "target"], registry=r)
         self.state_errors = Counter("failover_state_errors",
                                     "Failed reads and writes of the state store.", ["op"],
                                     registry=r)
