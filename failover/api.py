@@ -1,9 +1,10 @@
 """The controller's HTTP endpoint: health, readiness, status, metrics, overrides.
 
-GET /healthz (the loop is alive), /readyz (ready and not degraded, with the reasons),
-/status (JSON), /metrics (Prometheus). POST /v1/drain, /v1/restore, /v1/pin, /v1/unpin
-change overrides and need `Authorization: Bearer <token>` (controller.token_env /
-token_file); without a configured token they are refused.
+GET / (the status page, HTML), /healthz (the loop is alive), /readyz (ready and not
+degraded, with the reasons), /status (JSON), /metrics (Prometheus). POST /v1/drain,
+/v1/restore, /v1/pin, /v1/unpin change overrides and need `Authorization: Bearer
+<token>` (controller.token_env / token_file); without a configured token they are
+refused.
 
 It is served on the controller's event loop (asyncio protocol + llhttp, no thread per
 connection), because a flood of connections must not take the interpreter from the
@@ -42,6 +43,7 @@ HEADER_LIMIT = 16 * 1024
 BODY_LIMIT = 16 * 1024
 REASON_LIMIT = 1024
 ACTIONS = ("drain", "restore", "pin", "unpin")
+PAGE_REFRESH = 2.0  # seconds a built status page is served again
 
 
 class Published:
@@ -165,6 +167,8 @@ class ApiServer:
         self.open: dict[_Connection, None] = {}  # in arrival order: the oldest first
         self.dropped = 0  # connections dropped for the cap or a timeout
         self._server: asyncio.Server | None = None
+        self._page_at: tuple[float, bytes] | None = None
+        self._page_building: asyncio.Future[bytes] | None = None
 
     @property
     def port(self) -> int:
@@ -208,11 +212,13 @@ class ApiServer:
             if method != "POST":
                 return _error(405, f"{path} takes POST", {"Allow": "POST"})
             return await self._post(path, headers, body)
-        if path not in ("/healthz", "/readyz", "/status", "/metrics"):
+        if path not in ("/", "/healthz", "/readyz", "/status", "/metrics"):
             return _error(404, f"no such path {path}")
         if method not in ("GET", "HEAD"):
             return _error(405, f"{path} takes GET", {"Allow": "GET, HEAD"})
         p = self.published
+        if path == "/":
+            return Reply(200, await self._page(), "text/html; charset=utf-8")
         if path == "/healthz":
             fresh = time.monotonic() - p.at < STALE_AFTER
             return Reply(200 if fresh else 503, b"ok\n" if fresh else b"stalled\n", "text/plain")
@@ -229,6 +235,18 @@ class ApiServer:
         exposition = await asyncio.get_running_loop().run_in_executor(
             None, self.controller.metrics.render)
         return Reply(200, exposition, "text/plain; version=0.0.4; charset=utf-8")
+
+    async def _page(self) -> bytes:
+        """The status page, built on a thread at most every PAGE_REFRESH seconds however
+        many ask (a refreshing browser on every laptop of an incident call)."""
+        if self._page_at is not None and time.monotonic() - self._page_at[0] < PAGE_REFRESH:
+            return self._page_at[1]
+        if self._page_building is None or self._page_building.done():
+            make = self.controller.page_maker()
+            self._page_building = asyncio.get_running_loop().run_in_executor(None, make)
+        body = await asyncio.shield(self._page_building)
+        self._page_at = (time.monotonic(), body)
+        return body
 
     async def _post(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
         action = path.removeprefix("/v1/")

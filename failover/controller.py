@@ -839,6 +839,30 @@ class Controller:
 
         return make
 
+    def page_maker(self) -> Callable[[], bytes]:
+        """The status page (failover.page) by a function to run on a thread: what DNS
+        holds is copied here, on the loop; /status, the history and the HTML there."""
+        from failover import page
+
+        make_status = self.status_maker()
+        state, now = self.state, self.clock()
+        served: dict[tuple[str, str], list[str]] = {}
+        for sets in (self.ledger.actual or {}).values():
+            for (name, rtype, _), rs in sets.items():
+                served.setdefault((name, rtype), []).extend(rs.values)
+
+        def make() -> bytes:
+            status = json.loads(make_status())
+            try:
+                events = state.history(limit=50)
+                decisions = state.history(since=now - 86400, kind="decision", limit=20_000)
+            except FailoverError as exc:  # the page still shows what the controller holds
+                status.setdefault("problems", []).append(f"history unavailable: {exc}")
+                events, decisions = [], []
+            return page.render(status, events, decisions, served, now)
+
+        return make
+
     def status_due(self, built_at: float, version: int) -> bool:
         """Whether /status built at `built_at` (steady clock) from `version` is stale:
         something it shows changed, or STATUS_REFRESH passed (health details, times)."""

@@ -1,0 +1,198 @@
+"""The status page at `/`: what an on-call person looks at during an incident.
+
+Server-rendered HTML from the data /status has (regions, endpoints, overrides, records,
+problems) plus the history (the last 50 events, and the last hour of decisions drawn as
+an inline SVG timeline per record that changed). No JavaScript, no external assets: it
+works offline, refreshes itself every 5 s and reads on a phone.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from failover.state.store import Event
+
+WINDOW = 3600.0  # seconds of timeline
+MAX_RECORDS = 500  # rows in the records table; /status has them all
+MAX_TIMELINES = 50
+PALETTE = ("#2e7d32", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#5d4037")
+
+CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:0;padding:12px;color:#222;background:#fafafa}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:18px 0 6px}
+table{border-collapse:collapse;width:100%;background:#fff}
+td,th{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
+th{background:#f0f0f0}.ok{color:#2e7d32;font-weight:600}.bad{color:#c62828;font-weight:700}
+.drained{color:#ef6c00;font-weight:700}.muted{color:#777}.box{padding:8px 10px;margin:8px 0;
+border-radius:4px}.alert{background:#ffebee;border:1px solid #ef9a9a}.fine{background:#e8f5e9;
+border:1px solid #a5d6a7}.wrap{overflow-x:auto}code{font-size:12px}
+svg text{font:11px system-ui,sans-serif}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _when(at: float | None, now: float) -> str:
+    if not at:
+        return ""
+    ago = max(0.0, now - at)
+    span = f"{ago:.0f} s" if ago < 120 else f"{ago / 60:.0f} min" if ago < 7200 else (
+        f"{ago / 3600:.1f} h")
+    return f"{time.strftime('%H:%M:%S', time.gmtime(at))}Z ({span} ago)"
+
+
+def render(status: Mapping[str, Any], events: Sequence[Event],
+           decisions: Sequence[Event], served: Mapping[tuple[str, str], Sequence[str]],
+           now: float) -> bytes:
+    """The page, from /status's data, the newest events (newest last) and the decision
+    events of the window (oldest first)."""
+    out = ["<!doctype html><html lang=en><head><meta charset=utf-8>",
+           '<meta name=viewport content="width=device-width,initial-scale=1">',
+           '<meta http-equiv=refresh content=5>',
+           f"<title>failover: {_e(status.get('zone'))}</title><style>{CSS}</style></head><body>"]
+    zones = ", ".join(z["zone"] for z in status.get("zones", [])) or status.get("zone", "")
+    ready = status.get("ready")
+    problems = status.get("problems") or []
+    out.append(f"<h1>failover: {_e(zones)}</h1><div class=muted>provider "
+               f"{_e(status.get('provider'))}; at {_when(now, now)}"
+               f"{'; DRY RUN' if status.get('dry_run') else ''}</div>")
+    if not ready:
+        out.append("<div class='box alert'>not ready: waiting for the first probe round</div>")
+    elif problems:
+        out.append("<div class='box alert' id=problems><b>degraded</b><ul>" + "".join(
+            f"<li>{_e(p)}</li>" for p in problems) + "</ul></div>")
+    else:
+        out.append("<div class='box fine' id=problems>ready: nothing degraded</div>")
+    last = status.get("last_tick") or {}
+    if last.get("error"):
+        out.append(f"<div class='box alert'>last tick's error: {_e(last['error'])}</div>")
+    out += _regions(status, now)
+    out += _overrides(status, now)
+    if status.get("not_written"):
+        out.append("<h2>Names it may not write</h2><table><tr><th>name<th>why")
+        out += [f"<tr><td>{_e(n['name'])}<td>{_e(n['why'])}" for n in status["not_written"]]
+        out.append("</table>")
+    out += _records(status, served)
+    out += _timelines(status, decisions, now)
+    out.append("<h2>Last events</h2><div class=wrap><table><tr><th>when<th>kind<th>what")
+    out += [f"<tr><td>{_when(e.at, now)}<td>{_e(e.kind)}<td>{_e(e.message)}"
+            for e in reversed(events)]
+    out.append("</table></div><p class=muted>JSON: <a href=/status>/status</a>, "
+               "metrics: <a href=/metrics>/metrics</a></p></body></html>")
+    return "\n".join(out).encode()
+
+
+def _regions(status: Mapping[str, Any], now: float) -> list[str]:
+    out = ["<h2>Regions</h2><div class=wrap><table id=regions><tr><th>region<th>state"
+           "<th>endpoints"]
+    for name, region in status.get("regions", {}).items():
+        state = ("<span class=drained>DRAINED</span>" if region["drained"] else
+                 "<span class=ok>healthy</span>" if region["healthy"] else
+                 "<span class=bad>UNHEALTHY</span>")
+        eps = "<br>".join(
+            f"{_e(ep['id'])}: " + ("<span class=ok>healthy</span>" if ep["healthy"] else
+                                  "<span class=bad>unhealthy</span>")
+            + (f" since {_when(ep['since'], now)}" if ep.get("since") else "")
+            + (f" <span class=muted>{_e(ep['reason'])}</span>" if ep.get("reason") else "")
+            for ep in region["endpoints"])
+        out.append(f"<tr data-region='{_e(name)}'><td>{_e(name)}<td>{state}<td>{eps}")
+    out.append("</table></div>")
+    return out
+
+
+def _overrides(status: Mapping[str, Any], now: float) -> list[str]:
+    active = [o for o in status.get("overrides", []) if o.get("active")]
+    if not active:
+        return ["<h2>Overrides</h2><p class=muted>none</p>"]
+    out = ["<h2>Overrides</h2><div class=wrap><table id=overrides><tr><th>what<th>who"
+           "<th>why<th>since<th>expires"]
+    for o in active:
+        what = (f"drain {o['region']}" if o["kind"] == "drain" else
+                f"pin {o['target']} to {o['region']}" if o["kind"] == "pin" else
+                f"drill: checks of {o['region']} made to fail")
+        out.append(f"<tr><td>{_e(what)}<td>{_e(o['who'])}<td>{_e(o['why'])}"
+                   f"<td>{_when(o['at'], now)}<td>"
+                   f"{_when(o['expires'], now).split(' (')[0] if o.get('expires') else 'never'}")
+    out.append("</table></div>")
+    return out
+
+
+def _records(status: Mapping[str, Any], served: Mapping[tuple[str, str], Sequence[str]]
+             ) -> list[str]:
+    records = status.get("records", [])
+    out = [f"<h2>Records ({len(records)})</h2><div class=wrap><table id=records><tr>"
+           "<th>name<th>type<th>policy<th>desired<th>in DNS<th>why"]
+    for r in records[:MAX_RECORDS]:
+        want = sorted(r.get("desired", []))
+        have = served.get((r["name"], r["type"]))
+        shown = "unknown" if have is None else ", ".join(sorted(have)) or "-"
+        differs = have is not None and sorted(have) != want
+        out.append(f"<tr><td>{_e(r['name'])}<td>{_e(r['type'])}<td>{_e(r['policy'])}"
+                   f"<td>{_e(', '.join(want) or '-')}"
+                   f"<td{' class=bad' if differs else ''}>{_e(shown)}"
+                   f"{' (differs)' if differs else ''}<td>{_e(r.get('reason', ''))}")
+    if len(records) > MAX_RECORDS:
+        out.append(f"<tr><td colspan=6 class=muted>and {len(records) - MAX_RECORDS} more: "
+                   "see /status")
+    out.append("</table></div>")
+    return out
+
+
+def _timelines(status: Mapping[str, Any], decisions: Sequence[Event], now: float
+               ) -> list[str]:
+    """One bar per record that changed answer in the window: who answered when, and a
+    mark at each change."""
+    start = now - WINDOW
+    changes: dict[str, list[tuple[float, str]]] = {}
+    for e in decisions:
+        values = ",".join(e.detail.get("values", [])) or "(no answer)"
+        changes.setdefault(e.subject, []).append((e.at, values))
+    moved = {s: c for s, c in changes.items() if any(at >= start for at, _ in c)}
+    out = ["<h2>Last hour</h2>"]
+    if not moved:
+        return [*out, "<p class=muted id=timeline>no answer changed in the last hour</p>"]
+    colors: dict[str, str] = {}
+    width, left, row = 900, 190, 34
+    subjects = sorted(moved)[:MAX_TIMELINES]
+    height = row * len(subjects) + 24
+    svg = [f"<div class=wrap><svg id=timeline viewBox='0 0 {width} {height}' width='100%' "
+           f"role=img aria-label='answers over the last hour'>"]
+    span = width - left - 10
+
+    def x(at: float) -> float:
+        return left + span * (max(start, min(now, at)) - start) / WINDOW
+
+    for i, subject in enumerate(subjects):
+        y = 8 + i * row
+        svg.append(f"<text x=0 y={y + 14}>{_e(subject)}</text>")
+        points = sorted(moved[subject])
+        before = [p for p in points if p[0] < start]
+        inside = [p for p in points if p[0] >= start]
+        segments = ([(start, before[-1][1])] if before else []) + inside
+        for j, (at, values) in enumerate(segments):
+            end = segments[j + 1][0] if j + 1 < len(segments) else now
+            color = colors.setdefault(values, PALETTE[len(colors) % len(PALETTE)])
+            svg.append(f"<rect x={x(at):.1f} y={y} width={max(1.0, x(end) - x(at)):.1f} "
+                       f"height=18 fill='{color}'><title>{_e(values)} from "
+                       f"{_when(at, now)}</title></rect>")
+            if at >= start and (j > 0 or before):
+                svg.append(f"<line class=failover x1={x(at):.1f} x2={x(at):.1f} y1={y - 3} "
+                           f"y2={y + 21} stroke='#c62828' stroke-width=2>"
+                           f"<title>changed to {_e(values)} at {_when(at, now)}</title></line>")
+    axis = height - 6
+    for k in range(7):
+        at = start + k * WINDOW / 6
+        anchor = "start" if k == 0 else "end" if k == 6 else "middle"
+        svg.append(f"<text x={x(at):.1f} y={axis} text-anchor={anchor}>"
+                   f"{time.strftime('%H:%M', time.gmtime(at))}Z</text>")
+    svg.append("</svg></div>")
+    legend = " ".join(f"<span style='color:{c}'>&#9632;</span> {_e(v)}"
+                      for v, c in colors.items())
+    more = len(moved) - len(subjects)
+    return [*out, *svg, f"<p class=muted>{legend}; red marks: answer changes"
+            + (f"; and {more} more records changed" if more > 0 else "") + "</p>"]
