@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,9 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
 
 config_option = click.option(
-    "--config", "config_path", required=True, metavar="FILE", envvar="FAILOVER_CONFIG",
-    type=click.Path(dir_okay=False, path_type=str),
-    help="The failover config (YAML); or set FAILOVER_CONFIG.")
+    "--config", "config_path", required=not os.environ.get("FAILOVER_CONFIG"), metavar="FILE",
+    envvar="FAILOVER_CONFIG", show_envvar=True, type=click.Path(dir_okay=False, path_type=str),
+    help="The failover config (YAML); optional when FAILOVER_CONFIG is set.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,6 +51,9 @@ def validate(config_path: str) -> None:
         (len(cfg.records), "record"), (len(cfg.regions), "region"), (endpoints, "endpoint"),
         (len(cfg.checks), "check template")))
     click.echo(f"{config_path}: ok: zone {cfg.zone}, provider {cfg.provider.type}, {counts}")
+    exposed = cfg.controller.exposed()
+    if exposed:
+        click.echo(f"warning: {exposed}", err=True)
     try:
         cfg.tsig_secret()
     except SecretError as exc:
@@ -308,16 +312,25 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
     try:
         snapshot = state.load_health() or initial_snapshot(cfg, now)
         decisions = list(state.load_decisions().values())
-        served = None
+        served: dict[tuple[str, str], list[str]] | None = None
+        unknown: str | None = None
         if not no_read:
-            adapter = adapter_for(cfg)
-            if adapter is not None:
-                served = {}
-                for r in adapter.served(record_keys(cfg)):
-                    served[(r.name, r.type)] = list(r.values)
+            try:  # DNS down or the secret unset: the state is still worth showing
+                adapter = adapter_for(cfg)
+                if adapter is not None:
+                    served = {}
+                    for r in adapter.served(record_keys(cfg)):
+                        served[(r.name, r.type)] = list(r.values)
+            except FailoverError as exc:
+                served, unknown = None, str(exc)
         data = build_status(cfg, snapshot, state.overrides(), decisions, now, served=served)
+        errors = state.history(now - 3600, limit=1, kind="error")
     finally:
         state.close()
+    if unknown is not None:
+        data["served_unknown"] = unknown
+    if errors:
+        data["last_error"] = {"at": errors[-1].at, "message": errors[-1].message}
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -328,6 +341,9 @@ def _print_status(data: dict[str, Any]) -> None:
     from policies.reasons import clock
 
     click.echo(f"zone {data['zone']} (provider {data['provider']})")
+    if data.get("last_error"):
+        e = data["last_error"]
+        click.echo(f"last error (within the hour) at {clock(e['at'])}: {e['message']}")
     click.echo("\nregions:")
     for rname, region in data["regions"].items():
         state = ("drained" if region["drained"] else "") or (
@@ -341,12 +357,17 @@ def _print_status(data: dict[str, Any]) -> None:
     click.echo("\noverrides:" + ("" if active else " none"))
     for o in active:
         what = f"drain {o['region']}" if o["kind"] == "drain" else f"pin {o['target']} to {o['region']}"
-        click.echo(f"  {what} by {o['who']} at {clock(o['at'])}: {o['why']}")
+        until = (f", until {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(o['expires']))}"
+                 if o.get("expires") else "")
+        click.echo(f"  {what} by {o['who']} at {clock(o['at'])}{until}: {o['why']}")
     click.echo("\nrecords:" + ("" if data["records"] else " no decision yet (is the controller running?)"))
+    unknown = data.get("served_unknown")
     for r in data["records"]:
         served = r.get("served")
         line = f"  {r['name']} {r['type']} {r['policy']}: desired {','.join(r['desired']) or '-'}"
-        if served is not None:
+        if unknown is not None:
+            line += f", served: unknown ({unknown})"
+        elif served is not None:
             line += f", served {','.join(served) or '-'}"
             if sorted(served) != sorted(r["desired"]):
                 line += " (differs)"
@@ -492,7 +513,8 @@ def _parse_since(value: str | None) -> float | None:
 @config_option
 @click.option("--since", help="Only events newer than this: 10m, 2h30m, 1d, an ISO 8601 "
               "time (2026-11-23T10:00Z) or epoch seconds.")
-@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True,
+              help="At most this many events, the newest.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 def history(config_path: str, since: str | None, limit: int, as_json: bool) -> None:
     """The event log: health changes, decisions, DNS writes, overrides, errors."""

@@ -282,6 +282,23 @@ class ControllerSettings(Model):
     # long a hand edit of a managed record can stand before it is corrected
     refresh: Annotated[float, Between(1, 86400, "refresh", " s")] = 30.0
     history: HistorySettings = HistorySettings()
+    # the API speaks plain HTTP: off loopback, a TLS terminator must be in front of it;
+    # say so here and the warning at start goes away
+    tls_terminated: bool = False
+
+    def exposed(self) -> str | None:
+        """A warning when `listen` is reachable off this host with no TLS in front."""
+        host, _ = split_host_port(self.listen)
+        try:
+            loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if loopback or self.tls_terminated:
+            return None
+        return (f"controller.listen {self.listen} is not loopback and the API speaks plain "
+                "HTTP: its bearer token and /status cross the network in clear; put a TLS "
+                "terminator in front and set controller.tls_terminated: true "
+                "(docs/operations.md)")
 
 
 class OwnershipSettings(Model):
@@ -401,7 +418,8 @@ class Region(Model):
     """A region: the endpoints that serve from it (records without a pool answer with
     these; a region may have none when every record of it names a pool)."""
 
-    aws_region: str | None = None  # for Route 53 latency records
+    aws_region: str | None = None  # Route 53 latency records; default: the region's name
+    # when that is an AWS region
     endpoints: list[Endpoint] = Field(default_factory=list)
 
 
@@ -545,6 +563,12 @@ class Config(Model):
         """Resolve a path from the config relative to the config file's directory."""
         p = Path(value).expanduser()
         return p if p.is_absolute() else self._base_dir / p
+
+    def aws_region_of(self, region: str) -> str | None:
+        """The AWS region Route 53 latency records use for `region`: its `aws_region`, or
+        its own name when that is an AWS region (us-east-1 needs nothing more)."""
+        given = self.regions[region].aws_region
+        return given or (region if region in AWS_REGIONS else None)
 
     def record_regions(self, record: Record) -> list[str]:
         """Every region a record can answer from, in config order."""
@@ -984,8 +1008,9 @@ def _check_record_regions(cfg: Config, i: int, rec: Record) -> Iterator[Issue]:
                          f"{want[rec.type]} to serve in {'an' if rec.type == 'A' else 'a'} "
                          f"{rec.type} record")
         if (rec.policy == "latency" and isinstance(cfg.provider, Route53Provider)
-                and cfg.regions[region].aws_region is None):
-            yield (path, f"region '{region}' needs aws_region for Route 53 latency records")
+                and cfg.aws_region_of(region) is None):
+            yield (path, f"region '{region}' needs aws_region for Route 53 latency records "
+                         "(its name is not an AWS region)")
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -108,10 +109,18 @@ def _claim(directory: Path) -> None:
 _held: list[int] = []
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> None:
     """Start everything, run the controller in the foreground, clean up on exit."""
     from failover.service import serve
 
+    # killed by a signal before the controller's own handlers are up (or after): unwind,
+    # so named and the endpoints are stopped by the ExitStack below, never left behind
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     _claim(directory)  # before anything in it is written: a running demo keeps its files
@@ -156,4 +165,6 @@ In another terminal:
   metrics:            curl -s 127.0.0.1:{api_port}/metrics | grep failover_
 Ctrl-C stops the demo.
 """, flush=True)
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # the controller's loop handles them
+            signal.signal(sig, signal.SIG_DFL)
         serve(str(config), dry_run=False, once=False)

@@ -182,6 +182,9 @@ async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: A
         api = ApiServer(host, port, controller, published, lambda: token[0], change)
         await api.start()
         log.info("event=listening address=%s:%d", host, api.port)
+        exposed = cfg.controller.exposed()
+        if exposed:
+            log.warning("event=listen_exposed %s", exposed)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -208,6 +211,8 @@ async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: A
     finally:
         if api is not None:
             api.stop()
+        log.info("event=stopped reason=%s", "signal" if stop.is_set() else
+                 "once" if once else "error")
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     last = controller.last

@@ -45,8 +45,8 @@ def native_records(cfg: Config, record: Record, decision: Decision) -> list[Reco
                 for r in decision.regions if values(r)]
     regions = decision.usable if decision.basis in HEALTH_BASES else decision.regions
     return [RecordSet.make(name, rtype, ttl, values(r), set_identifier=r,
-                           region=cfg.regions[r].aws_region)
-            for r in regions if values(r) and cfg.regions[r].aws_region]
+                           region=cfg.aws_region_of(r))
+            for r in regions if values(r) and cfg.aws_region_of(r)]
 
 
 def _next_tier(cfg: Config, record: Record, decision: Decision) -> tuple[str, ...]:

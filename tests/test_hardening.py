@@ -339,3 +339,40 @@ def test_a_reload_that_moves_the_listener_is_refused(env: Env) -> None:
     assert wait_for(lambda: "reload_refused" in env.log(), timeout=10), env.log()
     assert "controller.listen changed: a restart applies it" in env.log()
     assert _get(env, "/healthz")[0] == 200
+
+
+def test_the_demo_stops_named_and_the_endpoints_when_killed(tmp_path: Path) -> None:
+    from failover.localdns import named_binary
+
+    if named_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("named is not installed: make test installs bind9")
+        pytest.skip("named is not installed")
+    out = (tmp_path / "demo.out").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "failover", "demo", "--dir",
+                             str(tmp_path / "d")], cwd=ROOT, stdout=out,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_for(lambda: "event=listening" in (tmp_path / "demo.out").read_text(),
+                        timeout=60), (tmp_path / "demo.out").read_text()
+        text = (tmp_path / "demo.out").read_text()
+        pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", text)]
+        pids.append(int((tmp_path / "d" / "named" / "named.pid").read_text()))
+        assert len(pids) == 3 and all(_alive(p) for p in pids)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert wait_for(lambda: not any(_alive(p) for p in pids), timeout=30)
+        assert "event=stopped reason=signal" in (tmp_path / "demo.out").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat_path = Path(f"/proc/{pid}/stat")
+    return not (stat_path.exists() and stat_path.read_text().split(") ")[-1].startswith("Z"))
