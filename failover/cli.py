@@ -569,8 +569,8 @@ def simulate(config_path: str, scenario_path: str, as_json: bool) -> None:
 @click.option("--mode", type=click.Choice(["drain", "fail-checks"]), default="drain",
               show_default=True, help="Force the region out by a drain, or by failing its checks.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
-              help="Seconds to wait for the answers to move, and to come back.")
-@click.option("--server", "servers", multiple=True, metavar="ADDRESS[:PORT]",
+              help="Seconds the whole drill may take: the answers moving, and coming back.")
+@click.option("--server", "servers", multiple=True, metavar="HOST[:PORT]",
               help="An authoritative server to watch (repeat for each); default: "
                    "drill.servers, else the zone's NS set.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
@@ -590,8 +590,11 @@ def drill(config_path: str, region: str, mode: str, timeout: float, servers: tup
     offset = drills.controller_ready(cfg)
     state = open_state(cfg)
     try:
+        # on a terminal, each record as it moves on each server
+        progress = ((lambda line: click.echo(f"  {line}", err=True))
+                    if sys.stderr.isatty() and not as_json else None)
         report = drills.drill(cfg, state, watch, region, mode,  # type: ignore[arg-type]
-                              timeout=timeout, source=source, offset=offset)
+                              timeout=timeout, source=source, offset=offset, progress=progress)
     finally:
         state.close()
     if as_json:

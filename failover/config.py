@@ -234,22 +234,33 @@ def _dns_server(value: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         pass
-    host, port = split_host_port(text)
+    try:
+        host, port = split_host_port(text)
+    except PydanticCustomError:
+        host, port = text, None  # a host name alone
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        raise PydanticCustomError("dns_server", "expected an IP address with an optional port "
-                                  "(ADDRESS, ADDRESS:PORT or [IPv6]:PORT), got '{v}'",
-                                  {"v": value}) from None
+        try:
+            name = _host_name(host)
+        except PydanticCustomError:
+            raise PydanticCustomError(
+                "dns_server", "expected a host name or an IP address with an optional port "
+                "(HOST, HOST:PORT, ADDRESS:PORT or [IPv6]:PORT), got '{v}'",
+                {"v": value}) from None
+        return name if port is None else f"{name}:{port}"
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
 def server_address(value: str, default_port: int) -> tuple[str, int]:
-    """A `DrillSettings.servers` entry -> (address, port)."""
+    """A `DrillSettings.servers` entry -> (address or host name, port)."""
     try:
         return str(ipaddress.ip_address(value)), default_port
     except ValueError:
-        return split_host_port(value)
+        pass
+    if ":" not in value:
+        return value, default_port  # a host name alone
+    return split_host_port(value)
 
 
 class DrillSettings(Model):

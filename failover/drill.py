@@ -131,7 +131,8 @@ def controller_ready(cfg: Config, timeout: float = 2.0) -> float:
 
 def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mode: Mode, *,
           timeout: float = 120.0, poll: float = 0.02, source: str = "",
-          offset: float = 0.0) -> dict[str, Any]:
+          offset: float = 0.0, progress: Callable[[str], None] | None = None
+          ) -> dict[str, Any]:
     """Run one drill; raises InputError when it would strand a record (or when no record
     answers from the region), FailoverError when the answers do not move (or come back)
     on every server within `timeout`. `offset`: the controller's clock minus ours
@@ -144,7 +145,7 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
                          "region: refused")
     try:
         return _drill(cfg, state, servers, region, mode, timeout=timeout, poll=poll,
-                      source=source, offset=offset)
+                      source=source, offset=offset, progress=progress or (lambda _: None))
     except FailoverError as exc:
         # a failed drill is history too: it is the proof that failover did not happen
         state.record([Event(time.time() + offset, "drill", region,
@@ -155,7 +156,10 @@ def drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mo
 
 
 def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, mode: Mode, *,
-           timeout: float, poll: float, source: str, offset: float) -> dict[str, Any]:
+           timeout: float, poll: float, source: str, offset: float,
+           progress: Callable[[str], None]) -> dict[str, Any]:
+    # `timeout` bounds the whole drill: the way there and the way back share it
+    deadline = time.monotonic() + timeout
     keys = {(r.name, r.type) for r in cfg.records}
     values = {k: region_values(cfg, region, k) for k in keys}
     with ThreadPoolExecutor(max_workers=min(16, len(servers))) as pool:
@@ -176,15 +180,24 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
         state.set_override(Override(kind, region, region, who(), "drill", t0))
         try:
             moved = _wait(read, servers, affected,
-                          lambda: lambda k, a: _moved(a, values[k]), timeout, poll, "move",
-                          lambda: _serials(cfg.zone, servers, cfg.drill.timeout))
+                          lambda: lambda k, a: _moved(a, values[k]), deadline, poll, "move",
+                          lambda: _serials(cfg.zone, servers, cfg.drill.timeout),
+                          lambda k, s, t: progress(f"{k[0]} {k[1]} moved on {s} after "
+                                                   f"{t - m0:.2f} s"), timeout)
         finally:
             state.clear_override(kind, region)
         m1 = time.monotonic()
+        slow = [f"{r.name} (failback_delay {r.failback_delay:g} s)" for r in cfg.records
+                if (r.name, r.type) in affected and r.failback_delay >= deadline - m1]
         back = _wait(read, servers, affected,
                      lambda: _back(state, t0 + offset - 60, (kind, region, t0), region, values),
-                     timeout, poll, "come back",
-                     lambda: _serials(cfg.zone, servers, cfg.drill.timeout))
+                     deadline, poll, "come back",
+                     lambda: _serials(cfg.zone, servers, cfg.drill.timeout)
+                     + (f"; {', '.join(slow)} come back only after their failback delay, "
+                        "longer than what was left of --timeout: give a longer --timeout"
+                        if slow else ""),
+                     lambda k, s, t: progress(f"{k[0]} {k[1]} back on {s} after "
+                                              f"{t - m1:.2f} s"), timeout)
     decided: dict[str, float] = {}
     for e in state.history(since=t0 + offset, kind="decision", limit=100_000):
         decided.setdefault(e.subject, e.at - offset)
@@ -222,13 +235,13 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
 
 
 def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],
-          keys: set[ManagedKey], judge: Callable[[], Judge], timeout: float,
-          poll: float, what: str, explain: Callable[[], str]
+          keys: set[ManagedKey], judge: Callable[[], Judge], deadline: float,
+          poll: float, what: str, explain: Callable[[], str],
+          reached_one: Callable[[ManagedKey, Server, float], None], timeout: float
           ) -> dict[ManagedKey, dict[Server, float]]:
     """Poll every server until each answers every key the way `judge()` accepts (a new
     judge every poll); the monotonic time each did."""
     reached: dict[ManagedKey, dict[Server, float]] = {k: {} for k in keys}
-    deadline = time.monotonic() + timeout
     errors: dict[Server, str] = {}
     while True:
         waiting = {k for k in keys if len(reached[k]) < len(servers)}
@@ -238,7 +251,8 @@ def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],
             late = "; ".join(f"{k[0]} {k[1]} at {', '.join(str(s) for s in servers if s not in reached[k])}"
                              for k in sorted(waiting))
             why = "".join(f"; {s}: {e}" for s, e in errors.items())
-            raise FailoverError(f"drill: answers did not {what} within {timeout:g} s: {late}"
+            raise FailoverError(f"drill: answers did not {what} within the {timeout:g} s of "
+                                f"--timeout: {late}"
                                 f" (is the controller running?{why}); {explain()}")
         reading = read(waiting)
         now = time.monotonic()
@@ -249,4 +263,5 @@ def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],
             for k in waiting:
                 if server not in reached[k] and accepts(k, got[k]):
                     reached[k][server] = now
+                    reached_one(k, server, now)
         time.sleep(poll)

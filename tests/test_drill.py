@@ -14,6 +14,7 @@ from failover.config import parse_config
 from failover.dns.authoritative import Server, authoritative_servers
 from failover.localdns import LocalNamed, free_port
 from failover.service import adapter_for
+from tests.builders import EXAMPLES
 from tests.service_env import (
     EAST,
     Env,
@@ -138,9 +139,17 @@ def test_drill_needs_the_controller_running(env: Env) -> None:
 
 
 def test_bad_server_argument_exits_2(env: Env) -> None:
-    r = env.cli("drill", "us-east-1", "--server", "ns1.example.test:53")
-    assert r.returncode == 2 and "--server 'ns1.example.test:53'" in r.stderr
-    assert "expected an IP address" in r.stderr
+    r = env.cli("drill", "us-east-1", "--server", "ns1 example:53")
+    assert r.returncode == 2 and "--server 'ns1 example:53'" in r.stderr
+    assert "expected a host name or an IP address" in r.stderr
+
+
+def test_server_host_names_resolve_to_every_address() -> None:
+    cfg = parse_config((EXAMPLES / "contract.yaml").read_text())
+    servers, source = authoritative_servers(cfg, None, ["localhost:5353", "127.0.0.2"])
+    assert source == "--server"
+    assert Server("127.0.0.1", 5353, "localhost") in servers
+    assert Server("127.0.0.2", 15353) in servers
 
 
 @pytest.mark.secondary

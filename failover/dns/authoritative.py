@@ -12,6 +12,7 @@ taken from the glue the provider serves or, outside the zone, from the system re
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +67,20 @@ def authoritative_servers(cfg: Config, adapter: Adapter | None,
     port = default_port(cfg)
     chosen = list(configured) or cfg.drill.servers or []
     if chosen:
-        found = [Server(*server_address(v, port)) for v in chosen]
+        found = []
+        for value in chosen:
+            host, at = server_address(value, port)
+            try:
+                ipaddress.ip_address(host)
+                found.append(Server(host, at))
+                continue
+            except ValueError:
+                pass
+            addresses = _resolve(host)  # a host name: each of its addresses is a server
+            if not addresses:
+                raise FailoverError(f"cannot resolve {host} (from "
+                                    f"{'--server' if configured else 'drill.servers'})")
+            found += [Server(a, at, host) for a in addresses]
         return _unique(found), "--server" if configured else "drill.servers"
     if isinstance(cfg.provider, Route53Provider):
         names = adapter.name_servers() if adapter is not None and hasattr(
