@@ -1026,7 +1026,14 @@ def _check_record_regions(cfg: Config, i: int, rec: Record) -> Iterator[Issue]:
 
 def config_json_schema() -> dict[str, Any]:
     """The JSON Schema of the config file, for editors."""
+    from failover.schema_docs import describe
+
     schema = Config.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "failover configuration"
-    return schema
+    # `secret` is declared only to refuse an inline secret with a clear message: an
+    # editor must not offer it
+    schema["$defs"]["TsigKey"]["properties"].pop("secret", None)
+    models = {name: obj for name, obj in globals().items()
+              if isinstance(obj, type) and issubclass(obj, BaseModel)}
+    return describe(schema, models)

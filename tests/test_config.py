@@ -204,6 +204,14 @@ def test_json_schema_describes_the_config() -> None:
     assert "failure_threshold" in text and "weights" in text
     props = schema["$defs"]["CheckTemplate"]["properties"]
     assert props["failure_threshold"]["maximum"] == 10
+    # every field explains itself in an editor; the inline secret it refuses is not offered
+    undescribed = [f"{name}.{field}" for name, node in [("Config", schema),
+                                                        *schema["$defs"].items()]
+                   for field, prop in node.get("properties", {}).items()
+                   if not prop.get("description")]
+    assert undescribed == []
+    assert "secret" not in schema["$defs"]["TsigKey"]["properties"]
+    assert "consecutive" in props["failure_threshold"]["description"].lower()
 
 
 ZONES = (EXAMPLES / "zones-and-pools.yaml").read_text()
