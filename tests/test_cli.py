@@ -116,3 +116,51 @@ def test_help_does_not_import_heavy_modules() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=ROOT, timeout=60, check=True)
     assert r.stdout.strip() == ""
+
+
+def test_status_shows_the_state_when_dns_cannot_be_asked(tmp_path: Path) -> None:
+    config = tmp_path / "contract.yaml"
+    config.write_text(CONTRACT.read_text())
+    env = {k: v for k, v in os.environ.items() if k != "FAILOVER_TSIG_SECRET"}
+    r = subprocess.run([sys.executable, "-m", "failover", "status", "--config", str(config)],
+                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=60,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    assert "regions:" in r.stdout and "overrides:" in r.stdout
+    data = json.loads(subprocess.run(
+        [sys.executable, "-m", "failover", "status", "--json", "--config", str(config)],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=60, check=False).stdout)
+    assert "FAILOVER_TSIG_SECRET is not set" in data["served_unknown"]
+
+
+def test_an_exposed_listener_without_tls_is_warned_about(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    text = CONTRACT.read_text().replace("listen: 127.0.0.1:9053", "listen: 0.0.0.0:9053")
+    config.write_text(text)
+    r = failover("validate", "--config", str(config), env={"FAILOVER_TSIG_SECRET": "c2VjcmV0"})
+    assert r.returncode == 0 and "is not loopback and the API speaks plain HTTP" in r.stderr
+    config.write_text(text.replace("listen: 0.0.0.0:9053",
+                                   "listen: 0.0.0.0:9053\n  tls_terminated: true"))
+    r = failover("validate", "--config", str(config), env={"FAILOVER_TSIG_SECRET": "c2VjcmV0"})
+    assert r.returncode == 0 and "plain HTTP" not in r.stderr
+
+
+def test_config_is_optional_in_help_with_the_environment_variable() -> None:
+    assert "required" in failover("status", "--help").stdout
+    r = failover("status", "--help", env={"FAILOVER_CONFIG": str(CONTRACT)})
+    assert "[env var: FAILOVER_CONFIG]" in r.stdout and "required" not in r.stdout
+
+
+def test_route53_latency_regions_named_like_aws_need_no_aws_region() -> None:
+    from failover.config import parse_config
+    from failover.errors import ConfigError
+
+    text = (EXAMPLES / "weighted-route53.yaml").read_text().replace(
+        "    aws_region: us-east-1\n", "").replace("    aws_region: eu-west-1\n", "")
+    text = text.split("records:")[0] + """records:
+  - {name: app.example.test., type: A, policy: latency, regions: [us-east-1, eu-west-1]}
+"""
+    cfg = parse_config(text)
+    assert cfg.aws_region_of("us-east-1") == "us-east-1"
+    with pytest.raises(ConfigError, match="region 'east' needs aws_region"):
+        parse_config(text.replace("us-east-1", "east"))
