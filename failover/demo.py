@@ -155,6 +155,7 @@ failover demo: zone example.test. on a private named at 127.0.0.1:{dns_port}{sec
   config:  {config}
 
 In another terminal:
+  status page:        http://127.0.0.1:{api_port}/
   watch the answer:   dig @127.0.0.1 -p {dns_port} api.example.test +short
   status:             {cli} status --config {config}
   fail us-east-1:     kill -STOP {east}      (back: kill -CONT {east})
