@@ -164,3 +164,29 @@ def test_route53_latency_regions_named_like_aws_need_no_aws_region() -> None:
     assert cfg.aws_region_of("us-east-1") == "us-east-1"
     with pytest.raises(ConfigError, match="region 'east' needs aws_region"):
         parse_config(text.replace("us-east-1", "east"))
+
+
+def test_durations_and_times_as_operators_write_them(tmp_path: Path) -> None:
+    from failover.durations import MAX_EXPIRY, expiry, parse_duration
+
+    assert parse_duration("2h30m") == 9000 and parse_duration("1d") == 86400
+    assert parse_duration("90s") == 90 and parse_duration("1w") == 7 * 86400
+    assert parse_duration("2x") is None and parse_duration("") is None
+    assert expiry("30m", None, 1000.0) == 2800.0
+    with pytest.raises(ValueError, match="at most a year"):
+        expiry(f"{MAX_EXPIRY + 86400:.0f}s", None, 0.0)
+    config = tmp_path / "contract.yaml"
+    config.write_text(CONTRACT.read_text())
+    r = failover("history", "--config", str(config), "--since", "2026-11-23T10:00Z")
+    assert r.returncode == 0, r.stderr
+    r = failover("history", "--config", str(config), "--since", "yesterday-ish")
+    assert r.returncode == 2 and "ISO 8601" in r.stderr
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    from failover.cli import cli
+
+    missing = [f"{name} {opt.opts[0]}" for name, command in cli.commands.items()
+               for opt in command.params
+               if getattr(opt, "help", None) is None and opt.param_type_name == "option"]
+    assert missing == []

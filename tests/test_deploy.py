@@ -83,3 +83,10 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     problems = [line for line in (r.stdout + r.stderr).splitlines()
                 if "failover.service" in line]
     assert r.returncode == 0 and not problems, r.stdout + r.stderr
+
+
+def test_metrics_have_no_created_series() -> None:
+    metrics = Metrics()
+    metrics.reconcile.observe(0.1)
+    metrics.dns_changes.labels("create").inc()
+    assert b"_created" not in metrics.render()

@@ -164,3 +164,16 @@ def test_servers_from_the_ns_set_or_from_the_config(env: Env) -> None:
     cfg = parse_config(text, base_dir=env.dir)
     assert authoritative_servers(cfg, None) == (
         [Server("::1", 5353), Server("127.0.0.1", 5300)], "drill.servers")
+
+
+def test_a_failback_delay_longer_than_the_timeout_is_named(env: Env) -> None:
+    env.write_config(failback=60)
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    # checks made to fail: the way back waits for the failback delay (a drain would not)
+    r = env.cli("drill", "us-east-1", "--mode", "fail-checks", "--server",
+                f"127.0.0.1:{env.named.port}", "--timeout", "12")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "did not come back within the 12 s of --timeout" in r.stderr  # the whole drill
+    assert "api.example.test. (failback_delay 60 s) come back only after" in r.stderr
+    assert overrides_left(env) == []
