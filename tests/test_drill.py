@@ -177,3 +177,40 @@ def test_a_failback_delay_longer_than_the_timeout_is_named(env: Env) -> None:
     assert "did not come back within the 12 s of --timeout" in r.stderr  # the whole drill
     assert "api.example.test. (failback_delay 60 s) come back only after" in r.stderr
     assert overrides_left(env) == []
+
+
+def test_drill_shows_progress_on_a_terminal(env: Env) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.builders import ROOT
+
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    leader, follower = pty.openpty()
+    try:
+        r = subprocess.run([sys.executable, "-m", "failover", "drill", "us-east-1",
+                            "--server", f"127.0.0.1:{env.named.port}", "--config",
+                            str(env.config)], cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=follower, text=True, timeout=120, check=False)
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert r.returncode == 0, r.stdout
+    text = shown.decode()
+    assert f"api.example.test. A moved on 127.0.0.1:{env.named.port} after" in text
+    assert f"api.example.test. A back on 127.0.0.1:{env.named.port} after" in text
