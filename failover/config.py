@@ -624,13 +624,21 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raw = p.read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read config: {exc.strerror}")], str(p)) from None
+    from failover import configcache
+
+    cached = configcache.get(raw)
+    if cached is not None:
+        cached._base_dir = p.resolve().parent
+        return cached
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         raise ConfigError([ConfigIssue("", f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at "
                                            f"offset {exc.start}", line)], str(p)) from None
-    return parse_config(text, source=str(p), base_dir=p.resolve().parent)
+    cfg = parse_config(text, source=str(p), base_dir=p.resolve().parent)
+    configcache.put(raw, cfg)
+    return cfg
 
 
 def parse_config(text: str, source: str = "config", base_dir: Path | None = None) -> Config:

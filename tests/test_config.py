@@ -329,3 +329,35 @@ def test_ten_thousand_records_validate_with_the_c_loader() -> None:
         f"  - {{name: r{i}.example.test., type: A, policy: failover, "
         f"order: [us-east-1, eu-west-1]}}\n" for i in range(10_000))
     assert len(parse_config(text).records) == 10_003
+
+
+def test_a_large_config_is_read_from_the_cache_until_it_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from failover import configcache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("FAILOVER_NO_CONFIG_CACHE", raising=False)
+    records = "".join(f"  - {{name: r{i}.example.test., type: A, policy: failover, "
+                      f"order: [us-east-1, eu-west-1]}}\n" for i in range(3000))
+    path = tmp_path / "big.yaml"
+    path.write_text(CONTRACT_TEXT + records)
+    assert len(path.read_bytes()) >= configcache.MIN_SIZE
+    first = load_config(path)
+    [entry] = (tmp_path / "cache" / "failover").glob("*.pickle")
+    assert oct(entry.stat().st_mode & 0o777) == "0o600"
+    again = load_config(path)
+    assert again.records == first.records and again.path("x") == tmp_path / "x"
+    assert configcache.get(path.read_bytes()) is not None
+    # an edit misses; a broken edit is still reported
+    path.write_text(CONTRACT_TEXT + records.replace("r2999.", "r3000."))
+    assert load_config(path).records[-1].name == "r3000.example.test."
+    path.write_text(CONTRACT_TEXT.replace("failure_threshold: 3", "failure_threshold: 99")
+                    + records)
+    with pytest.raises(ConfigError):
+        load_config(path)
+    # an entry others may write is never loaded (a pickle runs code)
+    path.write_text(CONTRACT_TEXT + records)
+    os.chmod(entry, 0o666)
+    assert configcache.get(path.read_bytes()) is None
