@@ -17,7 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,29 @@ def named_binary() -> str | None:
     """The path of `named`, or None when BIND is not installed."""
     return shutil.which("named") or (
         "/usr/sbin/named" if os.access("/usr/sbin/named", os.X_OK) else None)
+
+
+def wait_serving(process: subprocess.Popen[bytes], host: str, port: int, zone: str,
+                 timeout: float, what: str, log: Callable[[], str]) -> None:
+    """Wait until a DNS server just started answers the zone's SOA; raises RuntimeError
+    with its own output when it exits or stays silent."""
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    deadline = time.monotonic() + timeout
+    query = dns.message.make_query(zone, "SOA")
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log()}")
+        try:
+            answer = dns.query.udp(query, host, port=port, timeout=0.2)
+            if answer.rcode() == dns.rcode.NOERROR and answer.answer:
+                return
+        except (OSError, dns.exception.Timeout):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer within {timeout:g} s:\n{log()}")
 
 
 def write_private(path: Path, text: str) -> None:
@@ -255,21 +278,6 @@ zone "{self.file_zone.rstrip('.')}" {{
 """)
 
     def _wait_ready(self, timeout: float) -> None:
-        import dns.message
-        import dns.query
-        import dns.rcode
-
-        deadline = time.monotonic() + timeout
-        query = dns.message.make_query(self.dynamic_zone, "SOA")
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"named exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                answer = dns.query.udp(query, self.host, port=self.port, timeout=0.2)
-                if answer.rcode() == dns.rcode.NOERROR and answer.answer:
-                    return
-            except (OSError, dns.exception.Timeout):
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"named did not answer within {timeout:g} s:\n{self.log()}")
+        assert self.process is not None
+        wait_serving(self.process, self.host, self.port, self.dynamic_zone, timeout, "named",
+                     self.log)

@@ -14,17 +14,11 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dns.exception
-import dns.message
-import dns.query
-import dns.rcode
-
 from failover import children
-from failover.localdns import free_port, write_private
+from failover.localdns import free_port, wait_serving, write_private
 
 ZONE = "example.test."
 SOA = "ns1.example.test. hostmaster.example.test. 1 3600 600 86400 60"
@@ -71,21 +65,12 @@ class _Server:
         log = (self.directory / f"{self.kind}.log").open(mode)
         self.process = subprocess.Popen(self._argv(), stdout=log, stderr=subprocess.STDOUT,
                                         cwd=self.directory, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        query = dns.message.make_query(self.dynamic_zone, "SOA")
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited with {self.process.returncode}:\n"
-                                   f"{self.log()}")
-            try:
-                answer = dns.query.udp(query, self.host, port=self.port, timeout=0.2)
-                if answer.rcode() == dns.rcode.NOERROR and answer.answer:
-                    return
-            except (OSError, dns.exception.Timeout):
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.kind} did not answer within {timeout:g} s:\n{self.log()}")
+        try:
+            wait_serving(self.process, self.host, self.port, self.dynamic_zone, timeout,
+                         self.kind, self.log)
+        except RuntimeError:
+            self.stop()
+            raise
 
 
 @dataclass
