@@ -107,7 +107,8 @@ def test_the_wall_clock_jumping_neither_stalls_nor_skips_a_failback(env: Env) ->
     env.start_region(EAST)
     assert wait_for(served_east(env), timeout=15), env.log()
     # the answer served is the policy's for the final health
-    assert env.record()["desired"] == [EAST]
+    # /status is published after the tick that wrote the answer: wait for it, not race it
+    assert wait_for(lambda: env.record().get("desired") == [EAST], timeout=10), env.record()
 
 
 def test_route53_throttling_during_a_failover(env: Env, tmp_path: Path,

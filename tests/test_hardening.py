@@ -174,8 +174,9 @@ def test_a_deleted_marker_is_loud(env: Env) -> None:
     _, text = _get(env, "/readyz")
     assert "api.example.test. holds A records but no failover marker" in text
     assert "restore the marker, or set ownership.take_over" in text
-    status = env.status()
-    assert status["not_written"][0]["name"] == "api.example.test."
+    # /status is built after /readyz's reasons are published: wait for it too
+    assert wait_for(lambda: [n["name"] for n in env.status().get("not_written", [])]
+                    == ["api.example.test."], timeout=10), env.status()
     metrics = _get(env, "/metrics")[1]
     assert 'failover_names_not_written{reason="no marker"} 1.0' in metrics
     assert "failover_degraded 1.0" in metrics
