@@ -83,10 +83,7 @@ def main() -> None:
                 assert wait_for(lambda: env.answer() == {EAST}, timeout=30, step=0.01)
                 time.sleep(0.3 + (len(rto) % 10) / 10)  # vary the phase of the next kill
         finally:
-            if env.controller is not None:
-                env.stop_controller()
-            for host in list(env.regions):
-                env.stop_region(host)
+            env.stop_all()
             named.stop()
     base = THRESHOLD * INTERVAL
     over = [r - base for r in rto]

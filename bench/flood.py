@@ -117,10 +117,7 @@ def main() -> None:
             if flood is not None:
                 flood.kill()
                 flood.wait(timeout=30)
-            if env.controller is not None:
-                env.stop_controller()
-            for host in list(env.regions):
-                env.stop_region(host)
+            env.stop_all()
             named.stop()
     base, under = statistics.median(quiet), statistics.median(flooded)
     print(f"failover with {a.connections} slow connections on the HTTP endpoint "

@@ -175,10 +175,7 @@ def one_size(n: int, runs: int, cli_times: bool) -> dict[str, object]:
             out["stages"] = {k: statistics.median(w[k] for w in writes) for k in (
                 "decide_ms", "plan_ms", "applied_ms", "confirmed_ms")} if writes else {}
         finally:
-            if env.controller is not None:
-                env.stop_controller()
-            for host in list(env.regions):
-                env.stop_region(host)
+            env.stop_all()
             named.stop()
         return out
 

@@ -46,7 +46,4 @@ def env(tmp_path: Path, named: LocalNamed) -> Iterator[Env]:
         e.start_region(WEST)
         yield e
     finally:
-        if e.controller is not None:
-            e.stop_controller(signal.SIGKILL)
-        for host in list(e.regions):
-            e.stop_region(host)
+        e.stop_all(signal.SIGKILL)

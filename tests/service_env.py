@@ -24,6 +24,15 @@ from tests.builders import ROOT
 
 EAST, WEST = "127.0.1.1", "127.0.2.1"
 
+# the checks and the two regions every service test uses (a format template)
+CHECKS_AND_REGIONS = """checks:
+  web: {{type: HTTP, port: {http_port}, resource_path: /health, request_interval: 1,
+         failure_threshold: 2, response_timeout: 0.5}}
+regions:
+  us-east-1: {{endpoints: [{{address: {east}, check: web}}]}}
+  eu-west-1: {{endpoints: [{{address: {west}, check: web}}]}}
+"""
+
 CONFIG = """
 zone: example.test.
 provider:
@@ -34,13 +43,7 @@ provider:
 controller:
   state: ./failover.db
   listen: 127.0.0.1:{api_port}
-checks:
-  web: {{type: HTTP, port: {http_port}, resource_path: /health, request_interval: 1,
-         failure_threshold: 2, response_timeout: 0.5}}
-regions:
-  us-east-1: {{endpoints: [{{address: {east}, check: web}}]}}
-  eu-west-1: {{endpoints: [{{address: {west}, check: web}}]}}
-records:
+""" + CHECKS_AND_REGIONS + """records:
   - name: api.example.test.
     type: A
     ttl: 30
@@ -99,6 +102,13 @@ class Env:
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(self.dir / "controller.log").open("a"),
             text=True, env={**os.environ, **(env or {})})
         return self.controller
+
+    def stop_all(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the controller (if running) and every region's endpoints, by PID."""
+        if self.controller is not None:
+            self.stop_controller(sig)
+        for host in list(self.regions):
+            self.stop_region(host)
 
     def stop_controller(self, sig: int = signal.SIGTERM) -> int:
         proc, self.controller = self.controller, None

@@ -149,10 +149,7 @@ def test_failover_failback_drain_and_drill(server: Any, tmp_path: Path) -> None:
         assert drill.returncode == 0, drill.stdout + drill.stderr + env.log()
         assert json.loads(drill.stdout)["records"][0]["record"] == "api.example.test. A"
     finally:
-        if env.controller is not None:
-            env.stop_controller()
-        for host in list(env.regions):
-            env.stop_region(host)
+        env.stop_all()
 
 
 def test_a_wrong_secret_is_a_key_problem(server: Any, tmp_path: Path) -> None:

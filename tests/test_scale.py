@@ -23,7 +23,7 @@ import pytest
 
 from failover.localdns import LocalNamed
 from tests.builders import EXAMPLES, ROOT
-from tests.service_env import EAST, WEST, Env, wait_for
+from tests.service_env import CHECKS_AND_REGIONS, EAST, WEST, Env, wait_for
 
 EAST_BILLING, WEST_BILLING = "127.0.1.2", "127.0.2.2"
 
@@ -89,13 +89,7 @@ zones:
     provider: {{type: bind, server: 127.0.0.1, port: {port2},
                tsig: {{name: failover-key, secret_file: ./tsig2.secret}}}}
 controller: {{state: ./failover.db, listen: "127.0.0.1:{api_port}"}}
-checks:
-  web: {{type: HTTP, port: {http_port}, resource_path: /health, request_interval: 1,
-         failure_threshold: 2, response_timeout: 0.5}}
-regions:
-  us-east-1: {{endpoints: [{{address: {east}, check: web}}]}}
-  eu-west-1: {{endpoints: [{{address: {west}, check: web}}]}}
-pools:
+""" + CHECKS_AND_REGIONS + """pools:
   billing:
     us-east-1: [{{address: {east_billing}, check: web}}]
     eu-west-1: [{{address: {west_billing}, check: web}}]

@@ -210,7 +210,7 @@ class BindAdapter:
             raise refused  # one name alone: the key or the record, no telling which
         ok: list[Change] = []
         bad: dict[str, str] = {}
-        budget = 40 + 4 * len(groups).bit_length() * 4
+        budget = 40 + 16 * len(groups).bit_length()  # halvings for a few bad names
         sent = 0
         pending = [groups]
         while pending:
