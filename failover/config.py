@@ -282,6 +282,64 @@ class HistorySettings(Model):
     keep_events: Annotated[int, Between(1000, 100_000_000, "keep_events")] = 1_000_000
 
 
+def _etcd_endpoint(value: str) -> str:
+    text = value.strip().rstrip("/")
+    m = re.fullmatch(r"(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d+)", text)
+    if not m or not 1 <= int(m.group(3)) <= 65535:
+        raise PydanticCustomError(
+            "etcd_endpoint", "expected an etcd client URL http(s)://HOST:PORT (for example "
+            "http://10.0.1.5:2379), got '{v}'", {"v": value})
+    return text
+
+
+def _etcd_prefix(value: str) -> str:
+    if not re.fullmatch(r"(/[A-Za-z0-9_.@-]+)+", value):
+        raise PydanticCustomError(
+            "etcd_prefix", "expected a key prefix such as /failover/prod (starts with '/', "
+            "no trailing '/', letters, digits, '_', '.', '@', '-'), got '{v}'", {"v": value})
+    return value
+
+
+class EtcdSettings(Model):
+    """The etcd cluster a fleet of controllers coordinates through."""
+
+    endpoints: Annotated[list[Annotated[str, AfterValidator(_etcd_endpoint)]],
+                         Field(min_length=1)]
+    prefix: Annotated[str, AfterValidator(_etcd_prefix)] = "/failover"
+    timeout: Annotated[float, Between(0.1, 10, "timeout", " s")] = 1.0  # each request
+    ca_file: str | None = None  # TLS: the CA that signed the members' certificates
+    cert_file: str | None = None  # TLS client certificate (with key_file)
+    key_file: str | None = None
+    user: str | None = None  # etcd auth (with password_env or password_file)
+    password_env: EnvName | None = None
+    password_file: str | None = None
+
+
+def _vantage_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
+        raise PydanticCustomError(
+            "vantage", "expected a name of letters, digits, '_', '.', '-' (at most 63), "
+            "such as us-east-1; got '{v}'", {"v": value})
+    return value
+
+
+class ClusterSettings(Model):
+    """A fleet: every instance probes from its vantage, one elected leader writes DNS."""
+
+    etcd: EtcdSettings
+    vantage: Annotated[str, AfterValidator(_vantage_name)] | None = None  # default: host name
+    lease_ttl: Annotated[int, Between(2, 60, "lease_ttl", " s")] = 3
+
+    def vantage_name(self) -> str:
+        """This instance's vantage: the configured one, or the host name."""
+        if self.vantage:
+            return self.vantage
+        import socket
+
+        host = socket.gethostname().split(".")[0] or "local"
+        return re.sub(r"[^A-Za-z0-9_.-]", "-", host)[:63]
+
+
 class ControllerSettings(Model):
     """The long-lived service: where it keeps state and where its HTTP API listens."""
 
@@ -296,6 +354,8 @@ class ControllerSettings(Model):
     # the API speaks plain HTTP: off loopback, a TLS terminator must be in front of it;
     # say so here and the warning at start goes away
     tls_terminated: bool = False
+    # a fleet of controllers on etcd (docs/ha.md); absent: one process with SQLite
+    cluster: ClusterSettings | None = None
 
     def exposed(self) -> str | None:
         """A warning when `listen` is reachable off this host with no TLS in front."""
@@ -801,6 +861,22 @@ def _check_provider(cfg: Config) -> Iterator[Issue]:
     c = cfg.controller
     if c.token_env and c.token_file:
         yield (("controller", "token_env"), "give at most one of token_env or token_file")
+    if c.cluster is not None:
+        e = c.cluster.etcd
+        at = ("controller", "cluster", "etcd")
+        if e.password_env and e.password_file:
+            yield ((*at, "password_env"), "give at most one of password_env or password_file")
+        if e.user and not (e.password_env or e.password_file):
+            yield ((*at, "user"), "etcd auth needs password_env or password_file")
+        if bool(e.cert_file) != bool(e.key_file):
+            yield ((*at, "cert_file"), "give cert_file and key_file together")
+        if (e.cert_file or e.ca_file) and not all(u.startswith("https") for u in e.endpoints):
+            yield ((*at, "endpoints"), "TLS files are given but an endpoint is http://")
+        for at_p, prov in places:
+            if isinstance(prov, ZonefileProvider):
+                yield (at_p, "a fleet (controller.cluster) cannot write a zone file: one "
+                       "file on one host cannot be fenced against a deposed leader; use "
+                       "rfc2136 (the same zone, updated by UPDATE) or route53")
 
 
 def _check_templates(cfg: Config) -> Iterator[Issue]:

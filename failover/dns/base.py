@@ -28,6 +28,35 @@ class DnsRejected(DnsError):
     """The server refused the request (TSIG key, REFUSED, NOTAUTH): retrying will not help."""
 
 
+class DnsFenced(DnsRejected):
+    """A newer leader of the fleet holds the zone's fence: this instance was deposed, and
+    the server refused its write (the fence is a prerequisite of every write)."""
+
+    def __init__(self, message: str, epoch: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+
+
+FENCE_LABEL = "_failover-leader"  # the TXT record holding the writing leader's epoch
+
+
+def fence_name(zone: str) -> str:
+    return f"{FENCE_LABEL}.{zone}"
+
+
+def fence_value(epoch: int, holder: str) -> str:
+    """The fence TXT's value (presentation form) for a leader."""
+    return f'"epoch={epoch}" "leader={holder}"'
+
+
+def fence_epoch(values: Sequence[str]) -> int | None:
+    """The epoch a fence TXT holds (the highest, should there be several), None if none."""
+    import re
+
+    found = [int(m.group(1)) for v in values for m in [re.search(r"epoch=(\d+)", v)] if m]
+    return max(found) if found else None
+
+
 class DnsUnconfirmed(DnsError):
     """The write was accepted but the server does not serve the intended answer."""
 

@@ -33,12 +33,16 @@ import dns.zone
 from failover.dns.base import (
     ApplyReport,
     DnsConflict,
+    DnsFenced,
     DnsRejected,
     DnsUnavailable,
     confirm,
+    fence_epoch,
+    fence_name,
+    fence_value,
 )
 from failover.dns.served import retry, served, soa_serial
-from failover.dns.wire import Signer, pack_updates
+from failover.dns.wire import Signer, fence_prerequisite, pack_updates
 from failover.plan import Change, ChangeSet, ManagedKey
 from failover.records import RecordSet
 
@@ -75,6 +79,88 @@ class BindAdapter:
             self.keyring = {self.keyname: key}
             self.signer = Signer(self.keyname, key)
         self.where = f"{self.server}:{self.port}"
+        self.epoch: int | None = None  # a fleet leader's epoch: every write is fenced by it
+        self.holder = ""
+        self._fenced: int | None = None  # the epoch the fence TXT held at our last write
+
+    # ----------------------------------------------------------------------- fence
+
+    def fence(self, epoch: int | None, holder: str = "") -> None:
+        """Fence every write from now on with `epoch` (None: no fleet, no fence)."""
+        self.epoch, self.holder = epoch, holder
+
+    def read_fence(self) -> list[str]:
+        """The fence TXT's values as the primary serves them ([] when absent)."""
+        found = served(self.server, self.port, [(fence_name(self.zone), "TXT")], self.timeout)
+        return [v for rs in found for v in rs.values]
+
+    def take_over(self) -> bool:
+        """Replace the fence with this leader's epoch, atomically: the UPDATE requires the
+        value read (or its absence), so two leaders cannot both win. True when it wrote.
+        Raises DnsFenced when the fence already holds a newer epoch."""
+        epoch = self.epoch
+        if epoch is None or self._fenced == epoch:
+            return False
+        import dns.update
+
+        name = dns.name.from_text(fence_name(self.zone))
+        for _ in range(5):
+            values = retry(self.read_fence)
+            held = fence_epoch(values)
+            if held is not None and held > epoch:
+                raise DnsFenced(f"{self.zone}: a newer leader (epoch {held}) holds the fence "
+                                f"{fence_name(self.zone)}; this instance (epoch {epoch}) "
+                                "was deposed and writes nothing", held)
+            if held == epoch:
+                self._fenced = epoch
+                return False
+            upd = dns.update.UpdateMessage(self.origin, **self._tsig_kwargs())
+            if values:
+                upd.present(name, dns.rdataset.from_text_list("IN", "TXT", 0, values))
+            else:
+                upd.absent(name, "TXT")
+            upd.replace(name, 60, "TXT", fence_value(epoch, self.holder))
+            try:
+                response = retry(functools.partial(self._send_one, upd))
+                self._check(response)
+            except DnsConflict:
+                continue  # it moved between reading and writing: read again
+            self._fenced = epoch
+            log.info("event=fence_taken zone=%s epoch=%d previous=%s", self.zone, epoch, held)
+            return True
+        raise DnsConflict(f"{self.zone}: the fence {fence_name(self.zone)} kept changing; "
+                          "trying again")
+
+    def _send_one(self, upd: Any) -> dns.message.Message:
+        try:
+            if self.transport == "tcp":
+                return dns.query.tcp(upd, self.server, port=self.port, timeout=self.timeout)
+            return dns.query.udp(upd, self.server, port=self.port, timeout=self.timeout)
+        except (dns.exception.Timeout, TimeoutError):
+            raise DnsUnavailable(f"no answer from {self.where} within {self.timeout:g} s") from None
+        except OSError as exc:
+            raise DnsUnavailable(f"cannot reach {self.where}: {exc.strerror or exc}") from None
+
+    def _fence_rr(self) -> bytes:
+        if self.epoch is None:
+            return b""
+        return fence_prerequisite(fence_name(self.zone), fence_value(self.epoch, self.holder))
+
+    def _fenced_conflict(self) -> None:
+        """After a refused prerequisite: raise DnsFenced when a newer leader holds the
+        fence (else the zone changed: the caller re-reads, and takes the fence again)."""
+        if self.epoch is None:
+            return
+        try:
+            held = fence_epoch(self.read_fence())
+        except DnsUnavailable:
+            return
+        if held is not None and held > self.epoch:
+            raise DnsFenced(f"update of {self.zone} refused by {self.where}: a newer leader "
+                            f"(epoch {held}) holds the fence; this instance (epoch "
+                            f"{self.epoch}) was deposed", held)
+        if held != self.epoch:
+            self._fenced = None  # the fence is not ours (removed by hand?): take it again
 
     def prepare(self) -> None:
         """Nothing to set up before a write."""
@@ -157,7 +243,11 @@ class BindAdapter:
         if not changes:
             return report
         start = time.monotonic()
-        messages, too_large = pack_updates(self.zone, changes.groups(), self.signer)
+        if self.epoch is not None and self._fenced != self.epoch:
+            self.take_over()
+        fence = self._fence_rr()
+        messages, too_large = pack_updates(self.zone, changes.groups(), self.signer,
+                                           fence=fence)
         for name, size in too_large:
             report.rejected[name] = (f"its changes take {size} bytes, more than one UPDATE "
                                      "message holds (64 KiB): too many values for one record")
@@ -186,6 +276,7 @@ class BindAdapter:
                 report.messages += 1
         report.applied_s = time.monotonic() - start
         if conflict is not None:
+            self._fenced_conflict()
             raise conflict
         report.confirmed_s = confirm(self.served, changes.only(sent), actual)
         log.info("event=dns_applied zone=%s changes=%d messages=%d applied_ms=%.1f "
@@ -200,7 +291,7 @@ class BindAdapter:
         and the messages sent. Raises `refused` when the server refuses everything (the
         key, not a record) or the search grows too long."""
         def send(part: list[list[Change]]) -> bool:
-            msgs, _ = pack_updates(self.zone, part, self.signer)
+            msgs, _ = pack_updates(self.zone, part, self.signer, fence=self._fence_rr())
             for m in msgs:  # a part of a message fits one message
                 wire, msg_id, mac = m.wire(self.zone, self.signer)
                 self._check(retry(functools.partial(stream.exchange, wire, msg_id, mac)))

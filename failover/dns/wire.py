@@ -171,14 +171,24 @@ class Update:
         return signed, msg_id, mac
 
 
+def fence_prerequisite(name: str, value: str) -> bytes:
+    """The prerequisite "this TXT RRset holds exactly `value`" (RFC 2136 2.4.2): a fleet
+    leader's fence, carried by every UPDATE it sends, so the server refuses the write
+    once a newer leader has replaced the value."""
+    rd = rdata_wire("TXT", value)
+    return name_wire(name) + struct.pack("!HHIH", TYPES["TXT"], IN, 0, len(rd)) + rd
+
+
 def pack_updates(zone: str, groups: Iterable[Sequence[Change]], signer: Signer | None,
-                 limit: int = MAX_MESSAGE - 1024) -> tuple[list[Update], list[tuple[str, int]]]:
+                 limit: int = MAX_MESSAGE - 1024, fence: bytes = b""
+                 ) -> tuple[list[Update], list[tuple[str, int]]]:
     """Pack groups of changes (each group: one name's changes, kept together so its
-    prerequisites hold) into the fewest UPDATE messages of at most `limit` bytes.
+    prerequisites hold) into the fewest UPDATE messages of at most `limit` bytes; each
+    message starts with the `fence` prerequisite when one is given.
 
     Returns the messages and the groups too large for any message, as (name, size).
     """
-    fixed = HEADER + len(name_wire(zone)) + 4 + (signer.reserve if signer else 0)
+    fixed = HEADER + len(name_wire(zone)) + 4 + (signer.reserve if signer else 0) + len(fence)
     out: list[Update] = []
     too_large: list[tuple[str, int]] = []
     cur: Update | None = None
@@ -190,7 +200,7 @@ def pack_updates(zone: str, groups: Iterable[Sequence[Change]], signer: Signer |
             too_large.append((group[0].record.name, fixed + g_size))
             continue
         if cur is None or size + g_size > limit:
-            cur = Update([], bytearray(), bytearray())
+            cur = Update([], bytearray(fence), bytearray(), 1 if fence else 0)
             out.append(cur)
             size = fixed
         cur.changes.extend(group)

@@ -7,8 +7,8 @@ check evaluated over them (vantage quorum, CALCULATED thresholds, inversion, dis
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from failover.health.snapshot import EndpointHealth, HealthSnapshot
@@ -32,9 +32,12 @@ class Transition:
 class HealthBoard:
     """Endpoint health from probe results, with Route 53's semantics."""
 
-    def __init__(self, cfg: Config, vantages: Iterable[str] = (LOCAL,)) -> None:
+    def __init__(self, cfg: Config, vantages: Iterable[str] = (LOCAL,),
+                 local_name: str = LOCAL) -> None:
         self._cfg = cfg
         self._vantages = tuple(vantages)
+        self.local_name = local_name  # this instance's vantage, as reasons name it
+        self.local_changes = 0  # bumped when a leaf check's status flips at this vantage
         self._states: dict[tuple[str, str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[Endpoint, str | None]] = {}
         self._health: dict[str, EndpointHealth] = {}
@@ -51,8 +54,10 @@ class HealthBoard:
         _, top = self._endpoints[endpoint]
         threshold = self._cfg.checks[check].failure_threshold
         key = (endpoint, check, vantage)
-        self._states[key] = observe(self._states.get(key, CheckState()), ok, reason, at,
-                                    threshold, latency_ms)
+        old = self._states.get(key, CheckState())
+        self._states[key] = new = observe(old, ok, reason, at, threshold, latency_ms)
+        if new.healthy != old.healthy and vantage == LOCAL:
+            self.local_changes += 1
         before = self._health[endpoint]
         now = self._evaluate(endpoint, top)
         if now.healthy != before.healthy:
@@ -69,8 +74,35 @@ class HealthBoard:
         return h.latency_ms if h is not None else None
 
     def export(self) -> dict[str, CheckState]:
-        """Every leaf state machine, keyed `endpoint|check|vantage`, to keep across restarts."""
-        return {"|".join(k): v for k, v in self._states.items()}
+        """Every leaf state machine of this vantage, keyed `endpoint|check|vantage`, to keep
+        across restarts (other vantages' views are theirs to keep)."""
+        return {"|".join(k): v for k, v in self._states.items() if k[2] == LOCAL}
+
+    def local_states(self) -> dict[tuple[str, str], CheckState]:
+        """This vantage's leaf states by (endpoint, check): what a fleet member publishes."""
+        return {(e, c): s for (e, c, v), s in self._states.items() if v == LOCAL}
+
+    def set_remote(self, views: Mapping[str, Mapping[tuple[str, str], CheckState]],
+                   at: float) -> list[Transition]:
+        """Take the other vantages' leaf states (a fleet: their published views; a vantage
+        absent here has expired) and return the endpoints whose status flipped."""
+        self._states = {k: s for k, s in self._states.items() if k[2] == LOCAL}
+        for vantage, states in views.items():
+            for (endpoint, check), state in states.items():
+                if endpoint in self._endpoints and check in self._cfg.checks:
+                    self._states[(endpoint, check, vantage)] = state
+        self._vantages = (LOCAL, *sorted(v for v in views if v != LOCAL))
+        flips = []
+        for eid, (_, top) in self._endpoints.items():
+            before = self._health[eid]
+            now = self._evaluate(eid, top)
+            if now.healthy != before.healthy:
+                now = replace(now, since=at)
+                flips.append(Transition(eid, now, before))
+            else:
+                now = replace(now, since=before.since)
+            self._health[eid] = now
+        return flips
 
     def restore(self, states: dict[str, CheckState], snapshot: HealthSnapshot | None) -> None:
         """Continue from kept state machines (a restart must not forget an outage).
@@ -120,8 +152,12 @@ class HealthBoard:
             s = states[0]
             return EndpointHealth(healthy, s.reason, s.since, latency, s.recent)
         agree = sum(s.healthy for s in states)
-        return EndpointHealth(healthy, f"{agree} of {len(states)} vantage points healthy",
-                              None, latency, ())
+        names = [self.local_name if v == LOCAL else v for v in self._vantages]
+        down = [f"{n}: {s.reason}" for n, s in zip(names, states, strict=True) if not s.healthy]
+        own = states[0]
+        return EndpointHealth(healthy, f"{agree} of {len(states)} vantages healthy, more than "
+                              f"{percent}% needed" + (f" ({'; '.join(down)})" if down else ""),
+                              None, latency, own.recent)
 
     def _calculated(self, endpoint: str, children: list[str],
                     threshold: int | None) -> EndpointHealth:

@@ -14,12 +14,20 @@ from failover.state.store import Event, Override, StateStore
 if TYPE_CHECKING:
     from failover.config import Config
 
-__all__ = ["Event", "Override", "StateStore", "controller_pid", "open_state"]
+__all__ = ["Event", "Override", "StateStore", "controller_pid", "open_state",
+           "running_controller"]
 
 
 def open_state(cfg: Config, exclusive: bool = False) -> StateStore:
-    """The store the config names (today: a SQLite file at `controller.state`); with
-    `exclusive` (the controller) it is held against a second controller."""
+    """The store the config names: etcd for a fleet (`controller.cluster`), else a
+    SQLite file at `controller.state`; with `exclusive` (the controller) a SQLite file
+    is held against a second controller (a fleet elects its writer instead)."""
+    cluster = cfg.controller.cluster
+    if cluster is not None:
+        from failover.cluster import client_for
+        from failover.state.etcd import EtcdState
+
+        return EtcdState(client_for(cfg), cluster.etcd.prefix, cluster.vantage_name())
     from failover.state.sqlite import SqliteState
 
     return SqliteState(cfg.path(cfg.controller.state), exclusive=exclusive)
@@ -30,3 +38,24 @@ def controller_pid(cfg: Config) -> int | None:
     from failover.state.sqlite import holder
 
     return holder(cfg.path(cfg.controller.state))
+
+
+def running_controller(cfg: Config) -> str | None:
+    """Who takes a change of the state up: "PID n" (one process), "leader V (host H,
+    PID n)" (a fleet), None when nobody runs."""
+    cluster = cfg.controller.cluster
+    if cluster is None:
+        pid = controller_pid(cfg)
+        return None if pid is None else f"PID {pid}"
+    from failover.cluster import client_for
+    from failover.cluster.member import read_leader
+
+    client = client_for(cfg)
+    try:
+        leader = read_leader(client, cluster.etcd.prefix)
+    finally:
+        client.close()
+    if leader is None:
+        return None
+    return (f"leader {leader.get('vantage')} (host {leader.get('host')}, PID "
+            f"{leader.get('pid')}, epoch {leader.get('epoch')})")

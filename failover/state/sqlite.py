@@ -15,12 +15,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from failover.errors import FailoverError, InputError
-from failover.health import CheckState, EndpointHealth, HealthSnapshot, Outcome
+from failover.health import CheckState, HealthSnapshot
+from failover.state import codec
 from failover.state.store import Event, Override, OverrideKind
 from policies import Decision
 
@@ -211,49 +211,23 @@ class SqliteState:
 
     # health and decisions
     def save_health(self, snapshot: HealthSnapshot) -> None:
-        data = {"at": snapshot.at, "endpoints": {k: asdict(v) for k, v in
-                                                  snapshot.endpoints.items()}}
-        self._put("health", data)
+        self._put("health", codec.health_data(snapshot))
 
     def load_health(self) -> HealthSnapshot | None:
-        data = self._get("health")
-        if data is None:
-            return None
-        eps = {}
-        for key, h in data["endpoints"].items():
-            recent = tuple(Outcome(**o) for o in h.pop("recent", []))
-            eps[key] = EndpointHealth(**h, recent=recent)
-        return HealthSnapshot(at=data["at"], endpoints=eps)
+        return codec.health_from(self._get("health"))
 
     def save_checks(self, states: Mapping[str, CheckState]) -> None:
-        self._put("checks", {k: asdict(v) for k, v in states.items()})
+        self._put("checks", codec.checks_data(states))
 
     def load_checks(self) -> dict[str, CheckState]:
-        out = {}
-        for key, v in (self._get("checks") or {}).items():
-            v["recent"] = tuple(Outcome(**o) for o in v["recent"])
-            out[key] = CheckState(**v)
-        return out
+        return codec.checks_from(self._get("checks"))
 
     def save_decisions(self, decisions: list[Decision]) -> None:
-        # one decision at a time: one json.dumps of 10,000 holds the interpreter (and the
-        # event loop that runs the probes) for a hundred milliseconds
-        text = "[" + ",".join(json.dumps({**asdict(d), "shares": dict(d.shares),
-                                          "by_region": dict(d.by_region)})
-                              for d in decisions) + "]"
-        self._run("INSERT OR REPLACE INTO kv VALUES (?, ?)", ("decisions", text))
+        self._run("INSERT OR REPLACE INTO kv VALUES (?, ?)",
+                  ("decisions", codec.decisions_text(decisions)))
 
     def load_decisions(self) -> dict[tuple[str, str], Decision]:
-        out = {}
-        for d in self._get("decisions") or []:
-            d["regions"], d["values"] = tuple(d["regions"]), tuple(d["values"])
-            d["usable"] = tuple(d.get("usable", ()))
-            d["by_region"] = {r: tuple(v) for r, v in d.get("by_region", {}).items()}
-            if d.get("last_good"):
-                d["last_good"] = (tuple(d["last_good"][0]), tuple(d["last_good"][1]))
-            decision = Decision(**d)
-            out[decision.key] = decision
-        return out
+        return codec.decisions_from(self._get("decisions"))
 
     def _put(self, key: str, value: Any) -> None:
         self._run("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value)))

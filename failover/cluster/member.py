@@ -1,0 +1,257 @@
+"""One instance of a fleet: its lease, the election, and the vantages' views.
+
+Every instance holds a lease (TTL `lease_ttl`) that a thread of its own renews (blocking
+DNS and Route 53 calls never run on it, and the event loop's load cannot delay it). Its
+vantage's view is published under that lease, so a dead instance's view expires with
+it. The leader key `<prefix>/live/leader` is created under the leader's lease by a
+transaction that succeeds only when the key is absent; its create revision is the
+leader's epoch, the fencing token its DNS writes carry (it rises with every new
+leader, cluster-wide). The same transaction, when it fails, returns the key: that is how
+the leader checks, every renewal, that it still leads.
+
+The leader writes only before its local deadline: when the last renewal that etcd
+confirmed was *sent*, plus the TTL the lease had then, minus a margin. The lease cannot
+have expired in etcd before that instant, whatever the network did to the answer. Past
+it (etcd unreachable, the process paused) it stops writing, and when it learns the lease
+is gone it is a follower.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from failover.cluster.etcd import KV, Etcd, EtcdError, b64, get_op, if_absent, kv_of, put_op
+from failover.cluster.watch import PrefixCache
+
+log = logging.getLogger(__name__)
+
+
+def margin_for(ttl: int) -> float:
+    """How long before the lease could expire the leader stops writing."""
+    return max(0.3, ttl / 4)
+
+
+def leader_key(prefix: str) -> str:
+    return f"{prefix.rstrip('/')}/live/leader"
+
+
+def read_leader(client: Etcd, prefix: str) -> dict[str, Any] | None:
+    """The leader as etcd holds it (with its epoch), None when there is none."""
+    kv = client.get(leader_key(prefix))
+    return _leader_of(kv)
+
+
+def _leader_of(kv: KV | None) -> dict[str, Any] | None:
+    if kv is None:
+        return None
+    try:
+        data = dict(kv.json())
+    except ValueError:
+        data = {}
+    data["epoch"] = kv.create_revision
+    data["lease"] = kv.lease
+    return data
+
+
+class Member:
+    """This instance in the fleet: `start()`, `leading()`, `publish(view)`, `stop()`."""
+
+    def __init__(self, client: Etcd, prefix: str, vantage: str, ttl: int,
+                 on_change: Callable[[], None] | None = None) -> None:
+        self.client = client
+        self.prefix = prefix.rstrip("/")
+        self.vantage = vantage
+        self.ttl = ttl
+        self.margin = margin_for(ttl)
+        self.interval = max(0.1, min(0.5, ttl / 6))
+        self.on_change = on_change
+        self.identity = {"vantage": vantage, "host": socket.gethostname(), "pid": os.getpid(),
+                         "started": time.time()}
+        self.lease: int | None = None
+        self.deadline = 0.0  # monotonic: no write at or after it
+        self.epoch: int | None = None  # set while this instance leads
+        self.led_since: float | None = None
+        self.etcd_error: str | None = None
+        self.lease_renewed: float | None = None  # wall time of the last confirmed renewal
+        self._view: str | None = None
+        self._key = leader_key(self.prefix)
+        self._views_prefix = f"{self.prefix}/live/vantages/"
+        self.cache = PrefixCache(client, f"{self.prefix}/live/", self._changed)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.cache.start()
+        self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Leave the fleet: the lease is revoked, so another instance leads at once and
+        this vantage's view goes with it."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.client.timeout * len(self.client.endpoints) + 2)
+        self.cache.stop()
+        lease, self.lease, self.epoch = self.lease, None, None
+        if lease is not None:
+            try:
+                self.client.revoke(lease)
+            except EtcdError as exc:
+                log.warning("event=lease_revoke_failed error=%r", str(exc))
+
+    # ------------------------------------------------------------------- queries
+
+    def leading(self) -> int | None:
+        """The epoch, when this instance leads and its deadline has not passed."""
+        epoch = self.epoch
+        if epoch is None or time.monotonic() >= self.deadline:
+            return None
+        return epoch
+
+    def leader(self) -> dict[str, Any] | None:
+        """The leader as last seen (this instance's own view of the leader key)."""
+        return _leader_of(self.cache.snapshot().get(self._key))
+
+    def views(self) -> dict[str, KV]:
+        """The live vantages' views by vantage name (this one's included)."""
+        n = len(self._views_prefix)
+        return {k[n:]: kv for k, kv in self.cache.snapshot().items()
+                if k.startswith(self._views_prefix)}
+
+    def problem(self) -> str | None:
+        """Why this instance cannot take part (etcd unreachable or without quorum)."""
+        error = self.etcd_error or self.cache.error
+        if error is None:
+            return None
+        return (f"etcd unreachable or without quorum: {error}; no instance can be elected "
+                "or write DNS until it answers (probing goes on)")
+
+    # -------------------------------------------------------------------- writes
+
+    def publish(self, view: dict[str, Any]) -> None:
+        """Put this vantage's view under the lease (blocking: call it off the loop)."""
+        data = json.dumps({**self.identity, **view}, separators=(",", ":"))
+        with self._lock:
+            self._view = data
+            lease = self.lease
+        if lease is not None:
+            self.client.put(self._views_prefix + self.vantage, data, lease)
+
+    def resign(self, why: str) -> None:
+        """Stop leading (a newer epoch fenced a write): the key is deleted if still ours,
+        so the fleet elects again at once."""
+        epoch = self.epoch
+        if epoch is None:
+            return
+        self._step_down(why)
+        try:
+            self.client.call("kv/txn", {
+                "compare": [{"key": b64(self._key), "target": "CREATE", "result": "EQUAL",
+                             "create_revision": str(epoch)}],
+                "success": [{"request_delete_range": {"key": b64(self._key)}}],
+                "failure": []})
+        except EtcdError:
+            pass
+
+    # ---------------------------------------------------------------- the thread
+
+    def _changed(self, keys: set[str]) -> None:
+        if self._key in keys and self._key not in self.cache.items:
+            self._wake.set()  # no leader: campaign now, not at the next renewal
+        if self.on_change is not None:
+            self.on_change()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._renew()
+                if not self._stop.is_set():
+                    self._campaign()
+                self.etcd_error = None
+            except EtcdError as exc:
+                if self.etcd_error is None:
+                    log.warning("event=etcd_unreachable error=%r", str(exc))
+                self.etcd_error = str(exc)
+                if self.epoch is not None and time.monotonic() >= self.deadline:
+                    self._step_down(f"lease deadline passed with etcd unreachable: {exc}")
+            except Exception:  # never let the lease thread die silently
+                log.exception("event=lease_thread_error")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def _renew(self) -> None:
+        sent = time.monotonic()
+        if self.lease is None:
+            lease = self.client.grant(self.ttl)
+            with self._lock:
+                self.lease = lease
+                view = self._view
+            self.deadline = sent + self.ttl - self.margin
+            self.lease_renewed = time.time()
+            log.info("event=lease_granted lease=%x ttl=%d", lease, self.ttl)
+            if view is not None:
+                self.client.put(self._views_prefix + self.vantage, view, lease)
+            return
+        left = self.client.keepalive(self.lease)
+        if left <= 0:
+            log.warning("event=lease_lost lease=%x", self.lease)
+            with self._lock:
+                self.lease = None
+            self._step_down("its lease expired")
+            self._renew()
+            return
+        self.deadline = sent + left - self.margin
+        self.lease_renewed = time.time()
+
+    def _campaign(self) -> None:
+        """Become the leader when there is none; check that this one still is."""
+        lease = self.lease
+        assert lease is not None
+        data = self.client.call("kv/txn", {
+            "compare": [if_absent(self._key)],
+            "success": [put_op(self._key, json.dumps(self.identity), lease)],
+            "failure": [get_op(self._key)]})
+        if data.get("succeeded"):
+            epoch = int(data["header"]["revision"])
+            self._lead(epoch)
+            return
+        kvs = (data.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []
+        if not kvs:
+            return
+        from failover.cluster.etcd import _kv
+
+        kv = kv_of(kvs[0])
+        if kv.lease == lease:
+            if self.epoch != kv.create_revision:
+                self._lead(kv.create_revision)  # ours (after a pause, or a restart's lease)
+        elif self.epoch is not None:
+            self._step_down(f"another instance leads (epoch {kv.create_revision})")
+
+    def _lead(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.led_since = time.time()
+        log.info("event=leader_elected vantage=%s epoch=%d", self.vantage, epoch)
+        if self.on_change is not None:
+            self.on_change()
+
+    def _step_down(self, why: str) -> None:
+        if self.epoch is None:
+            return
+        log.warning("event=leader_stepped_down vantage=%s epoch=%d reason=%r", self.vantage,
+                    self.epoch, why)
+        self.epoch = None
+        self.led_since = None
+        if self.on_change is not None:
+            self.on_change()

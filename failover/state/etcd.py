@@ -1,0 +1,203 @@
+"""The etcd state store: what a fleet of controllers shares, under one key prefix.
+
+    <prefix>/overrides/<kind>/<target>   an override (JSON)
+    <prefix>/checks/<vantage>            a vantage's health state machines
+    <prefix>/health/<vantage>            a vantage's latest health snapshot
+    <prefix>/decisions/meta, /<i>        the leader's decisions (zlib'd JSON, in chunks)
+    <prefix>/history/<ms>-<seq>-<vantage>  one event; keys sort by time
+    <prefix>/live/...                    the election and the vantages' views (cluster)
+
+The controller reads overrides from a cache kept current by a watch (a tick never waits
+on etcd: while it cannot be reached the controller goes on with what it last knew);
+the CLI reads and writes directly. Every call is bounded by the client's timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+import time
+import zlib
+from collections.abc import Mapping
+
+from failover.cluster.etcd import Etcd, EtcdError, b64, prefix_end, put_op
+from failover.cluster.watch import PrefixCache
+from failover.health import CheckState, HealthSnapshot
+from failover.state import codec
+from failover.state.store import Event, Override, OverrideKind
+from policies import Decision
+
+CHUNK = 512 * 1024  # bytes of compressed decisions per key (etcd takes 1.5 MiB requests)
+MAX_OPS = 100  # operations per transaction (etcd's default limit is 128)
+HISTORY_PAGE = 1000
+
+
+class EtcdState:
+    """State in etcd under `prefix`, for the instance probing from `vantage`."""
+
+    read_only = False
+
+    def __init__(self, client: Etcd, prefix: str, vantage: str) -> None:
+        self.client = client
+        self.prefix = prefix.rstrip("/")
+        self.vantage = vantage
+        self._cache: PrefixCache | None = None
+        self._changed = threading.Event()
+        self._seq = itertools.count()
+        self._compact_next: int | None = None  # the revision to compact to at the next prune
+
+    def _key(self, *parts: str) -> str:
+        return "/".join((self.prefix, *parts))
+
+    # ------------------------------------------------------------- the controller
+
+    def watch(self) -> PrefixCache:
+        """Keep the overrides in a cache a watch keeps current (the controller): after
+        this, `overrides()` never waits on etcd and `changed_elsewhere()` is the watch's."""
+        if self._cache is None:
+            self._cache = PrefixCache(self.client, self._key("overrides") + "/",
+                                      lambda _: self._changed.set())
+            self._cache.start()
+            self._cache.synced.wait(self.client.timeout * len(self.client.endpoints) + 1)
+        return self._cache
+
+    def replaced(self) -> str | None:
+        return None
+
+    def reopen(self) -> None:
+        self.client.revision()
+
+    def changed_elsewhere(self) -> bool:
+        if self._cache is None:
+            return False
+        changed = self._changed.is_set()
+        self._changed.clear()
+        return changed
+
+    # ------------------------------------------------------------------ overrides
+
+    def overrides(self) -> list[Override]:
+        if self._cache is not None:
+            if self._cache.error is not None and not self._cache.synced.is_set():
+                raise EtcdError(self._cache.error)
+            kvs = list(self._cache.snapshot().values())
+        else:
+            kvs, _ = self.client.get_prefix(self._key("overrides") + "/")
+        return sorted((codec.override_from(kv.json()) for kv in kvs), key=lambda o: o.at)
+
+    def set_override(self, override: Override) -> None:
+        self.client.put(self._key("overrides", override.kind, override.target),
+                        json.dumps(codec.override_data(override)))
+
+    def clear_override(self, kind: OverrideKind, target: str) -> bool:
+        return self.client.delete(self._key("overrides", kind, target)) > 0
+
+    # ------------------------------------------------------ health and decisions
+
+    def save_health(self, snapshot: HealthSnapshot) -> None:
+        self.client.put(self._key("health", self.vantage),
+                        json.dumps(codec.health_data(snapshot)))
+
+    def load_health(self) -> HealthSnapshot | None:
+        kv = self.client.get(self._key("health", self.vantage))
+        return codec.health_from(kv.json()) if kv is not None else None
+
+    def save_checks(self, states: Mapping[str, CheckState]) -> None:
+        self.client.put(self._key("checks", self.vantage),
+                        json.dumps(codec.checks_data(states)))
+
+    def load_checks(self) -> dict[str, CheckState]:
+        kv = self.client.get(self._key("checks", self.vantage))
+        return codec.checks_from(kv.json() if kv is not None else None)
+
+    def save_decisions(self, decisions: list[Decision]) -> None:
+        packed = zlib.compress(codec.decisions_text(decisions).encode(), 6)
+        chunks = [packed[i:i + CHUNK] for i in range(0, len(packed), CHUNK)] or [b""]
+        base = self._key("decisions")
+        ops = [put_op(f"{base}/{i:06d}", c) for i, c in enumerate(chunks)]
+        ops.append(put_op(f"{base}/meta", json.dumps({"chunks": len(chunks),
+                                                      "by": self.vantage,
+                                                      "at": time.time()})))
+        # the old chunks past the new count go in the same transaction
+        ops.append({"request_delete_range": {
+            "key": base64.b64encode(f"{base}/{len(chunks):06d}".encode()).decode(),
+            "range_end": base64.b64encode(f"{base}/meta".encode()).decode()}})
+        if len(ops) > MAX_OPS:
+            raise EtcdError(f"{len(packed)} bytes of decisions is more than one etcd "
+                            "transaction holds")
+        self.client.txn([], ops)
+
+    def load_decisions(self) -> dict[tuple[str, str], Decision]:
+        kvs, _ = self.client.get_prefix(self._key("decisions") + "/")
+        by_key = {kv.key.rsplit("/", 1)[1]: kv for kv in kvs}
+        meta = by_key.get("meta")
+        if meta is None:
+            return {}
+        n = int(meta.json()["chunks"])
+        try:
+            packed = b"".join(by_key[f"{i:06d}"].value for i in range(n))
+        except KeyError:
+            return {}  # a save in between: the next reading finds it whole
+        if not packed:
+            return {}
+        return codec.decisions_from(json.loads(zlib.decompress(packed)))
+
+    # -------------------------------------------------------------------- history
+
+    def record(self, events: list[Event]) -> None:
+        ops = [put_op(self._key("history", f"{int(e.at * 1000):015d}-{next(self._seq) % 10**6:06d}"
+                                f"-{self.vantage}"), json.dumps(codec.event_data(e)))
+               for e in events]
+        for i in range(0, len(ops), MAX_OPS):
+            self.client.txn([], ops[i:i + MAX_OPS])
+
+    def history(self, since: float | None = None, limit: int = 1000,
+                kind: str | None = None) -> list[Event]:
+        start = self._key("history", f"{int((since or 0.0) * 1000):015d}")
+        end = prefix_end(self._key("history") + "/")
+        out: list[Event] = []
+        while len(out) < limit:
+            page = min(HISTORY_PAGE, limit - len(out)) if kind is None else HISTORY_PAGE
+            data = self.client.call("kv/range", {
+                "key": b64(start), "range_end": b64(end), "limit": str(page),
+                "sort_order": "DESCEND", "sort_target": "KEY"})
+            kvs = data.get("kvs") or []
+            for item in kvs:
+                e = codec.event_from(json.loads(base64.b64decode(item.get("value", ""))))
+                if kind is None or e.kind == kind:
+                    out.append(e)
+                    if len(out) >= limit:
+                        break
+            if len(kvs) < page:
+                break
+            end = base64.b64decode(kvs[-1]["key"]).decode()  # the next page: older keys
+        out.reverse()
+        return out
+
+    def prune(self, older_than: float, keep: int) -> int:
+        base = self._key("history") + "/"
+        dropped = self.client.delete(base, end=self._key("history", f"{int(older_than * 1000):015d}"))
+        extra = self.client.count(base) - keep
+        if extra > 0:
+            data = self.client.call("kv/range", {
+                "key": b64(base), "range_end": b64(prefix_end(base)), "limit": str(extra),
+                "keys_only": True, "sort_order": "ASCEND", "sort_target": "KEY"})
+            kvs = data.get("kvs") or []
+            if kvs:
+                last = base64.b64decode(kvs[-1]["key"]).decode()
+                dropped += self.client.delete(base, end=last + "\0")
+        # etcd keeps every revision of every key until compacted: compact to the revision
+        # of the previous prune (an hour ago), so a watch never loses what it is reading
+        revision = self.client.revision()
+        if self._compact_next is not None:
+            self.client.compact(self._compact_next)
+        self._compact_next = revision
+        return dropped
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.stop()
+            self._cache = None
+
