@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from failover.dns.base import DnsConflict, DnsError
+from failover.dns.base import DnsConflict, DnsError, DnsFenced
 from failover.errors import FailoverError
 from failover.health import HealthBoard, Transition
 from failover.metrics import Metrics
@@ -39,6 +39,7 @@ from failover.state.store import Event, Override, StateStore, as_overrides
 from policies import decide_all
 
 if TYPE_CHECKING:
+    from failover.cluster.member import Member
     from failover.config import Config
     from failover.dns.base import Adapter
     from policies import Decision
@@ -59,6 +60,17 @@ LATENCY_STEP_MS, LATENCY_STEP_SHARE = 1.0, 0.05  # a latency move that re-decide
 
 class _Waiting(Exception):
     """DNS failed recently: this tick waits (backoff) rather than trying again."""
+
+
+class _Following(Exception):
+    """A fleet follower's tick: decided, nothing to write."""
+
+
+class _Deposed(Exception):
+    """A fleet member is no longer the leader (or its deadline passed): it writes nothing."""
+
+
+VIEW_REFRESH = 5.0  # seconds between republished views when only latencies moved
 
 
 @dataclass
@@ -89,8 +101,18 @@ class Controller:
     def __init__(self, cfg: Config, *, state: StateStore, adapter: Adapter | None,
                  dry_run: bool = False, force: bool = False,
                  clock: Callable[[], float] | None = None,
-                 reconcile_interval: float = RECONCILE_INTERVAL) -> None:
+                 reconcile_interval: float = RECONCILE_INTERVAL,
+                 member: Member | None = None) -> None:
         self.state = state
+        self.member = member  # a fleet: this instance's lease, election and views
+        self._leading: int | None = None  # the epoch it writes under (fleet leader)
+        self._fence_due = False  # a new leader takes the DNS fence before writing
+        self._remote: dict[str, Any] = {}  # vantage -> (view revision, its leaf states)
+        self._expired: dict[str, float] = {}  # vantage -> when its view expired
+        self._published_changes = -1  # board.local_changes when the view was published
+        self._published_at = 0.0
+        self._publishing: asyncio.Future[Any] | None = None
+        self._publish_error: str | None = None
         self.dry_run = dry_run
         self.force = force  # apply plans that break the safety guards
         self.clock = clock or steady_clock()
@@ -137,8 +159,12 @@ class Controller:
     def _setup(self, cfg: Config, adapter: Adapter | None, checks: Any, health: Any) -> None:
         self.cfg = cfg
         self.adapter = adapter
-        self.board = HealthBoard(cfg)
+        self.board = HealthBoard(cfg, local_name=self.member.vantage if self.member else "local")
         self.board.restore(checks, health)
+        if self.member is not None and self._remote:
+            self.board.set_remote({v: states for v, (_, states) in self._remote.items()},
+                                  self.clock())
+            self._published_changes = -1
         self.targets = targets_for(cfg)
         self._seen: set[str] = set()
         self.ready = not self.targets
@@ -174,6 +200,13 @@ class Controller:
                 return
             self._start_probes()
             watcher = asyncio.ensure_future(self._watch_state(stop))
+            if self.member is not None:
+                loop = asyncio.get_running_loop()
+
+                def changed() -> None:
+                    loop.call_soon_threadsafe(self.wake)
+
+                self.member.on_change = changed
             while not stop.is_set():
                 waiters = [asyncio.ensure_future(self._wake.wait()),
                            asyncio.ensure_future(stop.wait())]
@@ -184,6 +217,8 @@ class Controller:
                 self._wake.clear()
                 if stop.is_set():
                     break
+                if self.member is not None:
+                    self._cluster_step()
                 if self.ready:
                     await self.tick()
                 self._published()
@@ -208,7 +243,7 @@ class Controller:
             if time.monotonic() - checked >= STORE_CHECK_INTERVAL:
                 checked = time.monotonic()
                 await self._check_store()
-                if time.monotonic() - pruned >= PRUNE_INTERVAL:
+                if time.monotonic() - pruned >= PRUNE_INTERVAL and self._writer():
                     pruned = time.monotonic()
                     await self._prune()
 
@@ -314,6 +349,8 @@ class Controller:
         except KeyError:
             return  # a result for a config that was just reloaded away
         self._seen.add(target.key)
+        if self.member is not None and self.board.local_changes != self._published_changes:
+            self.wake()  # publish this vantage's view now: the leader counts it
         if flip is not None:
             self._on_flip(flip)
         elif self._latency_records and result.latency_ms is not None:
@@ -365,42 +402,32 @@ class Controller:
             self._decide = True
         snapshot = self.board.snapshot(now)
         try:
+            if not self._writer():
+                # a fleet follower decides (for its status, and to be ready to lead) but
+                # reads and writes no DNS: the leader does
+                if self._decide or self._holding():
+                    snapshot = await self._decide_now(tick, overrides, full=False)
+                self._urgent.clear()
+                self._backlog = []
+                self._pending.clear()
+                raise _Following
             if now < self._dns_retry_at:
                 raise _Waiting
             if self.adapter is not None and not self.dry_run and not self._prepared:
                 await asyncio.to_thread(self.adapter.prepare)
                 self._prepared = True
+            if self._fence_due and self.adapter is not None and not self.dry_run:
+                self._check_leading()
+                took = await asyncio.to_thread(take_over, self.adapter)
+                self._fence_due = False
+                self.event("dns", "fence", f"took the DNS fence: writes now carry epoch "
+                           f"{self._leading}" + ("" if took else " (it held it already)"),
+                           {"epoch": self._leading})
             full = await self._refresh(now)
             # a reading taken in the background changes no decision: only one taken at
             # start or after an error (the ledger was empty) decides everything again
             if (full and self._drift is None) or self._decide or self._holding():
-                # health as it is now, taken with the flag cleared and no wait between: a
-                # flip during the read above (DNS slow or down) is in this snapshot, and
-                # one during the decide below sets the flag for the next tick
-                self._decide = False
-                now = self.clock()
-                snapshot = self.board.snapshot(now)
-                self._lat_decided = {eid: h.latency_ms for eid, h in snapshot.endpoints.items()
-                                     if h.latency_ms is not None}
-                previous = self.decisions
-                t0 = time.perf_counter()
-                decisions, moved = await asyncio.to_thread(self._decide_all, snapshot,
-                                                           overrides, now)
-                tick.decide_s = time.perf_counter() - t0
-                # the decisions, the ledger and the config are long-lived: keep the cyclic
-                # collector from walking them (a full pass over 10,000 records holds the
-                # interpreter, and so the probes, for over 100 ms); they are acyclic and
-                # freed by reference counting when replaced
-                gc.freeze()
-                # urgent: an answer that moved (a failover, a drain, a pin); a name decided
-                # for the first time is bulk work, like markers and TTL edits
-                urgent = {d.name for d in decisions if d.name in moved and (
-                    (p := previous.get(d.key)) is not None and p.values != d.values)}
-                self._urgent |= urgent
-                if not full:
-                    self._backlog += sorted(moved - urgent - set(self._backlog))
-                if not urgent:
-                    self._pending.clear()  # nothing to serve for those health changes
+                snapshot = await self._decide_now(tick, overrides, full)
             if full:
                 drift = self._drift
                 if drift is None:
@@ -414,6 +441,21 @@ class Controller:
                 await self._write(chunk, tick, urgent=False)
                 if self._backlog:
                     self.wake()  # the next chunk, after whatever changed meanwhile
+        except _Following:
+            pass
+        except _Deposed:
+            tick.error = "no longer the fleet's leader: wrote nothing"
+            self.ledger.actual = None
+            self.wake()
+        except DnsFenced as exc:
+            tick.error = str(exc)
+            self.ledger.actual = None
+            self.event("error", "fence", str(exc), {"epoch": exc.epoch})
+            log.error("event=fenced epoch=%s newer=%d error=%r", self._leading, exc.epoch,
+                      str(exc))
+            if self.member is not None:
+                await asyncio.to_thread(self.member.resign, str(exc))
+            self._cluster_step()
         except _Waiting:
             tick.error = self._dns_error  # backing off after DNS errors
         except DnsError as exc:
@@ -449,6 +491,37 @@ class Controller:
         await self._save_async()
         self.metrics.reconcile.observe(time.perf_counter() - started)
         return tick
+
+    async def _decide_now(self, tick: Tick, overrides: Any, full: bool) -> Any:
+        """Decide every record on health as it is now; the names whose answer moved are
+        urgent. Returns the snapshot decided on."""
+        # health as it is now, taken with the flag cleared and no wait between: a flip
+        # during a read (DNS slow or down) is in this snapshot, and one during the decide
+        # below sets the flag for the next tick
+        self._decide = False
+        now = self.clock()
+        snapshot = self.board.snapshot(now)
+        self._lat_decided = {eid: h.latency_ms for eid, h in snapshot.endpoints.items()
+                             if h.latency_ms is not None}
+        previous = self.decisions
+        t0 = time.perf_counter()
+        decisions, moved = await asyncio.to_thread(self._decide_all, snapshot, overrides, now)
+        tick.decide_s = time.perf_counter() - t0
+        # the decisions, the ledger and the config are long-lived: keep the cyclic
+        # collector from walking them (a full pass over 10,000 records holds the
+        # interpreter, and so the probes, for over 100 ms); they are acyclic and freed by
+        # reference counting when replaced
+        gc.freeze()
+        # urgent: an answer that moved (a failover, a drain, a pin); a name decided for
+        # the first time is bulk work, like markers and TTL edits
+        urgent = {d.name for d in decisions if d.name in moved and (
+            (p := previous.get(d.key)) is not None and p.values != d.values)}
+        self._urgent |= urgent
+        if not full:
+            self._backlog += sorted(moved - urgent - set(self._backlog))
+        if not urgent:
+            self._pending.clear()  # nothing to serve for those health changes
+        return snapshot
 
     def _decide_all(self, snapshot: Any, overrides: Any,
                     now: float) -> tuple[list[Decision], set[str]]:
@@ -560,6 +633,7 @@ class Controller:
             return
         assert self.adapter is not None
         before = self.ledger.actual_of(names)
+        self._check_leading()  # the fleet's deadline, checked as late as can be
         self._writes += 1  # a reading taken before this write is stale once it lands
         report = await asyncio.to_thread(self.adapter.apply, changes, before)
         done = self.clock()
@@ -594,6 +668,148 @@ class Controller:
                        "confirmed_ms": round(report.confirmed_s * 1000, 2),
                        "messages": report.messages, "notes": report.notes})
 
+    # --------------------------------------------------------------------- fleet
+
+    def _writer(self) -> bool:
+        """Whether this instance writes DNS: always alone, only the leader in a fleet."""
+        return self.member is None or self._leading is not None
+
+    def _check_leading(self) -> None:
+        """Raise _Deposed unless this instance still leads, under the same epoch, before
+        its local deadline (last renewal sent + TTL - margin)."""
+        if self.member is not None and (self._leading is None
+                                        or self.member.leading() != self._leading):
+            raise _Deposed
+
+    def _cluster_step(self) -> None:
+        """Take up what the fleet did: other vantages' views (joined, changed, expired),
+        this instance's leadership, and publish this vantage's view when it changed."""
+        member = self.member
+        assert member is not None
+        now = self.clock()
+        from failover.cluster import views as codec
+
+        live = {v: kv for v, kv in member.views().items() if v != member.vantage}
+        changed = False
+        for vantage, kv in live.items():
+            try:
+                data = kv.json()
+            except ValueError:
+                continue
+            if not data.get("ready"):
+                continue  # still on its first probe round: it does not vote yet
+            held = self._remote.get(vantage)
+            if held is None or held[0] != kv.mod_revision:
+                if held is None:
+                    self.event("controller", "fleet", f"vantage {vantage} reports "
+                               f"(host {data.get('host')}, PID {data.get('pid')})")
+                    self._expired.pop(vantage, None)
+                self._remote[vantage] = (kv.mod_revision, codec.decode(data.get("checks", {})))
+                changed = True
+        for vantage in [v for v in self._remote if v not in live]:
+            del self._remote[vantage]
+            self._expired[vantage] = time.time()
+            self.event("error", "fleet", f"vantage {vantage}'s view expired (its lease ended: "
+                       "the instance stopped or cannot reach etcd); it no longer votes")
+            log.warning("event=vantage_expired vantage=%s", vantage)
+            changed = True
+        if changed:
+            flips = self.board.set_remote({v: st for v, (_, st) in self._remote.items()}, now)
+            for flip in flips:
+                self._on_flip(flip)
+            self._version += 1
+        self._take_leadership(member.leading())
+        if self.ready and self._publishing is None and (
+                self.board.local_changes != self._published_changes or (
+                    self._latency_records and now - self._published_at >= VIEW_REFRESH)
+                or not self._published_at):
+            self._publish_view(member, now)
+
+    def _publish_view(self, member: Member, now: float) -> None:
+        from failover.cluster import views as codec
+
+        self._published_changes = self.board.local_changes
+        self._published_at = now
+        view = {"ready": True, "at": time.time(),
+                "checks": codec.encode(self.board.local_states())}
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            self._publishing = None
+            error = fut.exception()
+            if error is not None:
+                self._published_changes = -1  # again at the next turn
+                self._publish_error = str(error)
+            else:
+                self._publish_error = None
+
+        self._publishing = asyncio.ensure_future(asyncio.to_thread(member.publish, view))
+        self._publishing.add_done_callback(done)
+
+    def _take_leadership(self, epoch: int | None) -> None:
+        if epoch == self._leading:
+            return
+        assert self.member is not None
+        vantage = self.member.vantage
+        if epoch is not None:
+            self.event("controller", "fleet", f"{vantage} leads (epoch {epoch}): it writes DNS")
+            log.info("event=leading vantage=%s epoch=%d", vantage, epoch)
+            if self.adapter is not None:
+                fence(self.adapter, epoch, vantage)
+            self._fence_due = True
+            self.ledger.actual = None  # what the previous leader wrote: read it afresh
+            self._in_force = frozenset()  # say which overrides are in force, as leader
+            self._decisions_dirty = True
+            self.wake()
+        else:
+            self.event("controller", "fleet", f"{vantage} no longer leads (epoch "
+                       f"{self._leading}): it writes nothing")
+            log.warning("event=following vantage=%s epoch=%s", vantage, self._leading)
+        self._leading = epoch
+        self._version += 1
+
+    def cluster_status(self) -> dict[str, Any] | None:
+        """The fleet as this instance sees it, for /status: its role, the leader, every
+        vantage's view (live or expired) and which one is the odd one out."""
+        member = self.member
+        if member is None:
+            return None
+        from failover.cluster import views as codec
+
+        snapshot = self.board.snapshot(self.clock())
+        result = {eid: h.healthy for eid, h in snapshot.endpoints.items()}
+        all_views = {member.vantage: self.board.local_states(),
+                     **{v: st for v, (_, st) in self._remote.items()}}
+        odd = codec.odd_ones(all_views, result)
+        vantages = []
+        for vantage, kv in sorted(member.views().items()):
+            try:
+                data = kv.json()
+            except ValueError:
+                data = {}
+            states = all_views.get(vantage, {})
+            down = sorted({e for (e, _), st in states.items() if not st.healthy})
+            vantages.append({
+                "vantage": vantage, "live": True, "ready": bool(data.get("ready")),
+                "host": data.get("host"), "pid": data.get("pid"),
+                "reported_at": data.get("at"), "sees_down": down,
+                "disagrees": odd.get(vantage, []),
+                "odd": bool(odd.get(vantage)) and all(
+                    not st.healthy for st in states.values()) and any(result.values())})
+        for vantage, at in sorted(self._expired.items()):
+            vantages.append({"vantage": vantage, "live": False, "expired_at": at,
+                             "note": "its view expired with its lease: not counted"})
+        leader = member.leader()
+        return {"vantage": member.vantage,
+                "role": "leader" if self._leading is not None else "follower",
+                "epoch": self._leading, "leader": None if leader is None else {
+                    k: leader.get(k) for k in ("vantage", "host", "pid", "epoch", "started")},
+                "lease_ttl": member.ttl,
+                "deadline_in": (round(member.deadline - time.monotonic(), 2)
+                                if self._leading is not None else None),
+                "lease_renewed_at": member.lease_renewed, "etcd_error": member.problem(),
+                "vantages": vantages,
+                "odd_ones": sorted(v for v in odd)}
+
     def _note_blocked(self, blocked: dict[str, str]) -> None:
         if blocked and self._new("blocked", blocked):
             for name, why in blocked.items():
@@ -610,6 +826,14 @@ class Controller:
             out.append(f"DNS failing for {self.clock() - since:.0f} s: {self._dns_error}")
         if self._state_error is not None:
             out.append(self._state_error)
+        if self.member is not None:
+            problem = self.member.problem()
+            if problem is not None:
+                out.append(problem)
+            elif self.member.leader() is None:
+                out.append("the fleet has no leader: nobody writes DNS until one is elected")
+            if self._publish_error is not None:
+                out.append(f"this vantage's view could not be published: {self._publish_error}")
         if self._blocked:
             first = heapq.nsmallest(3, self._blocked)
             more = len(self._blocked) - len(first)
@@ -652,6 +876,8 @@ class Controller:
             return False
         self._in_force = in_force
         self._version += 1
+        if not self._writer():
+            return True  # a follower takes it up; the leader says so in the history
         listed = ", ".join(f"{o.kind} {o.target}" for o in active) or "none"
         self.event("override", "controller", f"overrides in force: {listed}", {
             "in_force": [{"kind": o.kind, "target": o.target, "region": o.region, "at": o.at}
@@ -770,7 +996,7 @@ class Controller:
         writes return what they could not keep (None: all kept)."""
         now = self.clock()
         decisions = None
-        if (self._decisions_dirty or force) and not health_only:
+        if (self._decisions_dirty or force) and not health_only and self._writer():
             decisions = list(self.decisions.values())
             self._decisions_dirty = False
         events: list[Event] = []
@@ -823,11 +1049,15 @@ class Controller:
         cached, version = self._records_json, self._decisions_version
         decisions = None if cached is not None and cached[0] == version else list(
             self.decisions.values())
+        cluster = self.cluster_status()
 
         def make() -> bytes:
-            head = json.dumps(build_status(cfg, snapshot, overrides, [], now, ready=ready,
-                                           dry_run=dry_run, last=last, problems=problems,
-                                           not_written=blocked))
+            built = build_status(cfg, snapshot, overrides, [], now, ready=ready,
+                                 dry_run=dry_run, last=last, problems=problems,
+                                 not_written=blocked)
+            if cluster is not None:
+                built["cluster"] = cluster
+            head = json.dumps(built)
             if decisions is None:
                 assert cached is not None
                 records = cached[1]
@@ -909,6 +1139,24 @@ def native_for(adapter: Adapter | None) -> Callable[[str], bool]:
         return cast(Callable[[str], bool], per_name)
     flag = adapter.native_routing
     return lambda _: flag
+
+
+def fence(adapter: Adapter, epoch: int | None, holder: str) -> None:
+    """Fence the adapter's writes (each zone's, for several) with a leader's epoch."""
+    for a in getattr(adapter, "adapters", {"": adapter}).values():
+        set_fence = getattr(a, "fence", None)
+        if set_fence is not None:
+            set_fence(epoch, holder)
+
+
+def take_over(adapter: Adapter) -> bool:
+    """A new leader's first write: its epoch into every zone's fence. True when written."""
+    took = False
+    for a in getattr(adapter, "adapters", {"": adapter}).values():
+        take = getattr(a, "take_over", None)
+        if take is not None:
+            took = bool(take()) or took
+    return took
 
 
 def _serial_of(adapter: Adapter) -> int | None:

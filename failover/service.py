@@ -53,6 +53,8 @@ def setup_logging(fmt: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request at INFO: the fleet's etcd renewals would fill the log
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.captureWarnings(True)
     crash = logging.getLogger("failover.crash")
 
@@ -81,6 +83,9 @@ def adapter_for(cfg: Config) -> Adapter | None:
 def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False) -> None:
     """Run the controller until stopped. Raises FailoverError for startup failures."""
     cfg = load_config(config_path)
+    if once and cfg.controller.cluster is not None:
+        raise InputError("run --once writes DNS alone, outside the fleet's election: it cannot "
+                         "run with controller.cluster; `failover plan` shows what would change")
     adapter = adapter_for(cfg)
     state = open_state(cfg, exclusive=True)
     # planning and writing run on threads beside the loop that runs the probes: hand the
@@ -105,6 +110,9 @@ def api_token(cfg: Config) -> Token | None:
 
 def _same_process(old: Config, new: Config) -> None:
     """Settings a reload cannot change in a running process; raises InputError."""
+    if old.controller.cluster != new.controller.cluster:
+        raise InputError("controller.cluster changed: a restart applies it, a reload cannot "
+                         "(the running controller keeps its config)")
     for what in ("listen", "state"):
         if getattr(old.controller, what) != getattr(new.controller, what) or (
                 what == "state" and old.path(old.controller.state)
@@ -124,10 +132,33 @@ def _expiry(body: Any, now: float) -> float | None:
 
 async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: Any, *,
                 dry_run: bool, once: bool, force: bool = False) -> None:
+    loop = asyncio.get_running_loop()
+    member = None
+    cluster = cfg.controller.cluster
+    if cluster is not None:
+        from failover.cluster.member import Member
+
+        member = Member(state.client, cluster.etcd.prefix, cluster.vantage_name(),
+                        cluster.lease_ttl)
+        await loop.run_in_executor(None, state.watch)  # overrides: from a watched cache
+        member.start()
+        log.info("event=fleet_member vantage=%s prefix=%s lease_ttl=%d", member.vantage,
+                 cluster.etcd.prefix, cluster.lease_ttl)
+    try:
+        await _serve(config_path, cfg, adapter, state, member, dry_run=dry_run, once=once,
+                     force=force)
+    finally:
+        if member is not None:
+            await loop.run_in_executor(None, member.stop)
+
+
+async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: Any,
+                 member: Any, *, dry_run: bool, once: bool, force: bool = False) -> None:
     from failover import overrides
 
     loop = asyncio.get_running_loop()
-    controller = Controller(cfg, state=state, adapter=adapter, dry_run=dry_run, force=force)
+    controller = Controller(cfg, state=state, adapter=adapter, dry_run=dry_run, force=force,
+                            member=member)
     published = Published()
 
     building: list[asyncio.Future[None] | None] = [None]

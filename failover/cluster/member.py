@@ -18,6 +18,7 @@ is gone it is a follower.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,7 +28,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from failover.cluster.etcd import KV, Etcd, EtcdError, b64, get_op, if_absent, kv_of, put_op
+from failover.cluster.etcd import (
+    KV,
+    Etcd,
+    EtcdError,
+    b64,
+    get_op,
+    if_absent,
+    if_created,
+    kv_of,
+    put_op,
+)
 from failover.cluster.watch import PrefixCache
 
 log = logging.getLogger(__name__)
@@ -156,14 +167,11 @@ class Member:
         if epoch is None:
             return
         self._step_down(why)
-        try:
+        with contextlib.suppress(EtcdError):
             self.client.call("kv/txn", {
-                "compare": [{"key": b64(self._key), "target": "CREATE", "result": "EQUAL",
-                             "create_revision": str(epoch)}],
+                "compare": [if_created(self._key, epoch)],
                 "success": [{"request_delete_range": {"key": b64(self._key)}}],
                 "failure": []})
-        except EtcdError:
-            pass
 
     # ---------------------------------------------------------------- the thread
 
@@ -230,8 +238,6 @@ class Member:
         kvs = (data.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []
         if not kvs:
             return
-        from failover.cluster.etcd import _kv
-
         kv = kv_of(kvs[0])
         if kv.lease == lease:
             if self.epoch != kv.create_revision:
