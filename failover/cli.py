@@ -441,23 +441,25 @@ TAKE_UP_WAIT = 5.0  # seconds the CLI waits for the running controller to take a
 def _with_state(config_path: str, action: Any) -> None:
     """Apply an override change to the state, then say whether a controller took it up:
     "applied" only when the running controller answered, "saved" when none runs."""
-    from failover.state import controller_pid, open_state
+    from failover.state import open_state, running_controller
 
     cfg = _load(config_path)
     state = open_state(cfg)
+    cluster = cfg.controller.cluster
     try:
         message = action(cfg, state)
-        pid = controller_pid(cfg)
-        if pid is None:
-            click.echo(f"{message}; saved: no controller is running on "
-                       f"{cfg.path(cfg.controller.state)}, the next one to start applies it")
+        who = running_controller(cfg)
+        if who is None:
+            where = (f"etcd {cluster.etcd.prefix} has no leader" if cluster is not None
+                     else f"no controller is running on {cfg.path(cfg.controller.state)}")
+            click.echo(f"{message}; saved: {where}, the next one to start applies it")
             return
         if _taken_up(state, time.monotonic() + TAKE_UP_WAIT):
-            click.echo(f"{message}; applied by the running controller (PID {pid})")
+            click.echo(f"{message}; applied by the running controller ({who})")
             return
     finally:
         state.close()
-    click.echo(f"{message}; saved, but the running controller (PID {pid}) has not taken it "
+    click.echo(f"{message}; saved, but the running controller ({who}) has not taken it "
                f"up within {TAKE_UP_WAIT:g} s: check `failover status` and its log", err=True)
     sys.exit(EXIT_FAILURE)
 

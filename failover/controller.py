@@ -113,6 +113,11 @@ class Controller:
         self._published_at = 0.0
         self._publishing: asyncio.Future[Any] | None = None
         self._publish_error: str | None = None
+        self._generation = 0  # the member's lease generation the view was published under
+        # results per target since this vantage (re)joined: it votes once each check has
+        # seen failure_threshold of them, so a restarted or paused vantage never votes a
+        # dead region healthy from what it saw before (None: it votes)
+        self._fresh: dict[str, int] | None = {} if member is not None else None
         self.dry_run = dry_run
         self.force = force  # apply plans that break the safety guards
         self.clock = clock or steady_clock()
@@ -349,6 +354,10 @@ class Controller:
         except KeyError:
             return  # a result for a config that was just reloaded away
         self._seen.add(target.key)
+        if self._fresh is not None:
+            self._fresh[target.key] = self._fresh.get(target.key, 0) + 1
+            if self._votes():
+                self.wake()
         if self.member is not None and self.board.local_changes != self._published_changes:
             self.wake()  # publish this vantage's view now: the leader counts it
         if flip is not None:
@@ -719,11 +728,29 @@ class Controller:
                 self._on_flip(flip)
             self._version += 1
         self._take_leadership(member.leading())
-        if self.ready and self._publishing is None and (
+        if member.generation != self._generation:
+            self._generation = member.generation
+            self._published_at = 0.0
+            if self._fresh is None:  # a new lease after losing one: old views are stale
+                self._fresh = {}
+                self.event("controller", "fleet", f"{member.vantage} rejoined the fleet: it "
+                           "votes again once each check has seen failure_threshold results")
+        if self.ready and self._publishing is None and self._votes() and (
                 self.board.local_changes != self._published_changes or (
                     self._latency_records and now - self._published_at >= VIEW_REFRESH)
                 or not self._published_at):
             self._publish_view(member, now)
+
+    def _votes(self) -> bool:
+        """Whether this vantage's view is fresh enough to count (see `_fresh`)."""
+        if self._fresh is None:
+            return True
+        fresh = self._fresh
+        if all(fresh.get(t.key, 0) >= self.cfg.checks[t.check].failure_threshold
+               for t in self.targets):
+            self._fresh = None
+            return True
+        return False
 
     def _publish_view(self, member: Member, now: float) -> None:
         from failover.cluster import views as codec

@@ -86,12 +86,12 @@ class Member:
         self.identity = {"vantage": vantage, "host": socket.gethostname(), "pid": os.getpid(),
                          "started": time.time()}
         self.lease: int | None = None
+        self.generation = 0  # bumped with every new lease (a start, or after losing one)
         self.deadline = 0.0  # monotonic: no write at or after it
         self.epoch: int | None = None  # set while this instance leads
         self.led_since: float | None = None
         self.etcd_error: str | None = None
         self.lease_renewed: float | None = None  # wall time of the last confirmed renewal
-        self._view: str | None = None
         self._key = leader_key(self.prefix)
         self._views_prefix = f"{self.prefix}/live/vantages/"
         self.cache = PrefixCache(client, f"{self.prefix}/live/", self._changed)
@@ -136,7 +136,10 @@ class Member:
         return _leader_of(self.cache.snapshot().get(self._key))
 
     def views(self) -> dict[str, KV]:
-        """The live vantages' views by vantage name (this one's included)."""
+        """The live vantages' views by vantage name (this one's included); none while
+        etcd has not answered for longer than a lease: nobody can tell they still live."""
+        if self.cache.error is not None and time.monotonic() - self.cache.ok_at > self.ttl:
+            return {}
         n = len(self._views_prefix)
         return {k[n:]: kv for k, kv in self.cache.snapshot().items()
                 if k.startswith(self._views_prefix)}
@@ -155,7 +158,6 @@ class Member:
         """Put this vantage's view under the lease (blocking: call it off the loop)."""
         data = json.dumps({**self.identity, **view}, separators=(",", ":"))
         with self._lock:
-            self._view = data
             lease = self.lease
         if lease is not None:
             self.client.put(self._views_prefix + self.vantage, data, lease)
@@ -205,12 +207,14 @@ class Member:
             lease = self.client.grant(self.ttl)
             with self._lock:
                 self.lease = lease
-                view = self._view
+                self.generation += 1
             self.deadline = sent + self.ttl - self.margin
             self.lease_renewed = time.time()
             log.info("event=lease_granted lease=%x ttl=%d", lease, self.ttl)
-            if view is not None:
-                self.client.put(self._views_prefix + self.vantage, view, lease)
+            # the view held under a lost lease is not put again: this instance was cut off
+            # or paused, so what it saw is old; the controller publishes a fresh one
+            if self.on_change is not None:
+                self.on_change()
             return
         left = self.client.keepalive(self.lease)
         if left <= 0:

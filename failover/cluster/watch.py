@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from failover.cluster.etcd import KV, Etcd, EtcdError, WatchCompacted
@@ -33,6 +34,7 @@ class PrefixCache:
         self.error: str | None = None
         self.synced = threading.Event()
         self.revision = 0
+        self.ok_at = time.monotonic()  # when etcd last answered this cache
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -70,12 +72,14 @@ class PrefixCache:
                                     self.items[ev.kv.key] = ev.kv
                             self.revision = max(self.revision, revision)
                         self.error = None
+                        self.ok_at = time.monotonic()
                         if changed and self.on_change is not None:
                             self.on_change(changed)
                     # a quiet watch: make sure etcd is still there (and has quorum), so a
                     # cut-off instance says so instead of trusting a stale cache
                     if not self._stop.is_set():
                         self.client.revision()
+                        self.ok_at = time.monotonic()
             except WatchCompacted:
                 continue  # read everything again
             except EtcdError as exc:
@@ -98,6 +102,7 @@ class PrefixCache:
             self.items = fresh
             self.revision = revision
         self.error = None
+        self.ok_at = time.monotonic()
         self.synced.set()
         changed = {k for k in set(old) | set(fresh)
                    if (old.get(k) is None) != (fresh.get(k) is None)

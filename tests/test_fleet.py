@@ -1,0 +1,255 @@
+"""A fleet of controllers on a private 3-member etcd, with real named and real endpoints:
+one leader writes, every instance probes and votes, the leader can die or be paused,
+etcd can lose quorum, and the CLI works from another machine's config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import pytest
+
+from failover.cluster.etcd import Etcd
+from failover.dns.base import fence_epoch, fence_name
+from failover.localdns import LocalNamed, free_port
+from failover.localetcd import LocalEtcd, etcd_binary
+from tests.fleet_env import Fleet
+from tests.service_env import EAST, WEST, Env, wait_for
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[LocalEtcd]:
+    """A private 3-member etcd on loopback; in CI a missing etcd fails, not skips."""
+    if etcd_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("etcd is not installed: make test installs etcd-server")
+        pytest.skip("etcd is not installed (apt-get install etcd-server)")
+    cluster = LocalEtcd.start(tmp_path / "etcd")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, named: LocalNamed, etcd: LocalEtcd) -> Iterator[Fleet]:
+    env = Env(dir=tmp_path, named=named, http_port=free_port(EAST), api_port=free_port())
+    f = Fleet(tmp_path, named, etcd, env)
+    try:
+        env.start_region(EAST)
+        env.start_region(WEST)
+        yield f
+    finally:
+        f.stop()
+
+
+def fence_held(named: LocalNamed) -> int | None:
+    r = dns.query.udp(dns.message.make_query(fence_name("example.test."), "TXT"), "127.0.0.1",
+                      port=named.port, timeout=1)
+    return fence_epoch([rd.to_text() for rrset in r.answer for rd in rrset])
+
+
+def started(fleet: Fleet, *vantages: str) -> str:
+    """Start instances; wait for one leader, the answer written and every view counted;
+    returns the leader's vantage."""
+    for v in vantages:
+        fleet.add(v)
+        fleet.start(v)
+    assert wait_for(lambda: len(fleet.leaders()) == 1, 60), fleet.logs()
+    assert wait_for(lambda: fleet.env.answer() == {EAST}, 30), fleet.logs()
+    assert wait_for(lambda: all(
+        sum(x.get("ready", False) for x in fleet.instances[v].cluster().get("vantages", []))
+        == len(vantages) for v in vantages), 30), fleet.logs()
+    return fleet.leaders()[0]
+
+
+class Watcher:
+    """Queries the answer every 50 ms on a thread and keeps every distinct one seen."""
+
+    def __init__(self, env: Env) -> None:
+        self.env, self.seen = env, set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for _ in range(6000):  # bounded: 5 minutes at most
+            if self.stop.is_set():
+                return
+            self.seen.add(frozenset(self.env.answer()))
+            time.sleep(0.05)
+
+    def done(self) -> set[frozenset[str]]:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        return self.seen
+
+
+def test_sigkill_the_leader_another_takes_the_fence_and_the_answer_stays_right(
+        fleet: Fleet) -> None:
+    leader = started(fleet, "us-east-1", "eu-west-1", "ap-south-1")
+    epoch = fence_held(fleet.named)
+    assert epoch is not None
+    watcher = Watcher(fleet.env)
+    fleet.kill(leader, signal.SIGKILL)
+    # the new leader's first write is the fence, with a higher epoch
+    assert wait_for(lambda: (fence_held(fleet.named) or 0) > epoch, 30), fleet.logs()
+    assert wait_for(lambda: len(fleet.leaders()) == 1, 30)
+    new = fleet.leaders()[0]
+    assert new != leader
+    # and it writes: a region failure is failed over by the new leader
+    fleet.env.stop_region(EAST)
+    assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
+    # the answer was never empty nor anything else throughout
+    assert watcher.done() <= {frozenset({EAST}), frozenset({WEST})}
+    status = fleet.instances[new].cluster()
+    assert status["leader"]["vantage"] == new and status["epoch"] == fence_held(fleet.named)
+    gone = [v for v in status["vantages"] if v["vantage"] == leader]
+    assert wait_for(lambda: any(v["vantage"] == leader and not v["live"]
+                                for v in fleet.instances[new].cluster()["vantages"]), 15), gone
+
+
+def test_a_paused_leader_stops_writing_and_comes_back_a_follower(fleet: Fleet) -> None:
+    leader = started(fleet, "us-east-1", "eu-west-1", "ap-south-1")
+    proc = fleet.instances[leader].process
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGSTOP)  # cut off: no renewal reaches etcd
+    try:
+        assert wait_for(lambda: len([v for v in fleet.leaders() if v != leader]) == 1, 30)
+        fleet.env.stop_region(EAST)
+        assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
+        epoch = fence_held(fleet.named)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    # the old leader (which saw us-east-1 healthy when paused) learns it was deposed and
+    # writes nothing: the answer and the fence stay the new leader's
+    assert wait_for(lambda: fleet.instances[leader].cluster().get("role") == "follower", 30)
+    assert fleet.env.answer() == {WEST}
+    assert fence_held(fleet.named) == epoch
+    history = fleet.log(leader)
+    assert "event=following" in history or "event=leader_stepped_down" in history
+
+
+def publish_view(etcd: LocalEtcd, vantage: str, down: list[str]) -> tuple[Etcd, int]:
+    """Be one more vantage of the fleet (as an instance would), seeing `down` down."""
+    client = Etcd(etcd.endpoints)
+    lease = client.grant(3)
+    checks = {f"{eid}|web": [0 if eid in down else 1, time.time(), "connect timeout", None]
+              for eid in ("us-east-1/127.0.1.1", "eu-west-1/127.0.2.1")}
+    client.put(f"/failover/test/live/vantages/{vantage}", json.dumps({
+        "vantage": vantage, "host": "elsewhere", "pid": 1, "ready": True, "at": time.time(),
+        "checks": checks}), lease)
+    return client, lease
+
+
+def test_one_vantage_cut_off_from_a_region_is_outvoted_and_named(fleet: Fleet) -> None:
+    leader = started(fleet, "us-east-1", "eu-west-1")
+    serial = fleet.env.serial()
+    client, lease = publish_view(fleet.etcd, "sa-east-1", down=["us-east-1/127.0.1.1"])
+    try:
+        def named_odd() -> bool:
+            c = fleet.instances[leader].cluster()
+            return any(v["vantage"] == "sa-east-1" and v["disagrees"] == ["us-east-1/127.0.1.1"]
+                       for v in c.get("vantages", []))
+
+        assert wait_for(named_odd, 15), fleet.instances[leader].cluster()
+        assert fleet.env.answer() == {EAST} and fleet.env.serial() == serial  # no failover
+        # cut from every vantage: the region fails over
+        fleet.env.stop_region(EAST)
+        assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
+    finally:
+        client.revoke(lease)
+    # the extra vantage's view expires with its lease: status says so
+    assert wait_for(lambda: any(v["vantage"] == "sa-east-1" and not v["live"] for v in
+                                fleet.instances[leader].cluster()["vantages"]), 15)
+
+
+def test_a_vantage_that_sees_everything_down_is_the_odd_one(fleet: Fleet) -> None:
+    leader = started(fleet, "us-east-1", "eu-west-1")
+    client, lease = publish_view(fleet.etcd, "lonely", down=["us-east-1/127.0.1.1",
+                                                             "eu-west-1/127.0.2.1"])
+    try:
+        assert wait_for(lambda: fleet.instances[leader].cluster().get("odd_ones") == ["lonely"],
+                        15), fleet.instances[leader].cluster()
+        odd = [v for v in fleet.instances[leader].cluster()["vantages"]
+               if v["vantage"] == "lonely"]
+        assert odd[0]["odd"] and fleet.env.answer() == {EAST}
+    finally:
+        client.revoke(lease)
+
+
+def test_two_of_three_etcd_members_down_nobody_writes_then_it_resumes(fleet: Fleet) -> None:
+    started(fleet, "us-east-1", "eu-west-1")
+    serial = fleet.env.serial()
+    a, b = fleet.etcd.members[0], fleet.etcd.members[1]
+    fleet.etcd.kill(a)
+    fleet.etcd.kill(b)
+    try:
+        # every instance says why nothing is written; probing goes on
+        assert wait_for(lambda: all(any("etcd" in p for p in i.status().get("problems", []))
+                                    for i in fleet.instances.values()), 30), fleet.logs()
+        assert wait_for(lambda: not fleet.leaders(), 30)
+        fleet.env.stop_region(EAST)
+        assert wait_for(lambda: all(
+            not i.status()["regions"]["us-east-1"]["healthy"]
+            for i in fleet.instances.values()), 30)
+        assert fleet.env.answer() == {EAST} and fleet.env.serial() == serial  # no writes
+    finally:
+        fleet.etcd.start_member(a)
+        fleet.etcd.start_member(b)
+    fleet.etcd.wait_healthy()
+    # quorum back: a leader again, and it writes what health says now (and only that)
+    assert wait_for(lambda: len(fleet.leaders()) == 1, 30), fleet.logs()
+    assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
+
+
+def test_quorum_lost_and_back_without_any_change_writes_nothing(fleet: Fleet) -> None:
+    started(fleet, "us-east-1", "eu-west-1")
+    serial = fleet.env.serial()
+    a = fleet.etcd.members[0]
+    b = fleet.etcd.members[1]
+    fleet.etcd.kill(a)
+    fleet.etcd.kill(b)
+    assert wait_for(lambda: not fleet.leaders(), 30)
+    fleet.etcd.start_member(a)
+    fleet.etcd.start_member(b)
+    fleet.etcd.wait_healthy()
+    assert wait_for(lambda: len(fleet.leaders()) == 1, 30), fleet.logs()
+    leader = fleet.leaders()[0]
+    assert wait_for(lambda: fleet.instances[leader].status().get("problems") == [], 30)
+    # the only write a new epoch makes is its fence; no record moved
+    assert fleet.env.answer() == {EAST}
+    served = fleet.env.serial()
+    assert served - serial <= 1, (serial, served)
+
+
+def test_drain_from_another_machine_is_applied_by_the_leader(fleet: Fleet,
+                                                             tmp_path: Path) -> None:
+    started(fleet, "us-east-1", "eu-west-1")
+    # another machine: its own directory and config, the same etcd; no state file at all
+    ops = fleet.add("laptop")
+    result = fleet.env.cli.__func__  # type: ignore[attr-defined]
+    del result
+    import subprocess
+    import sys
+
+    from tests.builders import ROOT
+
+    done = subprocess.run([sys.executable, "-m", "failover", "drain", "us-east-1", "--reason",
+                           "maintenance", "--config", str(ops.config)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "applied by the running controller (leader " in done.stdout
+    assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
+    assert not list(tmp_path.glob("**/failover.db"))
+    status = subprocess.run([sys.executable, "-m", "failover", "history", "--config",
+                             str(ops.config)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert "drain" in status.stdout and "maintenance" in status.stdout
