@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Any
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from failover.config import AWS_REGIONS
-from failover.dns.base import ApplyReport, DnsConflict, DnsError, DnsRejected, DnsUnavailable
+from failover.dns.base import (
+    ApplyReport,
+    DnsConflict,
+    DnsError,
+    DnsFenced,
+    DnsRejected,
+    DnsUnavailable,
+    fence_epoch,
+    fence_name,
+    fence_value,
+)
 from failover.plan import Change, ChangeSet, ManagedKey, apply_to
 from failover.records import RecordSet, absolute_name
 
@@ -31,8 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_ELEMENTS = 1000
-MAX_CHARS = 32000
+MAX_ELEMENTS = 1000 - 2  # two left for a fleet leader's fence
+MAX_CHARS = 32000 - 512
 MAX_VALUE = 4000
 READ_TYPES = ("A", "AAAA", "CNAME", "TXT")
 THROTTLES = ("Throttling", "ThrottlingException", "PriorRequestNotComplete",
@@ -102,6 +112,9 @@ class Route53Adapter:
         self.limiter = RateLimiter(provider.max_requests_per_second)
         self.stats = CallStats()
         self._pages: int | None = None  # pages the zone took to list, at the last full read
+        self.epoch: int | None = None  # a fleet leader's epoch: every batch is fenced by it
+        self.holder = ""
+        self._fenced: int | None = None  # the epoch the fence held at our last write
         if client is None:
             import boto3
             from botocore.config import Config as BotoConfig
@@ -259,10 +272,17 @@ class Route53Adapter:
             raise DnsRejected("Route 53 would refuse this change: " + "; ".join(problems))
         start = time.monotonic()
         change_ids = []
+        if self.epoch is not None and self._fenced != self.epoch:
+            self.take_over()
         for batch in batches(changes.changes):
-            result = self.call("change_resource_record_sets", HostedZoneId=self.zone_id,
-                                ChangeBatch={"Comment": "failover",
-                                             "Changes": [c for ch in batch for c in _api(ch)]})
+            try:
+                result = self.call("change_resource_record_sets", HostedZoneId=self.zone_id,
+                                    ChangeBatch={"Comment": "failover", "Changes": [
+                                        *self._fence_changes(),
+                                        *[c for ch in batch for c in _api(ch)]]})
+            except DnsError:
+                self._fenced_conflict()
+                raise
             self.stats.change_batches += 1
             change_ids.append(result["ChangeInfo"]["Id"])
             report.messages += 1
@@ -286,6 +306,79 @@ class Route53Adapter:
                  "retries=%d applied_ms=%.1f", self.zone, report.changes, report.messages,
                  self.stats.calls, self.stats.retries, report.applied_s * 1000)
         return report
+
+    # ----------------------------------------------------------------------- fence
+
+    def fence(self, epoch: int | None, holder: str = "") -> None:
+        """Fence every batch from now on with `epoch` (None: no fleet, no fence): each
+        batch deletes the fence TXT with this leader's exact value and creates it again,
+        so Route 53 refuses the whole batch once a newer leader replaced the value."""
+        self.epoch, self.holder = epoch, holder
+
+    def read_fence(self) -> list[str]:
+        """The fence TXT's values ([] when absent)."""
+        name = fence_name(self.zone)
+        page = self.call("list_resource_record_sets", HostedZoneId=self.zone_id,
+                         StartRecordName=name, StartRecordType="TXT", MaxItems="1")
+        for item in page.get("ResourceRecordSets", []):
+            if absolute_name(item["Name"]) == name and item["Type"] == "TXT":
+                return [r["Value"] for r in item.get("ResourceRecords", [])]
+        return []
+
+    def _fence_set(self, values: Sequence[str]) -> dict[str, Any]:
+        return {"Name": fence_name(self.zone), "Type": "TXT", "TTL": 60,
+                "ResourceRecords": [{"Value": v} for v in values]}
+
+    def _fence_changes(self) -> list[dict[str, Any]]:
+        if self.epoch is None:
+            return []
+        mine = self._fence_set([fence_value(self.epoch, self.holder)])
+        return [{"Action": "DELETE", "ResourceRecordSet": mine},
+                {"Action": "CREATE", "ResourceRecordSet": mine}]
+
+    def take_over(self) -> bool:
+        """Replace the fence with this leader's epoch in one batch that deletes the exact
+        value read (Route 53 refuses it when another leader changed it meanwhile). True
+        when it wrote; raises DnsFenced when the fence holds a newer epoch."""
+        epoch = self.epoch
+        if epoch is None or self._fenced == epoch:
+            return False
+        for _ in range(5):
+            values = self.read_fence()
+            held = fence_epoch(values)
+            if held is not None and held > epoch:
+                raise DnsFenced(f"{self.zone}: a newer leader (epoch {held}) holds the fence "
+                                f"{fence_name(self.zone)}; this instance (epoch {epoch}) "
+                                "was deposed and writes nothing", held)
+            if held == epoch:
+                self._fenced = epoch
+                return False
+            batch = ([{"Action": "DELETE", "ResourceRecordSet": self._fence_set(values)}]
+                     if values else [])
+            batch.append({"Action": "CREATE", "ResourceRecordSet": self._fence_set(
+                [fence_value(epoch, self.holder)])})
+            try:
+                self.call("change_resource_record_sets", HostedZoneId=self.zone_id,
+                          ChangeBatch={"Comment": "failover fence", "Changes": batch})
+            except (DnsConflict, DnsRejected):
+                continue  # it moved between reading and writing: read again
+            self._fenced = epoch
+            log.info("event=fence_taken zone=%s epoch=%d previous=%s", self.zone, epoch, held)
+            return True
+        raise DnsConflict(f"{self.zone}: the fence {fence_name(self.zone)} kept changing; "
+                          "trying again")
+
+    def _fenced_conflict(self) -> None:
+        """After a refused batch: DnsFenced when a newer leader holds the fence."""
+        if self.epoch is None:
+            return
+        held = fence_epoch(self.read_fence())
+        if held is not None and held > self.epoch:
+            raise DnsFenced(f"Route 53 refused the batch for {self.zone}: a newer leader "
+                            f"(epoch {held}) holds the fence; this instance (epoch "
+                            f"{self.epoch}) was deposed", held)
+        if held != self.epoch:
+            self._fenced = None
 
     def _wait_insync(self, change_ids: list[str]) -> None:
         deadline = time.monotonic() + self.provider.insync_timeout

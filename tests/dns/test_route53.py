@@ -424,3 +424,27 @@ def test_drill_watches_the_delegation_set(zone: str, tmp_path: Path,
     servers, source = authoritative.authoritative_servers(cfg, adapter)
     assert servers == [authoritative.Server("127.0.0.1", 53, names[0])]
     assert source == "the hosted zone's delegation set"
+
+
+def test_fenced_batches_a_deposed_leaders_late_batch_is_refused_whole(zone: str) -> None:
+    from failover.dns.base import DnsFenced, fence_epoch
+
+    cfg = config(zone)
+    old, new = Route53Adapter(cfg.zone, cfg.provider), Route53Adapter(cfg.zone, cfg.provider)
+    old.fence(3, "us-east-1")
+    sync(cfg, old)
+    assert fence_epoch(old.read_fence()) == 3
+    new.fence(8, "eu-west-1")
+    assert new.take_over()  # delete "epoch=3" exactly, create "epoch=8", one batch
+    sync(cfg, new, down=("us-east-1",))
+    served = records(new, "api.example.test.")["primary"].values
+    # the old leader's late batch deletes the fence with its own value: refused, whole
+    actual = read_actual(cfg, old)
+    snap = initial_snapshot(cfg, 0)
+    step = plan_step(cfg, snap, Overrides(), {}, 1, actual, native=True)
+    assert step.changes
+    with pytest.raises(DnsFenced) as caught:
+        old.apply(step.changes, actual)
+    assert caught.value.epoch == 8
+    assert records(new, "api.example.test.")["primary"].values == served
+    assert fence_epoch(new.read_fence()) == 8
