@@ -325,6 +325,12 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
                 served, unknown = None, str(exc)
         data = build_status(cfg, snapshot, state.overrides(), decisions, now, served=served)
         errors = state.history(now - 3600, limit=1, kind="error")
+        if cfg.controller.cluster is not None:
+            from failover.cluster.member import fleet_view
+            from failover.state.etcd import EtcdState
+
+            assert isinstance(state, EtcdState)
+            data["cluster"] = fleet_view(state.client, cfg.controller.cluster.etcd.prefix)
     finally:
         state.close()
     if unknown is not None:
@@ -341,6 +347,16 @@ def _print_status(data: dict[str, Any]) -> None:
     from policies.reasons import clock
 
     click.echo(f"zone {data['zone']} (provider {data['provider']})")
+    fleet = data.get("cluster")
+    if fleet is not None:
+        lead = fleet["leader"]
+        click.echo("fleet: " + (f"leader {lead['vantage']} (host {lead['host']}, PID "
+                                f"{lead['pid']}, epoch {lead['epoch']})" if lead else
+                                "NO LEADER: nobody writes DNS"))
+        for v in fleet["vantages"]:
+            sees = ("sees down: " + ", ".join(v["sees_down"])) if v["sees_down"] else \
+                "sees every endpoint up"
+            click.echo(f"  vantage {v['vantage']} (host {v['host']}, PID {v['pid']}): {sees}")
     if data.get("last_error"):
         e = data["last_error"]
         click.echo(f"last error (within the hour) at {clock(e['at'])}: {e['message']}")
@@ -629,14 +645,20 @@ def _check_servers(values: tuple[str, ...]) -> None:
 @click.option("--dir", "directory", default=".demo", show_default=True,
               type=click.Path(file_okay=False, path_type=str),
               help="Where the demo keeps its named, config and state.")
-def demo(directory: str) -> None:
+@click.option("--fleet", "fleet", type=click.IntRange(1, 5), default=None, metavar="N",
+              help="A fleet instead: a private 3-member etcd and N controllers, one per "
+                   "vantage, one elected leader writing (docs/ha.md).")
+def demo(directory: str, fleet: int | None) -> None:
     """Run the controller on an embedded default: a private named and two local regions."""
     from pathlib import Path
 
-    from failover.demo import run_demo
+    from failover.demo import run_demo, run_fleet_demo
     from failover.service import setup_logging
 
     setup_logging("text")
+    if fleet is not None:
+        run_fleet_demo(Path(directory), fleet)
+        return
     run_demo(Path(directory))
 
 

@@ -169,3 +169,79 @@ Ctrl-C stops the demo.
         for sig in (signal.SIGTERM, signal.SIGHUP):  # the controller's loop handles them
             signal.signal(sig, signal.SIG_DFL)
         serve(str(config), dry_run=False, once=False)
+
+
+FLEET_VANTAGES = ("us-east-1", "eu-west-1", "ap-south-1", "sa-east-1", "ap-northeast-1")
+
+
+def run_fleet_demo(directory: Path, members: int, dns_port: int = 15353) -> None:
+    """`failover demo --fleet N`: a private 3-member etcd, named, two regions and N
+    controller processes (each its own vantage and API port) on loopback, until Ctrl-C."""
+    import time
+
+    from failover.localetcd import LocalEtcd
+
+    if not 1 <= members <= len(FLEET_VANTAGES):
+        raise InputError(f"--fleet: between 1 and {len(FLEET_VANTAGES)} instances, got "
+                         f"{members}")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    _claim(directory)
+    if not port_free("127.0.0.1", dns_port):
+        dns_port = free_port()
+    http_port = free_port(*REGIONS.values())
+    with ExitStack() as stack:
+        named = LocalNamed.start(directory / "named", port=dns_port)
+        stack.callback(named.stop)
+        etcd = LocalEtcd.start(directory / "etcd")
+        stack.callback(etcd.stop)
+        procs = {}
+        for name, host in REGIONS.items():
+            procs[name] = start_region(name, host, http_port)
+            stack.callback(children.stop, procs[name])
+        exe = Path(sys.executable).parent / "failover"
+        cli = str(exe) if exe.exists() else "failover"
+        instances = {}
+        for vantage in FLEET_VANTAGES[:members]:
+            d = directory / vantage
+            d.mkdir(exist_ok=True)
+            write_private(d / "tsig.secret", named.tsig_secret + "\n")
+            api_port = free_port()
+            text = CONFIG.format(dns_port=dns_port, api_port=api_port, http_port=http_port)
+            text = text.replace("  state: ./failover.db\n", "").replace(
+                f"  listen: 127.0.0.1:{api_port}\n",
+                f"  listen: 127.0.0.1:{api_port}\n  cluster:\n"
+                f"    etcd: {{endpoints: [{', '.join(etcd.endpoints)}], prefix: /failover/demo}}\n"
+                f"    vantage: {vantage}\n    lease_ttl: 3\n")
+            (d / "failover.yaml").write_text(text)
+            proc = subprocess.Popen([sys.executable, "-m", "failover", "run", "--config",
+                                     str(d / "failover.yaml")],
+                                    stderr=(d / "controller.log").open("a"),
+                                    stdout=subprocess.DEVNULL, start_new_session=True)
+            instances[vantage] = (proc, api_port, d / "failover.yaml")
+            stack.callback(children.stop, proc)
+        first = next(iter(instances.values()))[2]
+        lines = "\n".join(f"  {v}: PID {p.pid}, status http://127.0.0.1:{port}/, log "
+                          f"{c.parent / 'controller.log'}" for v, (p, port, c) in instances.items())
+        print(f"""
+failover demo --fleet {members}: etcd {', '.join(etcd.endpoints)}; zone example.test. at
+127.0.0.1:{dns_port}; us-east-1 127.0.1.1:{http_port} (pid {procs['us-east-1'].pid}),
+eu-west-1 127.0.2.1:{http_port} (pid {procs['eu-west-1'].pid})
+{lines}
+
+In another terminal:
+  who leads:          {cli} status --config {first} | head -20
+  the fence:          dig @127.0.0.1 -p {dns_port} _failover-leader.example.test TXT +short
+  kill the leader:    kill -9 <its PID>   (another leads within ~3 s: watch `status`)
+  fail us-east-1:     kill -STOP {procs['us-east-1'].pid}      (back: kill -CONT ...)
+  drain (any config): {cli} drain us-east-1 --config {first}
+Ctrl-C stops the fleet.
+""", flush=True)
+        while True:  # until Ctrl-C or SIGTERM; report instances that exit on their own
+            for vantage, (proc, _, _) in list(instances.items()):
+                if proc.poll() is not None:
+                    print(f"{vantage} exited ({proc.returncode}); the others go on", flush=True)
+                    del instances[vantage]
+            time.sleep(1)

@@ -53,6 +53,18 @@ WORDS = {
     "HistorySettings.keep_days": "Drop history events older than this many days.",
     "HistorySettings.keep_events": "Keep at most this many history events, the newest.",
     "ControllerSettings.state": "The state file (SQLite), relative to the config.",
+    "ClusterSettings.etcd": "The etcd cluster the fleet coordinates through.",
+    "ClusterSettings.vantage": "Where this instance probes from (default: the host name).",
+    "ClusterSettings.lease_ttl": "Seconds of the instance's lease: a dead leader is replaced "
+                                 "within about this.",
+    "EtcdSettings.endpoints": "The etcd members' client URLs, http(s)://HOST:PORT.",
+    "EtcdSettings.prefix": "The key prefix all of this fleet's keys live under.",
+    "EtcdSettings.ca_file": "TLS: the CA that signed the etcd members' certificates.",
+    "EtcdSettings.cert_file": "TLS client certificate (with key_file).",
+    "EtcdSettings.key_file": "TLS client key (with cert_file).",
+    "EtcdSettings.user": "etcd user (auth), with password_env or password_file.",
+    "EtcdSettings.password_env": "The environment variable holding the etcd password.",
+    "EtcdSettings.password_file": "A file holding the etcd password.",
     "ControllerSettings.listen": "HOST:PORT of the HTTP endpoint (status page, /status, "
                                  "/metrics, the API).",
     "ControllerSettings.token_file": "A file holding the API's bearer token.",

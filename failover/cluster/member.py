@@ -265,3 +265,28 @@ class Member:
         self.led_since = None
         if self.on_change is not None:
             self.on_change()
+
+
+def fleet_view(client: Etcd, prefix: str) -> dict[str, Any]:
+    """The fleet as etcd holds it now (for `failover status` from any machine): the
+    leader with its epoch, and every live vantage with what it sees down."""
+    kvs, _ = client.get_prefix(f"{prefix.rstrip('/')}/live/")
+    by_key = {kv.key: kv for kv in kvs}
+    views_prefix = f"{prefix.rstrip('/')}/live/vantages/"
+    vantages = []
+    for key, kv in sorted(by_key.items()):
+        if not key.startswith(views_prefix):
+            continue
+        try:
+            data = kv.json()
+        except ValueError:
+            data = {}
+        down = sorted({k.rpartition("|")[0] for k, v in (data.get("checks") or {}).items()
+                       if not v[0]})
+        vantages.append({"vantage": key[len(views_prefix):], "host": data.get("host"),
+                         "pid": data.get("pid"), "reported_at": data.get("at"),
+                         "sees_down": down})
+    leader = _leader_of(by_key.get(leader_key(prefix)))
+    return {"leader": None if leader is None else {
+        k: leader.get(k) for k in ("vantage", "host", "pid", "epoch", "started")},
+        "vantages": vantages}
