@@ -39,6 +39,7 @@ bench: install system
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/failover.py
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/flood.py
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/scale.py
+	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -228,26 +228,34 @@ class Member:
         self.lease_renewed = time.time()
 
     def _campaign(self) -> None:
-        """Become the leader when there is none; check that this one still is."""
+        """Become the leader when there is none; check that this one still is. A leader
+        checks with a read; a follower campaigns (a transaction: an etcd write) only when
+        its watch does not show another live leader, so at rest the fleet writes nothing
+        but lease renewals."""
         lease = self.lease
         assert lease is not None
+        if self.epoch is not None:
+            kv = self.client.get(self._key)
+            if kv is None or kv.lease != lease:
+                self._step_down("its leader key is gone or another's" if kv is None else
+                                f"another instance leads (epoch {kv.create_revision})")
+            return
+        cached = self.cache.snapshot().get(self._key)
+        if cached is not None and cached.lease != lease and self.cache.error is None \
+                and self.cache.synced.is_set():
+            return  # another leads; the watch wakes this thread when its key goes
         data = self.client.call("kv/txn", {
             "compare": [if_absent(self._key)],
             "success": [put_op(self._key, json.dumps(self.identity), lease)],
             "failure": [get_op(self._key)]})
         if data.get("succeeded"):
-            epoch = int(data["header"]["revision"])
-            self._lead(epoch)
+            self._lead(int(data["header"]["revision"]))
             return
         kvs = (data.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []
-        if not kvs:
-            return
-        kv = kv_of(kvs[0])
-        if kv.lease == lease:
-            if self.epoch != kv.create_revision:
-                self._lead(kv.create_revision)  # ours (after a pause, or a restart's lease)
-        elif self.epoch is not None:
-            self._step_down(f"another instance leads (epoch {kv.create_revision})")
+        if kvs:
+            kv = kv_of(kvs[0])
+            if kv.lease == lease:
+                self._lead(kv.create_revision)  # ours already (this lease put it)
 
     def _lead(self, epoch: int) -> None:
         self.epoch = epoch
