@@ -4,12 +4,10 @@ endpoints and N controller processes, each with its own vantage, API port and co
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 from failover.localdns import LocalNamed, free_port
 from failover.localetcd import LocalEtcd
 from tests.builders import ROOT
-from tests.service_env import CHECKS_AND_REGIONS, EAST, WEST, Env
+from tests.service_env import CHECKS_AND_REGIONS, EAST, WEST, Env, api_status
 
 FLEET_CONFIG = """
 zone: example.test.
@@ -49,12 +47,7 @@ class Instance:
     process: subprocess.Popen[str] | None = None
 
     def status(self) -> dict[str, Any]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/status",
-                                        timeout=2) as r:
-                return dict(json.loads(r.read()))
-        except (OSError, ValueError):
-            return {}
+        return api_status(self.api_port)
 
     def cluster(self) -> dict[str, Any]:
         return dict(self.status().get("cluster") or {})

@@ -142,12 +142,7 @@ class Env:
 
     def status(self) -> dict[str, Any]:
         """The running controller's /status; {} while it does not answer."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/status",
-                                        timeout=2) as r:
-                return dict(json.loads(r.read()))
-        except (OSError, ValueError):
-            return {}
+        return api_status(self.api_port)
 
     def record(self, name: str = "api.example.test.") -> dict[str, Any]:
         """One record's entry in /status (decision, desired, served); {} when unknown."""
@@ -156,6 +151,15 @@ class Env:
     def log(self) -> str:
         path = self.dir / "controller.log"
         return path.read_text() if path.exists() else ""
+
+
+def api_status(port: int) -> dict[str, Any]:
+    """A controller's /status on 127.0.0.1:`port`; {} while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as r:
+            return dict(json.loads(r.read()))
+    except (OSError, ValueError):
+        return {}
 
 
 def wait_for(what: Callable[[], bool], timeout: float = 20.0, step: float = 0.1) -> bool:

@@ -57,6 +57,17 @@ def fence_epoch(values: Sequence[str]) -> int | None:
     return max(found) if found else None
 
 
+def fence_held(zone: str, values: Sequence[str], epoch: int) -> int | None:
+    """The epoch the fence holds (None: no fence yet); raises DnsFenced when it is newer
+    than `epoch`: a newer leader took the zone, this instance was deposed."""
+    held = fence_epoch(values)
+    if held is not None and held > epoch:
+        raise DnsFenced(f"{zone}: a newer leader (epoch {held}) holds the fence "
+                        f"{fence_name(zone)}; this instance (epoch {epoch}) was deposed "
+                        "and writes nothing", held)
+    return held
+
+
 class DnsUnconfirmed(DnsError):
     """The write was accepted but the server does not serve the intended answer."""
 

@@ -38,6 +38,7 @@ from failover.dns.base import (
     DnsUnavailable,
     confirm,
     fence_epoch,
+    fence_held,
     fence_name,
     fence_value,
 )
@@ -106,11 +107,7 @@ class BindAdapter:
         name = dns.name.from_text(fence_name(self.zone))
         for _ in range(5):
             values = retry(self.read_fence)
-            held = fence_epoch(values)
-            if held is not None and held > epoch:
-                raise DnsFenced(f"{self.zone}: a newer leader (epoch {held}) holds the fence "
-                                f"{fence_name(self.zone)}; this instance (epoch {epoch}) "
-                                "was deposed and writes nothing", held)
+            held = fence_held(self.zone, values, epoch)
             if held == epoch:
                 self._fenced = epoch
                 return False

@@ -29,6 +29,7 @@ from failover.dns.base import (
     DnsRejected,
     DnsUnavailable,
     fence_epoch,
+    fence_held,
     fence_name,
     fence_value,
 )
@@ -345,11 +346,7 @@ class Route53Adapter:
             return False
         for _ in range(5):
             values = self.read_fence()
-            held = fence_epoch(values)
-            if held is not None and held > epoch:
-                raise DnsFenced(f"{self.zone}: a newer leader (epoch {held}) holds the fence "
-                                f"{fence_name(self.zone)}; this instance (epoch {epoch}) "
-                                "was deposed and writes nothing", held)
+            held = fence_held(self.zone, values, epoch)
             if held == epoch:
                 self._fenced = epoch
                 return False
