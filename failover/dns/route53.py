@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_ELEMENTS = 1000 - 2  # two left for a fleet leader's fence
-MAX_CHARS = 32000 - 512
+MAX_ELEMENTS = 1000
+MAX_CHARS = 32000
 MAX_VALUE = 4000
 READ_TYPES = ("A", "AAAA", "CNAME", "TXT")
 THROTTLES = ("Throttling", "ThrottlingException", "PriorRequestNotComplete",
@@ -275,7 +275,7 @@ class Route53Adapter:
         change_ids = []
         if self.epoch is not None and self._fenced != self.epoch:
             self.take_over()
-        for batch in batches(changes.changes):
+        for batch in batches(changes.changes, fenced=self.epoch is not None):
             try:
                 result = self.call("change_resource_record_sets", HostedZoneId=self.zone_id,
                                     ChangeBatch={"Comment": "failover", "Changes": [
@@ -430,8 +430,9 @@ def _cost(change: Change) -> tuple[int, int]:
     return sum(_elements(s) for s in sets), sum(_chars(s) for s in sets)
 
 
-def batches(changes: Sequence[Change]) -> list[list[Change]]:
-    """Pack changes into the fewest batches within Route 53's limits.
+def batches(changes: Sequence[Change], fenced: bool = False) -> list[list[Change]]:
+    """Pack changes into the fewest batches within Route 53's limits (less a fleet
+    leader's fence, two elements and their characters, when `fenced`).
 
     The changes of one (name, type) stay together (a name is never left half-changed
     between batches), in the plan's order: deletes, then replacements, then creates.
@@ -442,10 +443,12 @@ def batches(changes: Sequence[Change]) -> list[list[Change]]:
     out: list[list[Change]] = []
     current: list[Change] = []
     elements = chars = 0
+    max_elements = MAX_ELEMENTS - (2 if fenced else 0)
+    max_chars = MAX_CHARS - (512 if fenced else 0)
     for group in groups.values():
         g_el = sum(_cost(c)[0] for c in group)
         g_ch = sum(_cost(c)[1] for c in group)
-        if current and (elements + g_el > MAX_ELEMENTS or chars + g_ch > MAX_CHARS):
+        if current and (elements + g_el > max_elements or chars + g_ch > max_chars):
             out.append(current)
             current, elements, chars = [], 0, 0
         current.extend(group)
