@@ -124,7 +124,8 @@ class LocalNamed:
     def start(cls, directory: Path, *, dynamic_zone: str = "example.test.",
               file_zone: str = "files.test.", port: int | None = None,
               tsig_name: str = "failover-key", tsig_secret: str | None = None,
-              secondaries: Sequence[str] = (), timeout: float = 15.0) -> LocalNamed:
+              secondaries: Sequence[str] = (), timeout: float = 15.0,
+              host: str = "127.0.0.1") -> LocalNamed:
         """Write the config and zones under `directory`, start named, wait until it answers.
 
         `secondaries`: local addresses (e.g. ::1) that each run one more named on the
@@ -135,9 +136,9 @@ class LocalNamed:
             raise RuntimeError("named is not installed (apt-get install bind9 bind9-utils)")
         directory.mkdir(parents=True, exist_ok=True)
         secret = tsig_secret or base64.b64encode(os.urandom(32)).decode()
-        self = cls(directory=directory, port=port or free_port("127.0.0.1", *secondaries),
+        self = cls(directory=directory, port=port or free_port(host, *secondaries),
                    rndc_port=free_port(), tsig_name=tsig_name, tsig_secret=secret,
-                   dynamic_zone=dynamic_zone, file_zone=file_zone)
+                   dynamic_zone=dynamic_zone, file_zone=file_zone, host=host)
         self.secondaries = [
             cls(directory=directory / f"secondary-{host.replace(':', '_')}", port=self.port,
                 rndc_port=free_port(),

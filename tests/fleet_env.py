@@ -21,11 +21,11 @@ FLEET_CONFIG = """
 zone: example.test.
 provider:
   type: rfc2136
-  server: 127.0.0.1
+  server: {dns_host}
   port: {dns_port}
   tsig: {{name: failover-key, secret_file: ./tsig.secret}}
 controller:
-  listen: 127.0.0.1:{api_port}
+  listen: {listen_host}:{api_port}
   cluster:
     etcd: {{endpoints: [{endpoints}], prefix: /failover/test}}
     vantage: {vantage}
@@ -45,9 +45,10 @@ class Instance:
     api_port: int
     config: Path
     process: subprocess.Popen[str] | None = None
+    host: str = "127.0.0.1"  # where its API listens
 
     def status(self) -> dict[str, Any]:
-        return api_status(self.api_port)
+        return api_status(self.api_port, self.host)
 
     def cluster(self) -> dict[str, Any]:
         return dict(self.status().get("cluster") or {})
@@ -64,6 +65,8 @@ class Fleet:
     env: Env  # the regions' endpoints and DNS helpers
     ttl: int = 3
     instances: dict[str, Instance] = field(default_factory=dict)
+    east: str = EAST  # the regions' endpoint addresses
+    west: str = WEST
 
     def add(self, vantage: str, host: str = "127.0.0.1") -> Instance:
         d = self.dir / vantage
@@ -72,18 +75,19 @@ class Fleet:
         port = free_port()
         config = d / "failover.yaml"
         config.write_text(FLEET_CONFIG.format(
-            dns_port=self.named.port, api_port=port, ttl=self.ttl, vantage=vantage,
+            dns_host=self.named.host, dns_port=self.named.port, api_port=port,
+            listen_host=host, ttl=self.ttl, vantage=vantage,
             endpoints=", ".join(self.etcd.endpoints), http_port=self.env.http_port,
-            east=EAST, west=WEST))
-        inst = Instance(vantage, port, config)
+            east=self.east, west=self.west))
+        inst = Instance(vantage, port, config, host=host)
         self.instances[vantage] = inst
         return inst
 
-    def start(self, vantage: str, netns: str | None = None) -> Instance:
+    def start(self, vantage: str, prefix: list[str] | None = None) -> Instance:
+        """Start an instance (`prefix`: e.g. `ip netns exec NS`, to run it on a lab host)."""
         inst = self.instances[vantage]
-        argv = [sys.executable, "-m", "failover", "run", "--config", str(inst.config)]
-        if netns is not None:
-            argv = ["ip", "netns", "exec", netns, *argv]
+        argv = [*(prefix or []), sys.executable, "-m", "failover", "run", "--config",
+                str(inst.config)]
         inst.process = subprocess.Popen(
             argv, cwd=ROOT, stdout=subprocess.DEVNULL, text=True,
             stderr=(inst.config.parent / "controller.log").open("a"))

@@ -153,10 +153,10 @@ class Env:
         return path.read_text() if path.exists() else ""
 
 
-def api_status(port: int) -> dict[str, Any]:
-    """A controller's /status on 127.0.0.1:`port`; {} while it does not answer."""
+def api_status(port: int, host: str = "127.0.0.1") -> dict[str, Any]:
+    """A controller's /status on `host`:`port`; {} while it does not answer."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as r:
+        with urllib.request.urlopen(f"http://{host}:{port}/status", timeout=2) as r:
             return dict(json.loads(r.read()))
     except (OSError, ValueError):
         return {}
