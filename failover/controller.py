@@ -968,6 +968,11 @@ class Controller:
         for reason, n in kinds.items():
             m.not_written.labels(reason).set(n)
         m.degraded.set(1 if self.problems() else 0)
+        if self.member is not None:
+            leader = self.member.leader()
+            m.fleet_leader.set(1 if self._leading is not None else 0)
+            m.fleet_epoch.set(leader["epoch"] if leader else 0)
+            m.fleet_vantages.set(1 + len(self._remote))
         if self._scheduler is not None:
             lag = self._scheduler.stats.lag_quantile(0.99)
             if lag is not None:

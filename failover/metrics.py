@@ -72,6 +72,16 @@ class Metrics:
                               "1 while /readyz reports the controller degraded.", registry=r)
         self.schedule_lag = Gauge("failover_probe_schedule_lag_p99_seconds",
                                   "p99 of the probe schedule lag.", registry=r)
+        # a fleet (controller.cluster); 0 in one process
+        self.fleet_leader = Gauge("failover_fleet_leader",
+                                  "1 while this instance leads the fleet (writes DNS).",
+                                  registry=r)
+        self.fleet_epoch = Gauge("failover_fleet_epoch",
+                                 "The fencing epoch of the fleet's leader, as this instance "
+                                 "sees it (0: no leader).", registry=r)
+        self.fleet_vantages = Gauge("failover_fleet_vantages",
+                                    "Vantages whose views count, this one included.",
+                                    registry=r)
 
     def render(self) -> bytes:
         """The exposition text."""

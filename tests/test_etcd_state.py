@@ -1,0 +1,112 @@
+"""The etcd state store against a real etcd: overrides (and their watch), decisions in
+chunks, history in time order, retention, and what the controller reads while etcd is
+gone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from failover.cluster.etcd import Etcd
+from failover.localetcd import LocalEtcd
+from failover.state import etcd as etcd_state
+from failover.state.etcd import EtcdState
+from failover.state.store import Event, Override
+from policies import Decision
+from tests.service_env import wait_for
+from tests.test_fleet import etcd as etcd  # noqa: F401  (the 3-member cluster fixture)
+
+
+@pytest.fixture
+def store(etcd: LocalEtcd) -> Iterator[EtcdState]:  # noqa: F811
+    s = EtcdState(Etcd(etcd.endpoints), "/failover/unit", "us-east-1")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def decision(i: int) -> Decision:
+    return Decision(name=f"n{i}.example.test.", type="A", ttl=30, policy="failover",
+                    regions=("us-east-1",), values=(f"127.0.{i // 250}.{i % 250 + 1}",),
+                    shares={"us-east-1": 1.0}, basis="health", reason="first tier healthy",
+                    at=1.0, by_region={"us-east-1": ("127.0.0.1",)})
+
+
+def test_overrides_round_trip_and_another_writers_change_is_seen_by_the_watch(
+        store: EtcdState, etcd: LocalEtcd) -> None:  # noqa: F811
+    store.watch()
+    other = EtcdState(Etcd(etcd.endpoints), "/failover/unit", "laptop")
+    try:
+        other.set_override(Override("drain", "us-east-1", "us-east-1", "ops", "maint", 5.0))
+        assert wait_for(store.changed_elsewhere, 10)
+        assert wait_for(lambda: [o.target for o in store.overrides()] == ["us-east-1"], 10)
+        other.set_override(Override("pin", "api.example.test.", "eu-west-1", "ops", "x", 3.0))
+        assert wait_for(lambda: [o.kind for o in store.overrides()] == ["pin", "drain"], 10)
+        assert other.clear_override("drain", "us-east-1")
+        assert not other.clear_override("drain", "us-east-1")
+        assert wait_for(lambda: [o.kind for o in store.overrides()] == ["pin"], 10)
+    finally:
+        other.close()
+
+
+def test_the_controller_keeps_the_overrides_it_knew_while_etcd_is_gone(
+        store: EtcdState, etcd: LocalEtcd) -> None:  # noqa: F811
+    store.set_override(Override("drain", "us-east-1", "us-east-1", "ops", "maint", 5.0))
+    store.watch()
+    assert [o.target for o in store.overrides()] == ["us-east-1"]
+    for m in etcd.members:
+        etcd.kill(m)
+    t0 = time.monotonic()
+    assert [o.target for o in store.overrides()] == ["us-east-1"]
+    assert time.monotonic() - t0 < 0.5  # from the cache: a tick never waits on etcd
+
+
+def test_decisions_in_chunks_written_and_read_whole(store: EtcdState,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(etcd_state, "CHUNK", 4096)  # many chunks from a few thousand
+    many = [decision(i) for i in range(3000)]
+    store.save_decisions(many)
+    got = store.load_decisions()
+    assert len(got) == 3000 and got[("n7.example.test.", "A")] == many[7]
+    # fewer decisions: the chunks past the new count are gone in the same transaction
+    store.save_decisions(many[:10])
+    assert len(store.load_decisions()) == 10
+    kvs, _ = store.client.get_prefix("/failover/unit/decisions/")
+    assert len(kvs) == 2  # one chunk and meta
+
+
+def test_history_in_time_order_filtered_and_pruned(store: EtcdState) -> None:
+    events = [Event(1000.0 + i, "decision" if i % 2 else "health", f"s{i}", f"m{i}", {"i": i})
+              for i in range(250)]
+    store.record(events)  # more than one transaction holds
+    last = store.history(limit=5)
+    assert [e.message for e in last] == [f"m{i}" for i in range(245, 250)]
+    assert [e.detail["i"] for e in store.history(since=1240.0)] == list(range(240, 250))
+    decisions = store.history(kind="decision", limit=3)
+    assert [e.subject for e in decisions] == ["s245", "s247", "s249"]
+    assert store.prune(older_than=1100.0, keep=1000) == 100  # by age
+    assert store.prune(older_than=0.0, keep=100) == 50  # by count: the oldest go
+    assert [e.message for e in store.history(limit=1000)][:1] == ["m150"]
+    assert len(store.history(limit=1000)) == 100
+    store.prune(older_than=0.0, keep=100)  # compacts to the previous prune's revision
+    assert len(store.history(limit=1000)) == 100
+
+
+def test_health_and_checks_are_kept_per_vantage(store: EtcdState, etcd: LocalEtcd  # noqa: F811
+                                                ) -> None:
+    from failover.health import CheckState, EndpointHealth, HealthSnapshot
+
+    store.save_checks({"us-east-1/a|web|local": CheckState(False, 3.0, 0, "down")})
+    store.save_health(HealthSnapshot(4.0, {"us-east-1/a": EndpointHealth(False, "down", 3.0)}))
+    other = EtcdState(Etcd(etcd.endpoints), "/failover/unit", "eu-west-1")
+    try:
+        assert other.load_checks() == {} and other.load_health() is None
+        assert store.load_checks()["us-east-1/a|web|local"].healthy is False
+        health = store.load_health()
+        assert health is not None and not health.endpoints["us-east-1/a"].healthy
+    finally:
+        other.close()
