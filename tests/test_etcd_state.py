@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,11 +16,11 @@ from failover.state.etcd import EtcdState
 from failover.state.store import Event, Override
 from policies import Decision
 from tests.service_env import wait_for
-from tests.test_fleet import etcd as etcd  # noqa: F401  (the 3-member cluster fixture)
+from tests.test_fleet import etcd as etcd
 
 
 @pytest.fixture
-def store(etcd: LocalEtcd) -> Iterator[EtcdState]:  # noqa: F811
+def store(etcd: LocalEtcd) -> Iterator[EtcdState]:
     s = EtcdState(Etcd(etcd.endpoints), "/failover/unit", "us-east-1")
     try:
         yield s
@@ -37,7 +36,7 @@ def decision(i: int) -> Decision:
 
 
 def test_overrides_round_trip_and_another_writers_change_is_seen_by_the_watch(
-        store: EtcdState, etcd: LocalEtcd) -> None:  # noqa: F811
+        store: EtcdState, etcd: LocalEtcd) -> None:
     store.watch()
     other = EtcdState(Etcd(etcd.endpoints), "/failover/unit", "laptop")
     try:
@@ -54,7 +53,7 @@ def test_overrides_round_trip_and_another_writers_change_is_seen_by_the_watch(
 
 
 def test_the_controller_keeps_the_overrides_it_knew_while_etcd_is_gone(
-        store: EtcdState, etcd: LocalEtcd) -> None:  # noqa: F811
+        store: EtcdState, etcd: LocalEtcd) -> None:
     store.set_override(Override("drain", "us-east-1", "us-east-1", "ops", "maint", 5.0))
     store.watch()
     assert [o.target for o in store.overrides()] == ["us-east-1"]
@@ -96,7 +95,7 @@ def test_history_in_time_order_filtered_and_pruned(store: EtcdState) -> None:
     assert len(store.history(limit=1000)) == 100
 
 
-def test_health_and_checks_are_kept_per_vantage(store: EtcdState, etcd: LocalEtcd  # noqa: F811
+def test_health_and_checks_are_kept_per_vantage(store: EtcdState, etcd: LocalEtcd
                                                 ) -> None:
     from failover.health import CheckState, EndpointHealth, HealthSnapshot
 
