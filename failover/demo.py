@@ -239,9 +239,13 @@ In another terminal:
   drain (any config): {cli} drain us-east-1 --config {first}
 Ctrl-C stops the fleet.
 """, flush=True)
-        while True:  # until Ctrl-C or SIGTERM; report instances that exit on their own
-            for vantage, (proc, _, _) in list(instances.items()):
-                if proc.poll() is not None:
-                    print(f"{vantage} exited ({proc.returncode}); the others go on", flush=True)
-                    del instances[vantage]
-            time.sleep(1)
+        try:
+            while True:  # until Ctrl-C or SIGTERM; say when an instance exits on its own
+                for vantage, (proc, _, _) in list(instances.items()):
+                    if proc.poll() is not None:
+                        print(f"{vantage} exited ({proc.returncode}); the others go on",
+                              flush=True)
+                        del instances[vantage]
+                time.sleep(1)
+        except (KeyboardInterrupt, SystemExit):
+            print("stopping the fleet", flush=True)  # the exit stack stops every process

@@ -253,3 +253,37 @@ def test_drain_from_another_machine_is_applied_by_the_leader(fleet: Fleet,
                              str(ops.config)], cwd=ROOT, capture_output=True, text=True,
                             timeout=60, check=False)
     assert "drain" in status.stdout and "maintenance" in status.stdout
+
+
+def test_demo_fleet_elects_a_leader_and_stops_everything(tmp_path: Path,
+                                                         etcd: LocalEtcd) -> None:
+    import re
+    import subprocess
+    import sys
+
+    from tests.builders import ROOT
+    from tests.service_env import api_status
+
+    del etcd  # only its check that etcd is installed (the demo starts its own)
+    out_path = tmp_path / "demo.out"
+    proc = subprocess.Popen([sys.executable, "-m", "failover", "demo", "--fleet", "2", "--dir",
+                             str(tmp_path / "d")], cwd=ROOT, stdout=out_path.open("w"),
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_for(lambda: "Ctrl-C stops the fleet" in out_path.read_text(), 60), \
+            out_path.read_text()
+        text = out_path.read_text()
+        instances = re.findall(r": PID (\d+), status http://127\.0\.0\.1:(\d+)/", text)
+        assert len(instances) == 2, text
+        assert wait_for(lambda: sorted(api_status(int(port)).get("cluster", {}).get("role", "")
+                                       for _, port in instances) == ["follower", "leader"],
+                        60), text
+        pids = [int(pid) for pid, _ in instances]
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0
+        assert wait_for(lambda: not any(os.path.exists(f"/proc/{p}") and "Z" not in open(
+            f"/proc/{p}/stat").read().split(") ")[-1][:1] for p in pids), 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
