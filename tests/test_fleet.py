@@ -281,8 +281,9 @@ def test_demo_fleet_elects_a_leader_and_stops_everything(tmp_path: Path,
         pids = [int(pid) for pid, _ in instances]
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=90) == 0
-        assert wait_for(lambda: not any(os.path.exists(f"/proc/{p}") and "Z" not in open(
-            f"/proc/{p}/stat").read().split(") ")[-1][:1] for p in pids), 30)
+        from tests.test_hardening import _alive
+
+        assert wait_for(lambda: not any(_alive(p) for p in pids), 30)
     finally:
         if proc.poll() is None:
             proc.kill()
