@@ -553,7 +553,8 @@ def history(config_path: str, since: str | None, limit: int, as_json: bool) -> N
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.at))
         about = "" if e.subject in e.message or e.subject in ("controller", "dns", "cli") else (
             f"{e.subject}: ")
-        click.echo(f"{stamp}Z {e.kind:<10} {about}{e.message}")
+        where = f"[{e.detail['vantage']}] " if e.detail.get("vantage") else ""  # a fleet
+        click.echo(f"{stamp}Z {e.kind:<10} {where}{about}{e.message}")
 
 
 @cli.command()

@@ -383,8 +383,10 @@ class Controller:
 
     def _on_flip(self, flip: Transition) -> None:
         state = "healthy" if flip.health.healthy else "unhealthy"
-        self.event("health", flip.endpoint, f"{flip.endpoint} is {state}: {flip.health.reason}",
-                    {"healthy": flip.health.healthy})
+        if self._writer():  # in a fleet every instance sees the flip; the leader records it
+            self.event("health", flip.endpoint,
+                       f"{flip.endpoint} is {state}: {flip.health.reason}",
+                       {"healthy": flip.health.healthy})
         log.info("event=health endpoint=%s healthy=%s reason=%r", flip.endpoint,
                  flip.health.healthy, flip.health.reason)
         self._pending.append(flip.health.since or self.clock())
@@ -709,7 +711,7 @@ class Controller:
                 continue  # still on its first probe round: it does not vote yet
             held = self._remote.get(vantage)
             if held is None or held[0] != kv.mod_revision:
-                if held is None:
+                if held is None and self._writer():
                     self.event("controller", "fleet", f"vantage {vantage} reports "
                                f"(host {data.get('host')}, PID {data.get('pid')})")
                     self._expired.pop(vantage, None)
@@ -718,8 +720,10 @@ class Controller:
         for vantage in [v for v in self._remote if v not in live]:
             del self._remote[vantage]
             self._expired[vantage] = time.time()
-            self.event("error", "fleet", f"vantage {vantage}'s view expired (its lease ended: "
-                       "the instance stopped or cannot reach etcd); it no longer votes")
+            if self._writer():
+                self.event("error", "fleet", f"vantage {vantage}'s view expired (its lease "
+                           "ended: the instance stopped or cannot reach etcd); it no longer "
+                           "votes")
             log.warning("event=vantage_expired vantage=%s", vantage)
             changed = True
         if changed:
@@ -913,14 +917,15 @@ class Controller:
 
     def _note_decisions(self, decisions: list[Decision]) -> None:
         changed = False
+        writer = self._writer()  # a fleet's followers decide too; the leader records it
         for d in decisions:
             prev = self.decisions.get(d.key)
             # a latency "hold" keeps the same answer through noise: not news; a failback
             # hold is (it says when traffic will return)
             failback_hold = d.basis == "hold" and d.policy == "failover"
-            if prev is None or prev.values != d.values or (
+            if writer and (prev is None or prev.values != d.values or (
                     _basis_class(prev.basis) != _basis_class(d.basis)) or (
-                    failback_hold and prev.basis != "hold"):
+                    failback_hold and prev.basis != "hold")):
                 self.event("decision", f"{d.name} {d.type}", d.reason,
                            {"values": list(d.values), "basis": d.basis})
             if prev is not None and prev.values != d.values:
@@ -982,6 +987,8 @@ class Controller:
 
     def event(self, kind: str, subject: str, message: str,
                detail: dict[str, Any] | None = None) -> None:
+        if self.member is not None:  # a fleet: whose history line this is
+            detail = {**(detail or {}), "vantage": self.member.vantage}
         self._events.append(Event(self.clock(), kind, subject, message, detail or {}))
 
     def _save(self, force: bool = False) -> None:
