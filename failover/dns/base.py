@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from typing import Protocol
 from failover.errors import FailoverError
 from failover.plan import ChangeSet, ManagedKey, apply_to
 from failover.records import RecordSet
+
+log = logging.getLogger(__name__)
 
 
 class DnsError(FailoverError):
@@ -66,6 +69,23 @@ def fence_held(zone: str, values: Sequence[str], epoch: int) -> int | None:
                         f"{fence_name(zone)}; this instance (epoch {epoch}) was deposed "
                         "and writes nothing", held)
     return held
+
+
+def take_fence(zone: str, epoch: int, read: Callable[[], list[str]],
+               replace: Callable[[list[str]], bool]) -> bool:
+    """A new leader's first write: read the fence, and replace the values read with this
+    epoch by `replace` (one atomic write that requires them; False when the fence moved
+    meanwhile: read again). True when it wrote, False when the fence held this epoch
+    already. Raises DnsFenced (a newer epoch holds it) or DnsConflict (it kept moving)."""
+    for _ in range(5):
+        values = read()
+        held = fence_held(zone, values, epoch)
+        if held == epoch:
+            return False
+        if replace(values):
+            log.info("event=fence_taken zone=%s epoch=%d previous=%s", zone, epoch, held)
+            return True
+    raise DnsConflict(f"{zone}: the fence {fence_name(zone)} kept changing; trying again")
 
 
 class DnsUnconfirmed(DnsError):

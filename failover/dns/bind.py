@@ -38,9 +38,9 @@ from failover.dns.base import (
     DnsUnavailable,
     confirm,
     fence_epoch,
-    fence_held,
     fence_name,
     fence_value,
+    take_fence,
 )
 from failover.dns.served import retry, served, soa_serial
 from failover.dns.wire import Signer, fence_prerequisite, pack_updates
@@ -105,12 +105,8 @@ class BindAdapter:
         import dns.update
 
         name = dns.name.from_text(fence_name(self.zone))
-        for _ in range(5):
-            values = retry(self.read_fence)
-            held = fence_held(self.zone, values, epoch)
-            if held == epoch:
-                self._fenced = epoch
-                return False
+
+        def replace(values: list[str]) -> bool:
             upd = dns.update.UpdateMessage(self.origin, **self._tsig_kwargs())
             if values:
                 upd.present(name, dns.rdataset.from_text_list("IN", "TXT", 0, values))
@@ -118,15 +114,14 @@ class BindAdapter:
                 upd.absent(name, "TXT")
             upd.replace(name, 60, "TXT", fence_value(epoch, self.holder))
             try:
-                response = retry(functools.partial(self._send_one, upd))
-                self._check(response)
+                self._check(retry(functools.partial(self._send_one, upd)))
             except DnsConflict:
-                continue  # it moved between reading and writing: read again
-            self._fenced = epoch
-            log.info("event=fence_taken zone=%s epoch=%d previous=%s", self.zone, epoch, held)
+                return False
             return True
-        raise DnsConflict(f"{self.zone}: the fence {fence_name(self.zone)} kept changing; "
-                          "trying again")
+
+        took = take_fence(self.zone, epoch, lambda: retry(self.read_fence), replace)
+        self._fenced = epoch
+        return took
 
     def _send_one(self, upd: Any) -> dns.message.Message:
         try:

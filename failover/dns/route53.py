@@ -29,9 +29,9 @@ from failover.dns.base import (
     DnsRejected,
     DnsUnavailable,
     fence_epoch,
-    fence_held,
     fence_name,
     fence_value,
+    take_fence,
 )
 from failover.plan import Change, ChangeSet, ManagedKey, apply_to
 from failover.records import RecordSet, absolute_name
@@ -344,12 +344,7 @@ class Route53Adapter:
         epoch = self.epoch
         if epoch is None or self._fenced == epoch:
             return False
-        for _ in range(5):
-            values = self.read_fence()
-            held = fence_held(self.zone, values, epoch)
-            if held == epoch:
-                self._fenced = epoch
-                return False
+        def replace(values: list[str]) -> bool:
             batch = ([{"Action": "DELETE", "ResourceRecordSet": self._fence_set(values)}]
                      if values else [])
             batch.append({"Action": "CREATE", "ResourceRecordSet": self._fence_set(
@@ -358,12 +353,12 @@ class Route53Adapter:
                 self.call("change_resource_record_sets", HostedZoneId=self.zone_id,
                           ChangeBatch={"Comment": "failover fence", "Changes": batch})
             except (DnsConflict, DnsRejected):
-                continue  # it moved between reading and writing: read again
-            self._fenced = epoch
-            log.info("event=fence_taken zone=%s epoch=%d previous=%s", self.zone, epoch, held)
+                return False  # it moved between reading and writing
             return True
-        raise DnsConflict(f"{self.zone}: the fence {fence_name(self.zone)} kept changing; "
-                          "trying again")
+
+        took = take_fence(self.zone, epoch, self.read_fence, replace)
+        self._fenced = epoch
+        return took
 
     def _fenced_conflict(self) -> None:
         """After a refused batch: DnsFenced when a newer leader holds the fence."""
