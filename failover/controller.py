@@ -118,6 +118,8 @@ class Controller:
         # seen failure_threshold of them, so a restarted or paused vantage never votes a
         # dead region healthy from what it saw before (None: it votes)
         self._fresh: dict[str, int] | None = {} if member is not None else None
+        self._fresh_done = 0  # checks in `_fresh` that reached their failure_threshold
+        self._seen_changes = 0  # board.local_changes when on_result last woke the loop
         self.dry_run = dry_run
         self.force = force  # apply plans that break the safety guards
         self.clock = clock or steady_clock()
@@ -355,11 +357,14 @@ class Controller:
             return  # a result for a config that was just reloaded away
         self._seen.add(target.key)
         if self._fresh is not None:
-            self._fresh[target.key] = self._fresh.get(target.key, 0) + 1
-            if self._votes():
-                self.wake()
-        if self.member is not None and self.board.local_changes != self._published_changes:
-            self.wake()  # publish this vantage's view now: the leader counts it
+            n = self._fresh[target.key] = self._fresh.get(target.key, 0) + 1
+            if n == self.cfg.checks[target.check].failure_threshold:
+                self._fresh_done += 1  # one more check with enough fresh results
+                if self._votes():
+                    self.wake()
+        if self.member is not None and self.board.local_changes != self._seen_changes:
+            self._seen_changes = self.board.local_changes
+            self.wake()  # a check flipped here: publish this vantage's view now
         if flip is not None:
             self._on_flip(flip)
         elif self._latency_records and result.latency_ms is not None:
@@ -736,7 +741,7 @@ class Controller:
             self._generation = member.generation
             self._published_at = 0.0
             if self._fresh is None:  # a new lease after losing one: old views are stale
-                self._fresh = {}
+                self._fresh, self._fresh_done = {}, 0
                 self.event("controller", "fleet", f"{member.vantage} rejoined the fleet: it "
                            "votes again once each check has seen failure_threshold results")
         if self.ready and self._publishing is None and self._votes() and (
@@ -749,9 +754,7 @@ class Controller:
         """Whether this vantage's view is fresh enough to count (see `_fresh`)."""
         if self._fresh is None:
             return True
-        fresh = self._fresh
-        if all(fresh.get(t.key, 0) >= self.cfg.checks[t.check].failure_threshold
-               for t in self.targets):
+        if self._fresh_done >= len(self.targets):
             self._fresh = None
             return True
         return False
@@ -798,48 +801,53 @@ class Controller:
         self._leading = epoch
         self._version += 1
 
-    def cluster_status(self) -> dict[str, Any] | None:
-        """The fleet as this instance sees it, for /status: its role, the leader, every
-        vantage's view (live or expired) and which one is the odd one out."""
+    def cluster_maker(self) -> Callable[[], dict[str, Any]] | None:
+        """The fleet as this instance sees it, for /status (its role, the leader, every
+        vantage's view, live or expired, and the odd one out), by a function to run on a
+        thread: its inputs are taken now, on the loop; decoding the views and comparing
+        them (endpoints x vantages) happens there. None outside a fleet."""
         member = self.member
         if member is None:
             return None
         from failover.cluster import views as codec
 
         snapshot = self.board.snapshot(self.clock())
-        result = {eid: h.healthy for eid, h in snapshot.endpoints.items()}
         all_views = {member.vantage: self.board.local_states(),
                      **{v: st for v, (_, st) in self._remote.items()}}
-        odd = codec.odd_ones(all_views, result)
-        vantages = []
-        for vantage, kv in sorted(member.views().items()):
-            try:
-                data = kv.json()
-            except ValueError:
-                data = {}
-            states = all_views.get(vantage, {})
-            down = sorted({e for (e, _), st in states.items() if not st.healthy})
-            vantages.append({
-                "vantage": vantage, "live": True, "ready": bool(data.get("ready")),
-                "host": data.get("host"), "pid": data.get("pid"),
-                "reported_at": data.get("at"), "sees_down": down,
-                "disagrees": odd.get(vantage, []),
-                "odd": bool(odd.get(vantage)) and all(
-                    not st.healthy for st in states.values()) and any(result.values())})
-        for vantage, at in sorted(self._expired.items()):
-            vantages.append({"vantage": vantage, "live": False, "expired_at": at,
-                             "note": "its view expired with its lease: not counted"})
-        leader = member.leader()
-        return {"vantage": member.vantage,
-                "role": "leader" if self._leading is not None else "follower",
-                "epoch": self._leading, "leader": None if leader is None else {
+        live, expired, leader = member.views(), dict(self._expired), member.leader()
+        epoch = self._leading
+        head = {"vantage": member.vantage, "role": "leader" if epoch is not None else "follower",
+                "epoch": epoch, "leader": None if leader is None else {
                     k: leader.get(k) for k in ("vantage", "host", "pid", "epoch", "started")},
                 "lease_ttl": member.ttl,
                 "deadline_in": (round(member.deadline - time.monotonic(), 2)
-                                if self._leading is not None else None),
-                "lease_renewed_at": member.lease_renewed, "etcd_error": member.problem(),
-                "vantages": vantages,
-                "odd_ones": sorted(v for v in odd)}
+                                if epoch is not None else None),
+                "lease_renewed_at": member.lease_renewed, "etcd_error": member.problem()}
+
+        def make() -> dict[str, Any]:
+            result = {eid: h.healthy for eid, h in snapshot.endpoints.items()}
+            odd = codec.odd_ones(all_views, result)
+            vantages = []
+            for vantage, kv in sorted(live.items()):
+                try:
+                    data = kv.json()
+                except ValueError:
+                    data = {}
+                states = all_views.get(vantage, {})
+                down = sorted({e for (e, _), st in states.items() if not st.healthy})
+                vantages.append({
+                    "vantage": vantage, "live": True, "ready": bool(data.get("ready")),
+                    "host": data.get("host"), "pid": data.get("pid"),
+                    "reported_at": data.get("at"), "sees_down": down,
+                    "disagrees": odd.get(vantage, []),
+                    "odd": bool(odd.get(vantage)) and all(
+                        not st.healthy for st in states.values()) and any(result.values())})
+            for vantage, at in sorted(expired.items()):
+                vantages.append({"vantage": vantage, "live": False, "expired_at": at,
+                                 "note": "its view expired with its lease: not counted"})
+            return {**head, "vantages": vantages, "odd_ones": sorted(odd)}
+
+        return make
 
     def _note_blocked(self, blocked: dict[str, str]) -> None:
         if blocked and self._new("blocked", blocked):
@@ -1088,14 +1096,14 @@ class Controller:
         cached, version = self._records_json, self._decisions_version
         decisions = None if cached is not None and cached[0] == version else list(
             self.decisions.values())
-        cluster = self.cluster_status()
+        cluster = self.cluster_maker()
 
         def make() -> bytes:
             built = build_status(cfg, snapshot, overrides, [], now, ready=ready,
                                  dry_run=dry_run, last=last, problems=problems,
                                  not_written=blocked)
             if cluster is not None:
-                built["cluster"] = cluster
+                built["cluster"] = cluster()
             head = json.dumps(built)
             if decisions is None:
                 assert cached is not None

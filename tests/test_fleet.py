@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,8 +23,10 @@ from failover.cluster.etcd import Etcd
 from failover.dns.base import fence_epoch, fence_name
 from failover.localdns import LocalNamed, free_port
 from failover.localetcd import LocalEtcd, etcd_binary
+from tests.builders import ROOT
 from tests.fleet_env import Fleet
-from tests.service_env import EAST, WEST, Env, wait_for
+from tests.service_env import EAST, WEST, Env, api_status, wait_for
+from tests.test_hardening import _alive
 
 
 @pytest.fixture
@@ -235,13 +240,6 @@ def test_drain_from_another_machine_is_applied_by_the_leader(fleet: Fleet,
     started(fleet, "us-east-1", "eu-west-1")
     # another machine: its own directory and config, the same etcd; no state file at all
     ops = fleet.add("laptop")
-    result = fleet.env.cli.__func__  # type: ignore[attr-defined]
-    del result
-    import subprocess
-    import sys
-
-    from tests.builders import ROOT
-
     done = subprocess.run([sys.executable, "-m", "failover", "drain", "us-east-1", "--reason",
                            "maintenance", "--config", str(ops.config)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
@@ -257,13 +255,6 @@ def test_drain_from_another_machine_is_applied_by_the_leader(fleet: Fleet,
 
 def test_demo_fleet_elects_a_leader_and_stops_everything(tmp_path: Path,
                                                          etcd: LocalEtcd) -> None:
-    import re
-    import subprocess
-    import sys
-
-    from tests.builders import ROOT
-    from tests.service_env import api_status
-
     del etcd  # only its check that etcd is installed (the demo starts its own)
     out_path = tmp_path / "demo.out"
     proc = subprocess.Popen([sys.executable, "-m", "failover", "demo", "--fleet", "2", "--dir",
@@ -281,8 +272,6 @@ def test_demo_fleet_elects_a_leader_and_stops_everything(tmp_path: Path,
         pids = [int(pid) for pid, _ in instances]
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=90) == 0
-        from tests.test_hardening import _alive
-
         assert wait_for(lambda: not any(_alive(p) for p in pids), 30)
     finally:
         if proc.poll() is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,13 +104,6 @@ def put_op(key: str, value: str | bytes, lease: int = 0) -> dict[str, Any]:
 
 def get_op(key: str) -> dict[str, Any]:
     return {"request_range": {"key": b64(key)}}
-
-
-def delete_op(key: str, prefix: bool = False) -> dict[str, Any]:
-    body = {"key": b64(key)}
-    if prefix:
-        body["range_end"] = b64(prefix_end(key))
-    return {"request_delete_range": body}
 
 
 class Etcd:
@@ -347,15 +339,3 @@ def _why(exc: httpx.HTTPError) -> str:
         return "connection refused or unreachable"
     return type(exc).__name__ + (f": {exc}" if str(exc) else "")
 
-
-def wait_healthy(client: Etcd, deadline_s: float) -> None:
-    """Wait until the cluster takes a read (a quorum read needs a leader)."""
-    until = time.monotonic() + deadline_s
-    while True:
-        try:
-            client.revision()
-            return
-        except EtcdUnavailable:
-            if time.monotonic() >= until:
-                raise
-            time.sleep(0.05)

@@ -109,9 +109,3 @@ class PrefixCache:
                    or (k in old and old[k].mod_revision != fresh[k].mod_revision)}
         if changed and self.on_change is not None:
             self.on_change(changed)
-
-
-def wait_synced(cache: PrefixCache, timeout: float) -> bool:
-    """Wait for the first reading (False when etcd did not answer in time)."""
-    return cache.synced.wait(timeout) if timeout > 0 else cache.synced.is_set()
-
