@@ -43,7 +43,8 @@ def _load(path: str) -> Config:
 @config_option
 def validate(config_path: str) -> None:
     """Check a config; every problem is named by field path and line (exit 2)."""
-    from failover.errors import SecretError
+    from failover.config import secret_file_exposed
+    from failover.errors import SecretMissing
 
     cfg = _load(config_path)
     endpoints = len(cfg.all_endpoints())
@@ -54,10 +55,20 @@ def validate(config_path: str) -> None:
     exposed = cfg.controller.exposed()
     if exposed:
         click.echo(f"warning: {exposed}", err=True)
+    # a secret not there yet is a warning (the service's environment may hold it); one
+    # that is there but blank, short or malformed is an error
     try:
         cfg.tsig_secret()
-    except SecretError as exc:
+    except SecretMissing as exc:
         click.echo(f"warning: {exc} (needed before DNS can be written)", err=True)
+    try:
+        cfg.api_token()
+    except SecretMissing as exc:
+        click.echo(f"warning: {exc} (needed before the controller can start)", err=True)
+    for path in cfg.secret_files():
+        exposed = secret_file_exposed(path)
+        if exposed is not None:
+            click.echo(f"warning: {exposed}", err=True)
 
 
 def _count(n: int, what: str) -> str:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import difflib
 import ipaddress
+import logging
 import math
 import os
 import re
@@ -38,7 +39,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
-from failover.errors import ConfigError, ConfigIssue, SecretError
+from failover.errors import ConfigError, ConfigIssue, SecretError, SecretMissing
 from failover.records import RECORD_TYPES, RecordType
 from failover.yamlsource import YamlProblem, YamlSource, format_path, load_yaml
 
@@ -109,6 +110,9 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+log = logging.getLogger(__name__)
+
+
 def resolve_secret(env: str | None, file: str | None, what: str, base: Path) -> SecretStr:
     """Read a secret from the named environment variable or file.
 
@@ -116,16 +120,40 @@ def resolve_secret(env: str | None, file: str | None, what: str, base: Path) -> 
     """
     if env:
         value = os.environ.get(env)
-        if not value:
-            raise SecretError(f"{what}: environment variable {env} is not set")
+        if value is None:
+            raise SecretMissing(f"{what}: environment variable {env} is not set")
+        if not value.strip():
+            raise SecretError(f"{what}: environment variable {env} is blank")
         return SecretStr(value.strip())
     if file:
         path = Path(file) if Path(file).is_absolute() else base / file
         try:
-            return SecretStr(path.read_text().strip())
-        except OSError as exc:
-            raise SecretError(f"{what}: cannot read secret file {path}: {exc.strerror}") from None
+            value = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not text"
+            raise SecretMissing(f"{what}: cannot read secret file {path}: {why}") from None
+        if not value.strip():
+            raise SecretError(f"{what}: secret file {path} is empty")
+        exposed = secret_file_exposed(path)
+        if exposed is not None:
+            log.warning("event=secret_file_exposed %s", exposed)
+        return SecretStr(value.strip())
     raise SecretError(f"{what}: no secret_env or secret_file given")
+
+
+def secret_file_exposed(path: Path) -> str | None:
+    """A warning when a secret file can be read by its group or by others."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (f"secret file {path} is readable by {'others' if mode & 0o007 else 'its group'} "
+            f"(mode {mode & 0o777:04o}): chmod 600 {path}")
+
+
+MIN_TOKEN_BYTES = 16  # an API token shorter than this is refused: guessable, or a mistake
 
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -652,6 +680,35 @@ class Config(Model):
     def check_for(self, endpoint: Endpoint) -> CheckTemplate | None:
         """The check template an endpoint uses, or None when it is not checked."""
         return self.checks[endpoint.check] if endpoint.check else None
+
+    def api_token(self) -> tuple[str, str] | None:
+        """The API's bearer token and its name for the history (its env var or file);
+        None when no token is configured.
+
+        Raises SecretError when the variable or file is missing, blank or shorter than
+        MIN_TOKEN_BYTES: a blank token would let anyone change DNS.
+        """
+        c = self.controller
+        if not (c.token_env or c.token_file):
+            return None
+        secret = resolve_secret(c.token_env, c.token_file, "controller.token", self._base_dir)
+        value = secret.get_secret_value()
+        where = f"environment variable {c.token_env}" if c.token_env else f"file {c.token_file}"
+        if len(value.encode()) < MIN_TOKEN_BYTES:
+            raise SecretError(f"controller.token: the API token in {where} is "
+                              f"{len(value.encode())} bytes; at least {MIN_TOKEN_BYTES} are "
+                              "needed (for example: openssl rand -hex 32)")
+        return c.token_env or str(c.token_file), value
+
+    def secret_files(self) -> list[Path]:
+        """Every secret file the config names (TSIG keys, the API token, etcd's password)."""
+        files = [self.controller.token_file]
+        for z in self.zone_specs:
+            tsig = getattr(z.provider, "tsig", None)
+            files.append(tsig.secret_file if tsig is not None else None)
+        if self.controller.cluster is not None:
+            files.append(self.controller.cluster.etcd.password_file)
+        return [self.path(f) for f in files if f]
 
     def tsig_secret(self, provider: Any = None, where: str = "provider") -> SecretStr | None:
         """A provider's TSIG secret (default: the first zone's), resolved now; None when

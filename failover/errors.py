@@ -44,3 +44,8 @@ class ConfigError(InputError):
 
 class SecretError(InputError):
     """A secret reference (env var or file) that cannot be resolved."""
+
+
+class SecretMissing(SecretError):
+    """A secret not there (yet): its variable unset or its file unreadable. `validate`
+    warns (the service's environment may hold it); anything that needs it fails."""

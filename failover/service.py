@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from failover.api import ApiServer, Published, Token
-from failover.config import Config, load_config, resolve_secret, split_host_port
+from failover.config import Config, load_config, split_host_port
 from failover.controller import Controller
 from failover.dns import make_adapter
 from failover.dns.base import Adapter
@@ -86,6 +86,7 @@ def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False) -
     if once and cfg.controller.cluster is not None:
         raise InputError("run --once writes DNS alone, outside the fleet's election: it cannot "
                          "run with controller.cluster; `failover plan` shows what would change")
+    api_token(cfg)  # a blank or short token is refused before anything starts
     adapter = adapter_for(cfg)
     state = open_state(cfg, exclusive=True)
     # planning and writing run on threads beside the loop that runs the probes: hand the
@@ -101,11 +102,8 @@ def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False) -
 
 def api_token(cfg: Config) -> Token | None:
     """The API's bearer token and its name for the history (its env var or file)."""
-    c = cfg.controller
-    if not (c.token_env or c.token_file):
-        return None
-    secret = resolve_secret(c.token_env, c.token_file, "controller.token", cfg.base_dir)
-    return Token(c.token_env or str(c.token_file), secret.get_secret_value())
+    token = cfg.api_token()
+    return None if token is None else Token(*token)
 
 
 def _same_process(old: Config, new: Config) -> None:

@@ -71,7 +71,7 @@ class Env:
                                              http_port=self.http_port, east=EAST, west=WEST,
                                              failback=failback))
 
-    def add_token(self, token: str = "s3cret-token") -> None:
+    def add_token(self, token: str = "s3cret-token-for-tests") -> None:
         """Give the API a bearer token (from the file ./token)."""
         (self.dir / "token").write_text(token + "\n")
         self.config.write_text(self.config.read_text().replace(

@@ -190,3 +190,52 @@ def test_every_option_of_every_command_has_help() -> None:
                for opt in command.params
                if getattr(opt, "help", None) is None and opt.param_type_name == "option"]
     assert missing == []
+
+
+def _with_token(tmp_path: Path, token: str | None, mode: int = 0o600) -> Path:
+    """The contract with the API token read from ./token (holding `token`, unless None)."""
+    config = tmp_path / "failover.yaml"
+    config.write_text(CONTRACT.read_text().replace(
+        "  listen: 127.0.0.1:9053", "  listen: 127.0.0.1:9053\n  token_file: ./token"))
+    if token is not None:
+        (tmp_path / "token").write_text(token)
+        (tmp_path / "token").chmod(mode)
+    return config
+
+
+@pytest.mark.parametrize("token, why", [
+    ("", "secret file {dir}/token is empty"),
+    ("  \n\t\n", "secret file {dir}/token is empty"),
+    ("short-token\n", "the API token in file ./token is 11 bytes; at least 16"),
+])
+def test_a_blank_or_short_api_token_is_refused_by_validate_and_run(
+        tmp_path: Path, token: str, why: str) -> None:
+    config = _with_token(tmp_path, token)
+    env = {"FAILOVER_TSIG_SECRET": "c2VjcmV0"}
+    for command in (("validate",), ("run", "--once")):
+        r = failover(*command, "--config", str(config), env=env)
+        assert r.returncode == 2, (command, r.stdout, r.stderr)
+        assert why.format(dir=tmp_path) in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_a_blank_token_env_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "failover.yaml"
+    path.write_text(CONTRACT.read_text().replace(
+        "  listen: 127.0.0.1:9053", "  listen: 127.0.0.1:9053\n  token_env: FAILOVER_TOKEN"))
+    env = {"FAILOVER_TSIG_SECRET": "c2VjcmV0"}
+    blank = failover("validate", "--config", str(path), env={**env, "FAILOVER_TOKEN": "   "})
+    good = failover("validate", "--config", str(path),
+                    env={**env, "FAILOVER_TOKEN": "a-token-of-32-bytes-0123456789ab"})
+    assert blank.returncode == 2 and "environment variable FAILOVER_TOKEN is blank" in blank.stderr
+    assert good.returncode == 0, good.stderr
+
+
+def test_validate_warns_about_a_secret_file_others_can_read(tmp_path: Path) -> None:
+    config = _with_token(tmp_path, "a-token-of-32-bytes-0123456789ab\n", mode=0o644)
+    r = failover("validate", "--config", str(config), env={"FAILOVER_TSIG_SECRET": "c2VjcmV0"})
+    assert r.returncode == 0, r.stderr
+    assert f"secret file {tmp_path}/token is readable by others (mode 0644)" in r.stderr
+    (tmp_path / "token").chmod(0o600)
+    r = failover("validate", "--config", str(config), env={"FAILOVER_TSIG_SECRET": "c2VjcmV0"})
+    assert r.returncode == 0 and "readable by" not in r.stderr

@@ -160,7 +160,7 @@ def test_api_changes_need_the_bearer_token(env: Env) -> None:
         urllib.request.urlopen(wrong, timeout=5)
     assert info.value.code == 401
     right = urllib.request.Request(url, data=body, method="POST",
-                                   headers={"Authorization": "Bearer s3cret-token"})
+                                   headers={"Authorization": "Bearer s3cret-token-for-tests"})
     with urllib.request.urlopen(right, timeout=5) as resp:
         assert json.loads(resp.read())["message"] == "us-east-1 drained"
     assert wait_for(lambda: env.answer() == {WEST}, timeout=5), env.log()

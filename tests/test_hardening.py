@@ -319,7 +319,8 @@ def test_api_changes_carry_actor_reason_and_expiry(env: Env) -> None:
     body = json.dumps({"region": "us-east-1", "reason": "db failover test", "by": "alice",
                        "for": "3s"}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{env.api_port}/v1/drain", data=body,
-                                 method="POST", headers={"Authorization": "Bearer s3cret-token"})
+                                 method="POST",
+                                 headers={"Authorization": "Bearer s3cret-token-for-tests"})
     with urllib.request.urlopen(req, timeout=5) as resp:
         assert json.loads(resp.read())["message"] == "us-east-1 drained"
     assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
@@ -329,6 +330,29 @@ def test_api_changes_carry_actor_reason_and_expiry(env: Env) -> None:
     assert drained["detail"]["actor"] == "api token ./token for alice"
     assert drained["detail"]["reason"] == "db failover test"
     assert drained["detail"]["expires"] is not None
+
+
+def _drain(env: Env, auth: str) -> int:
+    body = json.dumps({"region": "us-east-1", "reason": "test", "for": "2s"}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{env.api_port}/v1/drain", data=body,
+                                 method="POST", headers={"Authorization": auth})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_reload_that_blanks_the_api_token_is_refused(env: Env) -> None:
+    env.add_token()
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    (env.dir / "token").write_text("  \n")
+    os.kill(proc.pid, signal.SIGHUP)
+    assert wait_for(lambda: "reload_refused" in env.log(), timeout=10), env.log()
+    assert "controller.token: secret file" in env.log() and "is empty" in env.log()
+    assert _drain(env, "Bearer ") == 401  # an empty token never opens the API
+    assert _drain(env, "Bearer s3cret-token-for-tests") == 200  # the running token stays
 
 
 def test_a_reload_that_moves_the_listener_is_refused(env: Env) -> None:
