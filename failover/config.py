@@ -1056,7 +1056,7 @@ def _check_records(cfg: Config) -> Iterator[Issue]:
             known = ", ".join(cfg.pools) or "none defined"
             yield ((*at, "pool"), f"no pool '{rec.pool}' (pools: {known})"
                    + _suggest(rec.pool, list(cfg.pools)))
-        bad = _name_problem(rec, zone, providers.get(zone or ""))
+        bad = _reserved(cfg, rec.name) or _name_problem(rec, zone, providers.get(zone or ""))
         if bad is not None:
             yield ((*at, "name"), bad)
         key = (rec.name, rec.type)
@@ -1087,6 +1087,23 @@ def _check_records(cfg: Config) -> Iterator[Issue]:
 DNS_LABEL = re.compile(r"^[a-z0-9_-]{1,63}$")
 HOST_NAME_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 HOST_NAME = re.compile(r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+$")
+
+
+def _reserved(cfg: Config, name: str) -> str | None:
+    """Why a name is failover's own (a marker or the fleet's fence), or None: a record
+    there would replace what tells failover which names it owns, or who may write."""
+    from failover.dns.base import FENCE_LABEL
+
+    first = name.split(".", 1)[0]
+    prefix = cfg.ownership.marker_prefix
+    if first == prefix:
+        return (f"{name} is under the marker prefix '{prefix}': failover keeps each managed "
+                "name's ownership marker there (ownership.marker_prefix); a record there "
+                "would replace a marker and stop failover for its name")
+    if first == FENCE_LABEL:
+        return (f"{name} is the writers' fence ({FENCE_LABEL}.<zone>): failover keeps the "
+                "identity of the controller allowed to write there")
+    return None
 
 
 def _name_problem(rec: Record, zone: str | None, provider: str | None) -> str | None:

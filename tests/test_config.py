@@ -288,6 +288,31 @@ def test_a_cname_at_the_apex_is_refused() -> None:
     assert any(p == "records[3].name" and "zone's apex" in m for p, _, m in found), found
 
 
+@pytest.mark.parametrize(("name", "prefix", "words"), [
+    ("_failover.api.example.test.", "", "is under the marker prefix '_failover'"),
+    ("_owned.api.example.test.", "ownership: {marker_prefix: _owned}\n",
+     "is under the marker prefix '_owned'"),
+    ("_failover-leader.example.test.", "", "is the writers' fence"),
+])
+def test_names_failover_keeps_for_itself_are_refused(name: str, prefix: str, words: str) -> None:
+    text = prefix + CONTRACT_TEXT + f"""  - name: {name}
+    type: CNAME
+    policy: failover
+    order: [us-east-1, eu-west-1]
+"""
+    found = errors_of(text)
+    assert any(p == "records[3].name" and words in m for p, _, m in found), found
+
+
+def test_a_name_beside_the_marker_prefix_is_not_reserved() -> None:
+    found = errors_of(CONTRACT_TEXT + """  - name: _failover-x.example.test.
+    type: CNAME
+    policy: failover
+    order: [us-east-1, eu-west-1]
+""")
+    assert found and not any("marker prefix" in m or "fence" in m for _, _, m in found), found
+
+
 def test_a_secret_pasted_for_its_variable_name_is_not_echoed() -> None:
     secret = "c2VjcmV0LXRoYXQtc2hvdWxkLW5ldmVyLWJlLXByaW50ZWQ="
     with pytest.raises(ConfigError) as info:
