@@ -680,7 +680,7 @@ def main() -> None:
         cli(standalone_mode=True)
     except ConfigError as exc:
         n = len(exc.issues)
-        click.echo(f"invalid config ({n} problem{'s' if n != 1 else ''}):", err=True)
+        click.echo(f"invalid {exc.what} ({n} problem{'s' if n != 1 else ''}):", err=True)
         click.echo(str(exc), err=True)
         sys.exit(exc.exit_code)
     except FailoverError as exc:

@@ -768,6 +768,10 @@ def parse_config(text: str, source: str = "config", base_dir: Path | None = None
         raise ConfigError([ConfigIssue("", "the config must be a YAML mapping "
                                            "(zone, provider, checks, regions, records)", 1)],
                           source)
+    if {"duration", "expect"} & src.data.keys() and not {"zone", "zones"} & src.data.keys():
+        raise ConfigError([ConfigIssue("", "this is a scenario file (duration, events, "
+                                           "expect), not a config: run failover simulate "
+                                           "--config CONFIG --scenario THIS_FILE", 1)], source)
     try:
         cfg = Config.model_validate(src.data)
     except ValidationError as exc:

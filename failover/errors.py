@@ -36,9 +36,11 @@ class ConfigIssue:
 class ConfigError(InputError):
     """A config that does not validate; carries every issue found, not only the first."""
 
-    def __init__(self, issues: list[ConfigIssue], source: str | None = None) -> None:
+    def __init__(self, issues: list[ConfigIssue], source: str | None = None,
+                 what: str = "config") -> None:
         self.issues = sorted(issues, key=lambda i: (i.line is None, i.line or 0, i.path))
         self.source = source
+        self.what = what  # the kind of file: "config", "scenario"
         super().__init__("\n".join(i.render(source) for i in self.issues))
 
 

@@ -74,15 +74,15 @@ def load_scenario(path: Path, cfg: Config) -> Scenario:
         src = load_yaml(path.read_text())
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read scenario: {exc.strerror}")],
-                          str(path)) from None
+                          str(path), "scenario") from None
     except YamlProblem as exc:
-        raise ConfigError(exc.issues, str(path)) from None
+        raise ConfigError(exc.issues, str(path), "scenario") from None
     try:
         scenario = Scenario.model_validate(src.data)
     except ValidationError as exc:
         raise ConfigError([ConfigIssue(format_path(tuple(e["loc"])), e["msg"],
                                        src.line_of(tuple(e["loc"]))) for e in exc.errors()],
-                          str(path)) from None
+                          str(path), "scenario") from None
     endpoints = {eid for _, _, eid, _ in cfg.all_endpoints()}
     issues = []
     for i, ev in enumerate(scenario.events):
@@ -99,14 +99,25 @@ def load_scenario(path: Path, cfg: Config) -> Scenario:
                                       f"unknown endpoint '{ev.endpoint}' (endpoints: "
                                       f"{', '.join(sorted(endpoints))})",
                                       src.line_of((*where, "endpoint"))))
+    for i, ev in enumerate(scenario.events):
+        if ev.at > scenario.duration:
+            where = ("events", i, "at")
+            issues.append(ConfigIssue(format_path(where), f"at {ev.at:g} s is after the "
+                                      f"scenario's end (duration {scenario.duration:g} s): it "
+                                      "would never happen", src.line_of(where)))
     records = {(r.name, r.type) for r in cfg.records}
     for i, ex in enumerate(scenario.expect):
         if (absolute_name(ex.name), ex.type) not in records:
             where = ("expect", i, "name")
             issues.append(ConfigIssue(format_path(where), f"{ex.name} {ex.type} is not a record "
                                       "of the config", src.line_of(where)))
+        if ex.at > scenario.duration:
+            where = ("expect", i, "at")
+            issues.append(ConfigIssue(format_path(where), f"at {ex.at:g} s is after the "
+                                      f"scenario's end (duration {scenario.duration:g} s): it "
+                                      "would never be checked", src.line_of(where)))
     if issues:
-        raise ConfigError(issues, str(path))
+        raise ConfigError(issues, str(path), "scenario")
     return scenario
 
 

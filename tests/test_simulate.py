@@ -64,6 +64,30 @@ def test_a_bad_scenario_names_the_field_and_line(tmp_path: Path) -> None:
     assert r.returncode == 2 and f"{path}:3: events[0].region: unknown region 'mars-1'" in r.stderr
 
 
+def test_an_expectation_after_the_end_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("duration: 90\nevents:\n  - {at: 100, region: us-east-1, state: down}\n"
+                    "expect:\n  - {at: 300, name: api.example.test., answers: [127.0.2.1]}\n")
+    r = cli("--config", str(CONTRACT), "--scenario", str(path))
+    assert r.returncode == 2, r.stdout
+    assert "invalid scenario (2 problems)" in r.stderr
+    assert f"{path}:3: events[0].at: at 100 s is after the scenario's end (duration 90 s)" \
+        in r.stderr
+    assert f"{path}:5: expect[0].at: at 300 s is after the scenario's end" in r.stderr
+    assert "expectations hold" not in r.stdout
+
+
+def test_a_scenario_given_as_the_config_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("duration: 90\nexpect:\n  - {at: 30, name: api.example.test., "
+                    "answers: [127.0.2.1]}\n")
+    r = subprocess.run([sys.executable, "-m", "failover", "validate", "--config", str(path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 2
+    assert "this is a scenario file (duration, events, expect), not a config" in r.stderr
+    assert "unknown field" not in r.stderr
+
+
 def test_every_region_down_fails_open_never_empty(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text("duration: 30\nevents:\n  - {at: 5, region: us-east-1, state: down}\n"
