@@ -1063,6 +1063,8 @@ def _check_records(cfg: Config) -> Iterator[Issue]:
         bad = _reserved(cfg, rec.name) or _name_problem(rec, zone, providers.get(zone or ""))
         if bad is not None:
             yield ((*at, "name"), bad)
+        if rec.policy == "latency" and providers.get(zone or "") == "route53":
+            yield from _check_aws_regions(cfg, at, rec)
         key = (rec.name, rec.type)
         if key in seen:
             yield ((*at, "name"), f"duplicate record: {rec.name} {rec.type} is also records[{seen[key]}]")
@@ -1140,6 +1142,17 @@ def _name_problem(rec: Record, zone: str | None, provider: str | None) -> str | 
     return None
 
 
+def _check_aws_regions(cfg: Config, at: tuple[str | int, ...], rec: Record) -> Iterator[Issue]:
+    """A Route 53 latency record needs an AWS region for each of its regions: without
+    one the region gets no record set, and a failover away from the others would leave
+    the name empty (refused by the guards: Route 53 would keep serving a dead region)."""
+    for j, region in enumerate(cfg.record_regions(rec)):
+        if region in cfg.regions and cfg.aws_region_of(region) is None:
+            path = (*at, "regions", j) if rec.regions is not None else (*at, "policy")
+            yield (path, f"region '{region}' needs aws_region for Route 53 latency records "
+                         "(its name is not an AWS region)")
+
+
 def _check_record_regions(cfg: Config, i: int, rec: Record) -> Iterator[Issue]:
     at: tuple[str | int, ...] = ("records", i)
     refs: list[tuple[tuple[str | int, ...], str]] = []
@@ -1180,10 +1193,6 @@ def _check_record_regions(cfg: Config, i: int, rec: Record) -> Iterator[Issue]:
             yield (path, f"{where} no endpoint {'in ' + region + ' ' if pool else ''}with "
                          f"{want[rec.type]} to serve in {'an' if rec.type == 'A' else 'a'} "
                          f"{rec.type} record")
-        if (rec.policy == "latency" and isinstance(cfg.provider, Route53Provider)
-                and cfg.aws_region_of(region) is None):
-            yield (path, f"region '{region}' needs aws_region for Route 53 latency records "
-                         "(its name is not an AWS region)")
 
 
 def config_json_schema() -> dict[str, Any]:

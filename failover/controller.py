@@ -159,6 +159,8 @@ class Controller:
         self._events_dropped = 0  # history lost to MAX_UNSAVED_EVENTS while saves failed
         self._overrides: list[Override] = []  # the last overrides read from state
         self._blocked: dict[str, str] = {}  # managed names it may not write, and why
+        self._refused: set[str] = set()  # names whose plan the safety guards refused
+        self._refusal: list[str] = []  # the guards the last refused plan broke
         self._dns_error: str | None = None
         self._dns_retry_at, self._dns_gap = 0.0, 0.0  # backoff while DNS fails
         self._setup(cfg, adapter, state.load_checks(), state.load_health())
@@ -182,6 +184,8 @@ class Controller:
         self._decide = True  # decide every record at the next tick
         self._urgent, self._backlog, self._serial = set(), [], None
         self._reading = None
+        self._refused, self._refusal = set(), []
+        self.repeats.clear("refused")
         self._decisions_version += 1
         self._latency_records = any(r.policy == "latency" for r in cfg.records)
         self._version += 1
@@ -455,7 +459,10 @@ class Controller:
             if self._backlog and tick.error is None:
                 chunk, self._backlog = self._backlog[:CHUNK], self._backlog[CHUNK:]
                 await self._write(chunk, tick, urgent=False)
-                if self._backlog:
+                if self._refused.intersection(chunk):
+                    # planned again at the next tick, as refused urgent names are
+                    self._backlog += [n for n in chunk if n in self._refused]
+                elif self._backlog:
                     self.wake()  # the next chunk, after whatever changed meanwhile
         except _Following:
             pass
@@ -633,12 +640,11 @@ class Controller:
             if urgent:
                 self._urgent.clear()
                 self._pending.clear()
+            self._accepted(names)
             return
         if planned.violations and not self.force:
             tick.refused = planned.violations
-            if self._new("refused", planned.violations):
-                self.event("error", "plan", "plan refused by safety guards: "
-                           + "; ".join(planned.violations), to_json(changes))
+            self._refusing(names, planned.violations, changes)
             return
         if self.dry_run:
             if self._new("dry-run", changes.changes):
@@ -656,6 +662,7 @@ class Controller:
         written = changes.only(c for c in changes.changes
                                if changes.owner(c.record.name) not in report.rejected)
         self.ledger.applied(written)
+        self._accepted(names)
         self._serial = await asyncio.to_thread(_serial_after, self.adapter, self._serial,
                                                report.messages)
         if urgent:
@@ -849,6 +856,40 @@ class Controller:
 
         return make
 
+    def _refusing(self, names: list[str], violations: list[str], changes: Any) -> None:
+        """A plan the safety guards refused: nothing of it is written, and until a plan
+        for those names passes, /readyz is degraded and the log and history say so (once,
+        then at growing intervals). The names stay pending: each tick plans them again."""
+        first = not self._refused
+        self._refused.update(names)
+        if violations != self._refusal:
+            self._refusal = violations
+            self._version += 1
+        said = self.repeats.say("refused", "; ".join(violations), self.clock())
+        if said is None:
+            return
+        hint = "nothing written for these names; `failover run --force` applies it"
+        log.error("event=plan_refused names=%d violations=%r: %s", len(self._refused), said,
+                  hint)
+        self.event("error", "plan", f"plan refused by safety guards: {said} ({hint})",
+                   to_json(changes) if first and len(changes.changes) <= 200 else {
+                       "names": len(self._refused)})
+
+    def _accepted(self, names: list[str]) -> None:
+        """Names planned within the guards (written, or nothing to write): a refusal that
+        held them is over once no refused name is left."""
+        if not self._refused:
+            return
+        self._refused.difference_update(names)
+        if self._refused:
+            return
+        self._refusal = []
+        self._version += 1
+        failures = self.repeats.clear("refused")
+        self.event("dns", "plan", f"plans pass the safety guards again (after {failures} "
+                   "refused)")
+        log.info("event=plan_accepted refused=%d", failures)
+
     def _note_blocked(self, blocked: dict[str, str]) -> None:
         if blocked and self._new("blocked", blocked):
             for name, why in blocked.items():
@@ -873,6 +914,13 @@ class Controller:
                 out.append("the fleet has no leader: nobody writes DNS until one is elected")
             if self._publish_error is not None:
                 out.append(f"this vantage's view could not be published: {self._publish_error}")
+        if self._refused:
+            since = self.repeats.since("refused") or self.clock()
+            out.append(f"plan refused by safety guards for {self.clock() - since:.0f} s, "
+                       f"{len(self._refused)} name(s) not written: "
+                       + "; ".join(self._refusal[:3])
+                       + (f"; and {len(self._refusal) - 3} more" if len(self._refusal) > 3
+                          else "") + " (`failover run --force` applies it)")
         if self._blocked:
             first = heapq.nsmallest(3, self._blocked)
             more = len(self._blocked) - len(first)

@@ -164,6 +164,15 @@ def test_route53_latency_regions_named_like_aws_need_no_aws_region() -> None:
     assert cfg.aws_region_of("us-east-1") == "us-east-1"
     with pytest.raises(ConfigError, match="region 'east' needs aws_region"):
         parse_config(text.replace("us-east-1", "east"))
+    # every region answers when `regions` is left out: each one needs an AWS region too,
+    # or Route 53 keeps the others' records only and a failover leaves the name empty
+    implicit = text.replace(", regions: [us-east-1, eu-west-1]", "").replace(
+        "us-east-1", "east")
+    with pytest.raises(ConfigError) as info:
+        parse_config(implicit)
+    assert [(i.path, i.message) for i in info.value.issues] == [
+        ("records[0].policy", "region 'east' needs aws_region for Route 53 latency records "
+                              "(its name is not an AWS region)")]
 
 
 def test_durations_and_times_as_operators_write_them(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -304,6 +305,105 @@ def test_plan_and_run_once_against_moto_server(moto_server: str, tmp_path: Path)
             if s["Type"] == "A"} == {
         ("www.example.test.", "us-east-1", 70), ("www.example.test.", "eu-west-1", 30),
         ("static.example.test.", "us-east-1", 0), ("static.example.test.", "eu-west-1", 0)}
+
+
+def _guarded_zone(moto_server: str, tmp_path: Path) -> tuple[Any, str, Path, int]:
+    """A hosted zone on moto_server and a config of its weighted records, unprobed, whose
+    delete-share guard refuses a drain of us-east-1 (2 of 6 record sets deleted)."""
+    client = boto3.client("route53", endpoint_url=moto_server)
+    zid = client.create_hosted_zone(Name="example.test.", CallerReference=str(tmp_path))
+    zone_id = zid["HostedZone"]["Id"].split("/")[-1]
+    text = (EXAMPLES / "weighted-route53.yaml").read_text().replace(
+        "Z0123456789ABCDEFGHIJ", zone_id).replace("http://127.0.0.1:5055", moto_server)
+    text = text.replace("        check: web\n", "")
+    port = free_port()
+    cfg = tmp_path / "f.yaml"
+    cfg.write_text(text + f"controller:\n  state: ./f.db\n  listen: 127.0.0.1:{port}\n"
+                   "plan:\n  max_delete_share: 0.2\n  min_existing: 1\n")
+    return client, zone_id, cfg, port
+
+
+def _cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "failover", *args, "--config", str(cfg)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _weighted(client: Any, zone_id: str) -> set[tuple[str, str]]:
+    sets = client.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    return {(s["Name"], s["SetIdentifier"]) for s in sets if s["Type"] == "A"}
+
+
+ALL_WEIGHTED = {("www.example.test.", "us-east-1"), ("www.example.test.", "eu-west-1"),
+                ("static.example.test.", "us-east-1"), ("static.example.test.", "eu-west-1")}
+
+
+def test_run_once_refuses_a_plan_the_guards_refuse_and_force_applies_it(
+        moto_server: str, tmp_path: Path) -> None:
+    client, zone_id, cfg, _ = _guarded_zone(moto_server, tmp_path)
+    first = _cli(cfg, "run", "--once")
+    assert first.returncode == 0, first.stderr
+    assert _weighted(client, zone_id) == ALL_WEIGHTED
+    drained = _cli(cfg, "drain", "us-east-1")
+    assert drained.returncode == 0, drained.stderr
+    refused = _cli(cfg, "run", "--once")
+    assert refused.returncode == 1
+    assert "refused by safety guards" in refused.stderr and "max_delete_share" in refused.stderr
+    assert _weighted(client, zone_id) == ALL_WEIGHTED  # nothing of it was written
+    forced = _cli(cfg, "run", "--once", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert _weighted(client, zone_id) == ALL_WEIGHTED - {
+        ("www.example.test.", "us-east-1"), ("static.example.test.", "us-east-1")}
+
+
+def test_a_refused_plan_degrades_readyz_logs_an_error_and_clears(
+        moto_server: str, tmp_path: Path) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    client, zone_id, cfg, port = _guarded_zone(moto_server, tmp_path)
+    log = (tmp_path / "run.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "failover", "run", "--config", str(cfg)],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def readyz() -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+        except OSError:
+            return 0, ""
+
+    def until(check: Any, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            time.sleep(0.1)
+        return False
+
+    try:
+        assert until(lambda: _weighted(client, zone_id) == ALL_WEIGHTED and readyz()[0] == 200), \
+            (tmp_path / "run.log").read_text()
+        assert _cli(cfg, "drain", "us-east-1").returncode == 0
+        assert until(lambda: readyz()[0] == 503), (tmp_path / "run.log").read_text()
+        assert "plan refused by safety guards" in readyz()[1]
+        assert "max_delete_share" in readyz()[1]
+        text = (tmp_path / "run.log").read_text()
+        assert re.search(r"ERROR .*event=plan_refused", text), text
+        assert text.count("event=plan_refused") == 1  # said once, not at every tick
+        history = json.loads(_cli(cfg, "history", "--json").stdout)
+        assert any(e["message"].startswith("plan refused by safety guards") for e in history)
+        assert _weighted(client, zone_id) == ALL_WEIGHTED
+        assert _cli(cfg, "restore", "us-east-1").returncode == 0
+        assert until(lambda: readyz()[0] == 200), readyz()
+        history = json.loads(_cli(cfg, "history", "--json").stdout)
+        assert any(e["message"].startswith("plans pass the safety guards again")
+                   for e in history)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 # ------------------------------------------------------- Route 53 health checks backstop
