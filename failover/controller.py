@@ -432,6 +432,10 @@ class Controller:
                 self._pending.clear()
                 raise _Following
             if now < self._dns_retry_at:
+                # DNS failed a moment ago: decide on (status shows what will be written
+                # when DNS answers), write nothing until the backoff ends
+                if self._decide or self._holding():
+                    snapshot = await self._decide_now(tick, overrides, full=False)
                 raise _Waiting
             if self.adapter is not None and not self.dry_run and not self._prepared:
                 await asyncio.to_thread(self.adapter.prepare)
@@ -902,8 +906,11 @@ class Controller:
         may not write. Empty when all is well."""
         out = []
         since = self.repeats.since("dns")
-        if since is not None and self.clock() - since > max(3.0, 2 * self.reconcile_interval):
-            out.append(f"DNS failing for {self.clock() - since:.0f} s: {self._dns_error}")
+        if since is not None and self.clock() - since > max(2.0, 2 * self.reconcile_interval):
+            waiting = len(self._urgent)
+            out.append(f"DNS failing for {self.clock() - since:.0f} s: {self._dns_error}"
+                       + (f"; {waiting} changed answer(s) will be written when DNS answers"
+                          if waiting else ""))
         if self._state_error is not None:
             out.append(self._state_error)
         if self.member is not None:

@@ -144,6 +144,20 @@ class Env:
         """The running controller's /status; {} while it does not answer."""
         return api_status(self.api_port)
 
+    def readyz(self) -> tuple[int, str]:
+        """The running controller's /readyz: its code and text; (0, "") while it does
+        not answer."""
+        import urllib.error
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/readyz",
+                                        timeout=5) as r:
+                return int(r.status), r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+        except OSError:
+            return 0, ""
+
     def record(self, name: str = "api.example.test.") -> dict[str, Any]:
         """One record's entry in /status (decision, desired, served); {} when unknown."""
         return next((r for r in self.status().get("records", []) if r["name"] == name), {})

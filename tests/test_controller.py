@@ -105,15 +105,26 @@ def test_sigkill_and_restart_changes_nothing_when_health_did_not(env: Env) -> No
     assert env.answer() == {WEST} and env.serial() == serial, env.log()
 
 
-def test_named_down_and_back_the_controller_converges(env: Env) -> None:
+def test_named_down_decisions_go_on_and_it_converges(env: Env) -> None:
     env.start_controller()
     assert wait_for(served_east(env)), env.log()
     env.named.stop()
     env.stop_region(EAST)
-    time.sleep(4)  # the failover is decided while DNS is down
+
+    # the failover is decided while DNS is down, and /readyz says it waits for DNS; a
+    # stopped server refuses at once (not a 2 s timeout per attempt)
+    assert wait_for(lambda: env.record().get("values") == [WEST], timeout=20), env.status()
+    assert wait_for(lambda: "1 changed answer(s) will be written when DNS answers"
+                    in env.readyz()[1], timeout=20), env.readyz()
+    assert "Connection refused" in env.readyz()[1]
+    env.start_region(EAST)  # and back, still with DNS down: decided again
+    assert wait_for(lambda: env.record().get("values") == [EAST], timeout=20), env.status()
     assert env.controller is not None and env.controller.poll() is None
+    env.stop_region(EAST)
+    assert wait_for(lambda: env.record().get("values") == [WEST], timeout=20), env.status()
     env.named.restart()
     assert wait_for(lambda: env.answer() == {WEST}, timeout=20), env.log()
+    assert wait_for(lambda: env.readyz()[0] == 200, timeout=20), env.readyz()
 
 
 def test_bad_config_on_sighup_keeps_the_old_one(env: Env) -> None:

@@ -42,7 +42,7 @@ from failover.dns.base import (
     fence_value,
     take_fence,
 )
-from failover.dns.served import retry, served, soa_serial
+from failover.dns.served import connected_udp, retry, served, soa_serial
 from failover.dns.wire import Signer, fence_prerequisite, pack_updates
 from failover.plan import Change, ChangeSet, ManagedKey
 from failover.records import RecordSet
@@ -437,9 +437,8 @@ class _Stream:
             raise DnsUnavailable(f"bad answer from {self.where}: {exc}") from None
 
     def _udp(self, wire: bytes, msg_id: int, mac: bytes) -> dns.message.Message:
-        family = socket.AF_INET6 if ":" in self.server else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.setblocking(False)  # dnspython waits with its own deadline
+        # connected: a stopped server refuses at once rather than at the timeout
+        with connected_udp(self.server, self.port) as sock:
             expiration = time.time() + self.timeout
             dns.query.send_udp(sock, wire, (self.server, self.port), expiration)
             response, _ = dns.query.receive_udp(sock, (self.server, self.port), expiration,

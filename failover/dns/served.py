@@ -37,6 +37,20 @@ def retry(fn: Callable[[], T]) -> T:
     return retrying(fn)
 
 
+def connected_udp(server: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket connected to the server: a stopped server's port answers
+    "connection refused" at once (ICMP), where an unconnected socket waits its timeout."""
+    sock = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET,
+                         socket.SOCK_DGRAM)
+    try:
+        sock.connect((server, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def ask(server: str, port: int, query: dns.message.Message, timeout: float,
         tcp: bool = False) -> dns.message.Message:
     """One exchange over UDP (TCP when truncated, or when `tcp`); failures become
@@ -47,7 +61,9 @@ def ask(server: str, port: int, query: dns.message.Message, timeout: float,
         if tcp:
             response = dns.query.tcp(query, server, port=port, timeout=timeout)
         else:
-            response, _ = dns.query.udp_with_fallback(query, server, port=port, timeout=timeout)
+            with connected_udp(server, port) as sock:
+                response, _ = dns.query.udp_with_fallback(query, server, port=port,
+                                                          timeout=timeout, udp_sock=sock)
     except (dns.tsig.PeerError, dns.tsig.BadTime, dns.message.UnknownTSIGKey):
         raise
     except (dns.exception.Timeout, TimeoutError):
