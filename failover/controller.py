@@ -458,6 +458,7 @@ class Controller:
                     drift = await asyncio.to_thread(self.ledger.drifted)
                 self._drift = None
                 self._backlog = [n for n in drift if n not in self._urgent]
+                self._unblock(set(drift))
             if self._urgent:
                 await self._write(sorted(self._urgent), tick, urgent=True)
             if self._backlog and tick.error is None:
@@ -893,6 +894,22 @@ class Controller:
         self.event("dns", "plan", f"plans pass the safety guards again (after {failures} "
                    "refused)")
         log.info("event=plan_accepted refused=%d", failures)
+
+    def _unblock(self, drift: set[str]) -> None:
+        """After a full reading: names left alone before that now hold what is desired
+        and may be written (a marker restored by hand) are no longer reported."""
+        cleared = [n for n in self._blocked if n not in drift]
+        if not cleared:
+            return
+        for name in cleared:
+            del self._blocked[name]
+        self._noted.pop("blocked", None)  # a name blocked again is said again
+        self._version += 1
+        shown = ", ".join(sorted(cleared)[:3]) + (f" and {len(cleared) - 3} more"
+                                                   if len(cleared) > 3 else "")
+        self.event("dns", "dns", f"{shown}: written by this controller again (found as "
+                   "desired, marker in place)")
+        log.info("event=names_writable count=%d names=%r", len(cleared), shown)
 
     def _note_blocked(self, blocked: dict[str, str]) -> None:
         if blocked and self._new("blocked", blocked):

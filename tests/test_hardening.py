@@ -180,6 +180,13 @@ def test_a_deleted_marker_is_loud(env: Env) -> None:
     metrics = _get(env, "/metrics")[1]
     assert 'failover_names_not_written{reason="no marker"} 1.0' in metrics
     assert "failover_degraded 1.0" in metrics
+    # restored as docs/operations.md says: the next refresh that sees it clears it
+    upd = dns.update.UpdateMessage("example.test.", keyring=keyring)
+    upd.add("_failover.api.example.test.", 30, "TXT", '"heritage=failover,owner=failover"')
+    assert dns.query.udp(upd, "127.0.0.1", port=env.named.port, timeout=2).rcode() == 0
+    assert wait_for(lambda: _get(env, "/readyz")[0] == 200, timeout=15), _get(env, "/readyz")
+    assert 'failover_names_not_written{reason="no marker"} 0.0' in _get(env, "/metrics")[1]
+    assert "api.example.test.: written by this controller again" in env.cli("history").stdout
 
 
 def test_dns_down_is_said_with_backoff_in_json_and_readyz_degrades(env: Env) -> None:
