@@ -224,6 +224,15 @@ class Route53Provider(Model):
     wait_insync: bool = False  # poll GetChange until INSYNC and record the propagation time
     health_checks: bool = False  # mirror our checks as Route 53 health checks (a backstop)
     insync_timeout: Seconds = 120.0
+    # how a record set is written: CREATE, and DELETE of the exact values read + CREATE
+    # to replace (refused when it changed since it was read), or UPSERT for both; auto:
+    # UPSERT with endpoint_url (moto_server refuses a CREATE it has seen before)
+    replace: Literal["auto", "delete_create", "upsert"] = "auto"
+
+    def upserts(self) -> bool:
+        """Whether replacements are sent as UPSERT (see `replace`)."""
+        return self.replace == "upsert" or (self.replace == "auto"
+                                            and self.endpoint_url is not None)
 
 
 class NoneProvider(Model):

@@ -55,6 +55,7 @@ STORE_CHECK_INTERVAL = 1.0  # seconds between looks for a state file replaced or
 PRUNE_INTERVAL = 3600.0  # seconds between applications of the history retention
 MAX_UNSAVED_EVENTS = 10_000  # history kept in memory while the state cannot be written
 DNS_RETRY_CAP = 5.0  # seconds: the longest wait between DNS attempts while it fails
+CONFLICTS_STUCK = 3  # write conflicts in a row that are not a race: back off, degraded
 LATENCY_STEP_MS, LATENCY_STEP_SHARE = 1.0, 0.05  # a latency move that re-decides
 
 
@@ -162,6 +163,7 @@ class Controller:
         self._refused: set[str] = set()  # names whose plan the safety guards refused
         self._refusal: list[str] = []  # the guards the last refused plan broke
         self._dns_error: str | None = None
+        self._conflicts = 0  # DNS writes refused as conflicts in a row
         self._dns_retry_at, self._dns_gap = 0.0, 0.0  # backoff while DNS fails
         self._setup(cfg, adapter, state.load_checks(), state.load_health())
 
@@ -493,9 +495,23 @@ class Controller:
             kind = "conflict" if isinstance(exc, DnsConflict) else type(exc).__name__
             self.metrics.dns_errors.labels(kind).inc()
             if isinstance(exc, DnsConflict):
-                self.event("error", "dns", str(exc), {"kind": kind})
-                log.warning("event=dns_error kind=%s error=%r", kind, str(exc))
-                self.wake()  # re-plan at once against a fresh read
+                # a race with another writer: re-plan at once against a fresh read; the
+                # same conflict again and again is not a race: back off, and say so
+                self._conflicts += 1
+                said = self.repeats.say("conflict", str(exc), now)
+                stuck = self._conflicts >= CONFLICTS_STUCK
+                if said is not None:
+                    self.event("error", "dns", said, {"kind": kind})
+                    log.log(logging.ERROR if stuck else logging.WARNING,
+                            "event=dns_error kind=%s conflicts=%d error=%r", kind,
+                            self._conflicts, said)
+                if stuck:
+                    self._dns_error = str(exc)
+                    self._dns_gap = min(max(self.reconcile_interval, self._dns_gap * 2),
+                                        DNS_RETRY_CAP)
+                    self._dns_retry_at = now + self._dns_gap
+                else:
+                    self.wake()
             else:
                 # said once, then at growing intervals; tried again after 1, 2, 4, 5, 5... s
                 self._dns_error = str(exc)
@@ -508,6 +524,10 @@ class Controller:
                     log.warning("event=dns_error kind=%s error=%r", kind, said)
         else:
             failures = self.repeats.clear("dns")
+            if self._conflicts and (tick.applied or not self._urgent):
+                # a write went through, or nothing is left to write: resolved
+                failures += self.repeats.clear("conflict")
+                self._conflicts = 0
             self._dns_error, self._dns_gap = None, 0.0
             if failures:
                 self.event("dns", "dns", f"DNS works again after {failures} failed attempts")
@@ -928,6 +948,9 @@ class Controller:
             out.append(f"DNS failing for {self.clock() - since:.0f} s: {self._dns_error}"
                        + (f"; {waiting} changed answer(s) will be written when DNS answers"
                           if waiting else ""))
+        if self._conflicts >= CONFLICTS_STUCK:
+            out.append(f"DNS writes refused as conflicts {self._conflicts} times in a row "
+                       f"(re-read and re-planned each time): {self._dns_error}")
         if self._state_error is not None:
             out.append(self._state_error)
         if self.member is not None:

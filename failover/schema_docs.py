@@ -49,6 +49,9 @@ WORDS = {
     "Route53Provider.max_requests_per_second": "The budget of Route 53 API requests "
                                                "(Route 53 allows 5 per account).",
     "Route53Provider.insync_timeout": "Seconds to wait for INSYNC with wait_insync.",
+    "Route53Provider.replace": "How a record set is replaced: delete_create (DELETE of the "
+                               "values read + CREATE: refused if it changed meanwhile), "
+                               "upsert, or auto (upsert with endpoint_url: moto_server).",
     "NoneProvider.type": "none: decide and show, write nothing.",
     "HistorySettings.keep_days": "Drop history events older than this many days.",
     "HistorySettings.keep_events": "Keep at most this many history events, the newest.",

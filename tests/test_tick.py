@@ -92,3 +92,59 @@ def test_a_health_change_during_a_slow_read_is_decided(tmp_path: Path) -> None:
         asyncio.run(scenario())
     finally:
         state.close()
+
+
+class ConflictingDns(HeldDns):
+    """A zone whose writes are refused as conflicts while `conflict` is set (a provider
+    that keeps answering "already exists")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conflict = True
+        self.writes = 0
+
+    def apply(self, changes: ChangeSet, actual: Sequence[RecordSet]) -> ApplyReport:
+        from failover.dns.base import DnsConflict
+
+        self.writes += 1
+        if self.conflict:
+            raise DnsConflict("example.test. changed since it was read (Tried to create "
+                              "resource record set but it already exists)")
+        return super().apply(changes, actual)
+
+
+def test_the_same_conflict_again_and_again_backs_off_and_degrades(tmp_path: Path) -> None:
+    cfg = config({"east": ["127.0.1.1"], "west": ["127.0.2.1"]},
+                 [{"name": "api.example.test.", "type": "A", "policy": "failover",
+                   "order": ["east", "west"]}])
+    dns = ConflictingDns()
+    state = SqliteState(tmp_path / "state.db")
+    clock = [1000.0]
+    controller = Controller(cfg, state=state, adapter=dns, clock=lambda: clock[0])
+
+    async def scenario() -> None:
+        for target in controller.targets:
+            controller.on_result(target, ProbeResult(True, "ok", clock[0]))
+        await controller.tick()  # a conflict: a race, re-planned at once
+        assert dns.writes == 1 and controller.problems() == []
+        await controller.tick()
+        await controller.tick()  # the third in a row is not a race
+        assert dns.writes == 3
+        problems = controller.problems()
+        assert len(problems) == 1 and "refused as conflicts 3 times in a row" in problems[0]
+        assert "already exists" in problems[0]  # the provider's own answer
+        await controller.tick()
+        await controller.tick()
+        assert dns.writes == 3  # backing off: no write until the gap has passed
+        clock[0] += 10
+        dns.conflict = False
+        await controller.tick()
+        assert dns.writes == 4 and dns.answer() == ("127.0.1.1",)
+        assert controller.problems() == []
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        state.close()
+    events = [e.message for e in SqliteState(tmp_path / "state.db").history(limit=50)]
+    assert sum("already exists" in m for m in events) == 1  # said once, not per attempt

@@ -277,10 +277,7 @@ class Route53Adapter:
             self.take_over()
         for batch in batches(changes.changes, fenced=self.epoch is not None):
             try:
-                result = self.call("change_resource_record_sets", HostedZoneId=self.zone_id,
-                                    ChangeBatch={"Comment": "failover", "Changes": [
-                                        *self._fence_changes(),
-                                        *[c for ch in batch for c in _api(ch)]]})
+                result = self._send(batch, upsert=self.provider.upserts())
             except DnsError:
                 self._fenced_conflict()
                 raise
@@ -307,6 +304,12 @@ class Route53Adapter:
                  "retries=%d applied_ms=%.1f", self.zone, report.changes, report.messages,
                  self.stats.calls, self.stats.retries, report.applied_s * 1000)
         return report
+
+    def _send(self, batch: list[Change], *, upsert: bool) -> Any:
+        return self.call("change_resource_record_sets", HostedZoneId=self.zone_id,
+                         ChangeBatch={"Comment": "failover", "Changes": [
+                             *self._fence_changes(),
+                             *[c for ch in batch for c in _api(ch, upsert=upsert)]]})
 
     # ----------------------------------------------------------------------- fence
 
@@ -409,12 +412,18 @@ def _to_api(rs: RecordSet) -> dict[str, Any]:
     return out
 
 
-def _api(change: Change) -> list[dict[str, Any]]:
+def _api(change: Change, upsert: bool = False) -> list[dict[str, Any]]:
+    """A change as Route 53 actions: a replacement is DELETE of the exact values read
+    + CREATE (refused if the record set changed meanwhile); with `upsert`, creates and
+    replacements are UPSERT."""
     if change.action == "create":
-        return [{"Action": "CREATE", "ResourceRecordSet": _to_api(change.record)}]
+        return [{"Action": "UPSERT" if upsert else "CREATE",
+                 "ResourceRecordSet": _to_api(change.record)}]
     if change.action == "delete":
         return [{"Action": "DELETE", "ResourceRecordSet": _to_api(change.record)}]
     assert change.before is not None
+    if upsert:
+        return [{"Action": "UPSERT", "ResourceRecordSet": _to_api(change.record)}]
     return [{"Action": "DELETE", "ResourceRecordSet": _to_api(change.before)},
             {"Action": "CREATE", "ResourceRecordSet": _to_api(change.record)}]
 

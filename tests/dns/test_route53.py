@@ -257,9 +257,18 @@ def test_a_concurrent_edit_is_not_overwritten(zone: str) -> None:
 
 @pytest.fixture
 def moto_server(tmp_path: Path) -> Iterator[str]:
+    yield from _moto_server(tmp_path, [sys.executable, str(ROOT / "tests" / "moto_fixes.py")])
+
+
+@pytest.fixture
+def plain_moto_server(tmp_path: Path) -> Iterator[str]:
+    """moto_server as users run it (docs: the local target), its quirks included."""
+    yield from _moto_server(tmp_path, [str(Path(sys.executable).parent / "moto_server")])
+
+
+def _moto_server(tmp_path: Path, command: list[str]) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "moto_fixes.py"), "-H",
-                             "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([*command, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=(tmp_path / "moto.log").open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -305,6 +314,56 @@ def test_plan_and_run_once_against_moto_server(moto_server: str, tmp_path: Path)
             if s["Type"] == "A"} == {
         ("www.example.test.", "us-east-1", 70), ("www.example.test.", "eu-west-1", 30),
         ("static.example.test.", "us-east-1", 0), ("static.example.test.", "eu-west-1", 0)}
+
+
+PLAIN = """zone: example.test.
+provider: {{type: route53, hosted_zone_id: {zone_id}, endpoint_url: {url}}}
+controller: {{state: ./f.db}}
+regions:
+  us-east-1: {{endpoints: [{{address: 127.0.1.1}}, {{address: "fd00:1::1"}}]}}
+  eu-west-1: {{endpoints: [{{address: 127.0.2.1}}, {{address: "fd00:2::1"}}]}}
+records:
+  - {{name: api.example.test., type: A, policy: failover, order: [us-east-1, eu-west-1]}}
+  - {{name: api.example.test., type: AAAA, policy: failover, order: [us-east-1, eu-west-1]}}
+  - {{name: www.example.test., type: A, policy: weighted, weights: {{us-east-1: 70, eu-west-1: 30}}}}
+  - {{name: fast.example.test., type: A, policy: latency}}
+"""
+
+
+def test_fail_over_and_back_on_plain_moto_server(plain_moto_server: str, tmp_path: Path) -> None:
+    client = boto3.client("route53", endpoint_url=plain_moto_server)
+    zid = client.create_hosted_zone(Name="example.test.", CallerReference="plain")
+    zone_id = zid["HostedZone"]["Id"].split("/")[-1]
+    cfg = tmp_path / "f.yaml"
+    cfg.write_text(PLAIN.format(zone_id=zone_id, url=plain_moto_server))
+
+    def served() -> dict[tuple[str, str, str | None], list[str]]:
+        sets = client.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+        return {(s["Name"], s["Type"], s.get("SetIdentifier")): sorted(
+            r["Value"] for r in s.get("ResourceRecords", [])) for s in sets
+            if s["Type"] in ("A", "AAAA")}
+
+    def run_once() -> None:
+        r = _cli(cfg, "run", "--once")
+        assert r.returncode == 0, r.stderr
+        assert _cli(cfg, "plan").returncode == 0  # nothing left to write
+
+    run_once()
+    healthy = served()
+    assert healthy[("api.example.test.", "A", "primary")] == ["127.0.1.1"]
+    assert healthy[("api.example.test.", "AAAA", "primary")] == ["fd00:1::1"]
+    assert healthy[("www.example.test.", "A", "us-east-1")] == ["127.0.1.1"]
+    assert healthy[("fast.example.test.", "A", "eu-west-1")] == ["127.0.2.1"]
+    assert _cli(cfg, "drain", "us-east-1").returncode == 0
+    run_once()
+    over = served()
+    assert over[("api.example.test.", "A", "primary")] == ["127.0.2.1"]
+    assert over[("api.example.test.", "AAAA", "primary")] == ["fd00:2::1"]
+    assert ("www.example.test.", "A", "us-east-1") not in over
+    assert ("fast.example.test.", "A", "us-east-1") not in over
+    assert _cli(cfg, "restore", "us-east-1").returncode == 0
+    run_once()  # fail back: PRIMARY replaced by what it held at first
+    assert served() == healthy
 
 
 def _guarded_zone(moto_server: str, tmp_path: Path) -> tuple[Any, str, Path, int]:
