@@ -847,7 +847,8 @@ class Controller:
         all_views = {member.vantage: self.board.local_states(),
                      **{v: st for v, (_, st) in self._remote.items()}}
         live, expired, leader = member.views(), dict(self._expired), member.leader()
-        epoch = self._leading
+        # what the write path checks: past its deadline a leader writes nothing
+        epoch = self._leading if member.leading() == self._leading else None
         head = {"vantage": member.vantage, "role": "leader" if epoch is not None else "follower",
                 "epoch": epoch, "leader": None if leader is None else {
                     k: leader.get(k) for k in ("vantage", "host", "pid", "epoch", "started")},
@@ -1078,7 +1079,8 @@ class Controller:
         m.degraded.set(1 if self.problems() else 0)
         if self.member is not None:
             leader = self.member.leader()
-            m.fleet_leader.set(1 if self._leading is not None else 0)
+            writing = self._leading is not None and self.member.leading() == self._leading
+            m.fleet_leader.set(1 if writing else 0)
             m.fleet_epoch.set(leader["epoch"] if leader else 0)
             m.fleet_vantages.set(1 + len(self._remote))
         if self._scheduler is not None:
