@@ -521,7 +521,7 @@ class Controller:
                 said = self.repeats.say("dns", str(exc), now)
                 if said is not None:
                     self.event("error", "dns", said, {"kind": kind})
-                    log.warning("event=dns_error kind=%s error=%r", kind, said)
+                    log.error("event=dns_error kind=%s error=%r", kind, said)
         else:
             failures = self.repeats.clear("dns")
             if self._conflicts and (tick.applied or not self._urgent):

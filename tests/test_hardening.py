@@ -199,6 +199,7 @@ def test_dns_down_is_said_with_backoff_in_json_and_readyz_degrades(env: Env) -> 
     assert wait_for(lambda: _failing_for(env) >= 12, timeout=40), _get(env, "/readyz")
     errors = [x for x in _lines(env) if "event=dns_error" in x["message"]]
     assert 1 <= len(errors) <= 3, errors  # not one a second
+    assert all(x["level"] == "error" for x in errors), errors  # a stuck write is an error
     env.named.restart()
     assert wait_for(lambda: env.answer() == {WEST}, timeout=30), env.log()
     assert wait_for(lambda: _get(env, "/readyz")[0] == 200, timeout=20)
