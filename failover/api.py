@@ -6,23 +6,38 @@ degraded, with the reasons), /status (JSON), /metrics (Prometheus). POST /v1/dra
 <token>` (controller.token_env / token_file); without a configured token they are
 refused.
 
+Only a request addressed to this endpoint is answered: its `Host` must be the listen
+address, `localhost`, a loopback address, any IP address when listening on a wildcard
+address, or a name in controller.allowed_hosts; any other is 421, so a web page whose
+name was rebound to this address (DNS rebinding) cannot read /status or /metrics. Every
+answer says `nosniff` and `no-store`; the page carries a Content-Security-Policy that
+allows nothing but its own style sheet. The controller's clock (`X-Failover-Clock`,
+which `failover drill` reads) is sent only to a request carrying the API token.
+
 It is served on the controller's event loop (asyncio protocol + llhttp, no thread per
 connection), because a flood of connections must not take the interpreter from the
 probes: at most MAX_CONNECTIONS are open (a new one drops the oldest that is still
 sending its request), a request must arrive whole within REQUEST_TIMEOUT, headers over
 HEADER_LIMIT are 431, a body over BODY_LIMIT is 413 (before it is read), and a response
-not taken within WRITE_TIMEOUT is dropped. Bodies are checked by strict models: a
-boolean is a JSON boolean, a reason at most 1 KiB, unknown fields refused.
+not taken within WRITE_TIMEOUT is dropped. One request per connection: a request is
+frozen when its message completes, and one pipelined after it is never answered (the
+answer says `Connection: close`; a client sends it again on a new connection). After
+its answer the connection is half-closed and what the client still sends is read and
+dropped for up to LINGER seconds, so the answer is not lost to a reset. Bodies are
+checked by strict models: a boolean is a JSON boolean, a reason at most 1 KiB, unknown
+fields refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,6 +45,7 @@ import httptools
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from failover.errors import FailoverError
+from failover.page import CSP
 
 if TYPE_CHECKING:
     from failover.controller import Controller
@@ -39,6 +55,8 @@ STALE_AFTER = 30.0  # /healthz fails when the loop has not published for this lo
 MAX_CONNECTIONS = 256
 REQUEST_TIMEOUT = 10.0
 WRITE_TIMEOUT = 30.0
+LINGER = 2.0  # seconds a connection still reads (and drops) after its answer
+LINGER_BYTES = 64 * 1024  # ... and at most this much
 HEADER_LIMIT = 16 * 1024
 BODY_LIMIT = 16 * 1024
 REASON_LIMIT = 1024
@@ -147,10 +165,77 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Request:
+    """One request as it stood when its message completed: bytes after it change nothing."""
+
+    method: str
+    target: str
+    version: str  # "1.1", "1.0"
+    headers: Mapping[str, str]  # lower-case names; the last line of a repeated header
+    hosts: tuple[str, ...]  # every Host line, to refuse a request with two
+    body: bytes
+
+
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
            404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-           413: "Content Too Large", 431: "Request Header Fields Too Large",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+           413: "Content Too Large", 421: "Misdirected Request",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           503: "Service Unavailable"}
+# a Host header: a name or an IPv4 address, or an IPv6 address in brackets; a port
+HOST = re.compile(r"(?:\[([0-9a-f:.]+)\]|([a-z0-9_.-]+))(?::[0-9]{1,5})?")
+
+
+def bearer_matches(authorization: str, secret: str) -> bool:
+    """Whether an Authorization header carries exactly `secret` as a bearer token."""
+    scheme, _, given = authorization.partition(" ")
+    given = given.strip()
+    if scheme.lower() != "bearer" or not given:
+        return False  # an empty token never matches, even a secret configured blank
+    return hmac.compare_digest(given.encode(), secret.encode())
+
+
+def host_refusal(request: Request, listen: str, allowed: Collection[str]) -> Reply | None:
+    """Why the endpoint does not answer a request addressed to its `Host`, or None.
+
+    `listen` is the listen host (an address or a name); `allowed` the names and
+    addresses of controller.allowed_hosts, in their config spelling.
+    """
+    if len(request.hosts) > 1:
+        return _error(400, "more than one Host header")
+    given = request.hosts[0].strip() if request.hosts else ""
+    if not given:
+        if request.version == "1.0":
+            return None  # HTTP/1.0 clients need not send one
+        return _error(400, "an HTTP/1.1 request needs a Host header")
+    m = HOST.fullmatch(given.lower())
+    name = (m.group(1) or m.group(2).rstrip(".")) if m else ""
+    if not name:
+        return _error(400, f"the Host header {given!r} is not a host name or address")
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = (
+            ipaddress.ip_address(name))
+    except ValueError:
+        if m is not None and m.group(1):
+            return _error(400, f"the Host header {given!r} is not a host name or address")
+        address = None
+    if name == "localhost" or (name if address is None else str(address)) in allowed:
+        return None
+    try:
+        bound: ipaddress.IPv4Address | ipaddress.IPv6Address | None = (
+            ipaddress.ip_address(listen))
+    except ValueError:
+        bound = None
+    if address is None:
+        if name == listen.lower().rstrip("."):
+            return None
+    elif address.is_loopback or address == bound or (bound is not None
+                                                     and bound.is_unspecified):
+        # an address cannot be rebound: only a page of this endpoint's own origin reads it
+        return None
+    return _error(421, f"this endpoint does not answer to Host {given!r} (a guard against "
+                       "DNS rebinding): reach it by its listen address or localhost, or "
+                       "add the name to controller.allowed_hosts")
 
 
 class ApiServer:
@@ -158,11 +243,13 @@ class ApiServer:
 
     def __init__(self, host: str, port: int, controller: Controller, published: Published,
                  token: Callable[[], Token | None], change: Change, *,
+                 allowed_hosts: Callable[[], Collection[str]] = lambda: (),
                  max_connections: int = MAX_CONNECTIONS,
                  request_timeout: float = REQUEST_TIMEOUT) -> None:
         self.host, self._port = host.strip("[]"), port
         self.controller, self.published = controller, published
         self.token, self.change = token, change
+        self.allowed_hosts = allowed_hosts  # read on each request: a reload changes it
         self.max_connections, self.request_timeout = max_connections, request_timeout
         self.open: dict[_Connection, None] = {}  # in arrival order: the oldest first
         self.dropped = 0  # connections dropped for the cap or a timeout
@@ -205,20 +292,33 @@ class ApiServer:
 
     # ---------------------------------------------------------------- routing
 
-    async def respond(self, method: str, path: str, headers: dict[str, str],
-                      body: bytes) -> Reply:
-        path = path.split("?", 1)[0]
+    async def respond(self, request: Request) -> Reply:
+        refused = host_refusal(request, self.host, self.allowed_hosts())
+        if refused is not None:
+            return refused
+        reply = await self._route(request)
+        token = self.token()
+        if token is not None and bearer_matches(request.headers.get("authorization", ""),
+                                                token.secret):
+            # the controller's steady clock now: a drill on this machine maps the times in
+            # the history onto its own clock with it, even after the wall clock stepped
+            reply.headers["X-Failover-Clock"] = f"{self.controller.clock():.6f}"
+        return reply
+
+    async def _route(self, request: Request) -> Reply:
+        method, path = request.method, request.target.split("?", 1)[0]
         if path.startswith("/v1/"):
             if method != "POST":
                 return _error(405, f"{path} takes POST", {"Allow": "POST"})
-            return await self._post(path, headers, body)
+            return await self._post(path, request.headers, request.body)
         if path not in ("/", "/healthz", "/readyz", "/status", "/metrics"):
             return _error(404, f"no such path {path}")
         if method not in ("GET", "HEAD"):
             return _error(405, f"{path} takes GET", {"Allow": "GET, HEAD"})
         p = self.published
         if path == "/":
-            return Reply(200, await self._page(), "text/html; charset=utf-8")
+            return Reply(200, await self._page(), "text/html; charset=utf-8",
+                         {"Content-Security-Policy": CSP})
         if path == "/healthz":
             fresh = time.monotonic() - p.at < STALE_AFTER
             return Reply(200 if fresh else 503, b"ok\n" if fresh else b"stalled\n", "text/plain")
@@ -248,7 +348,7 @@ class ApiServer:
         self._page_at = (time.monotonic(), body)
         return body
 
-    async def _post(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
+    async def _post(self, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         action = path.removeprefix("/v1/")
         if action not in ACTIONS:
             return _error(404, f"no such path {path}")
@@ -256,9 +356,7 @@ class ApiServer:
         if token is None:
             return _error(403, "no API token configured (controller.token_env or "
                                "token_file): changes go through the CLI")
-        scheme, _, given = headers.get("authorization", "").partition(" ")
-        if not (scheme.lower() == "bearer" and hmac.compare_digest(
-                given.strip().encode(), token.secret.encode())):
+        if not bearer_matches(headers.get("authorization", ""), token.secret):
             return _error(401, "missing or wrong bearer token",
                           {"WWW-Authenticate": 'Bearer realm="failover"'})
         try:
@@ -279,7 +377,8 @@ def _error(code: int, message: str, headers: dict[str, str] | None = None) -> Re
 
 
 class _Connection(asyncio.Protocol):
-    """One client: its request parsed as it arrives, one reply, then closed."""
+    """One client: its request parsed as it arrives and frozen when it is complete, one
+    reply, then closed; whatever follows the request is never answered."""
 
     def __init__(self, server: ApiServer) -> None:
         self.server = server
@@ -287,11 +386,15 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.url = b""
         self.headers: dict[str, str] = {}
+        self.hosts: list[str] = []
         self.body = bytearray()
         self.header_bytes = 0
         self.problem: Reply | None = None
         self.complete = False  # the request arrived whole (or was refused)
+        self.answered = False  # one reply per connection, however it came about
+        self.dropped_bytes = 0  # read after the request, never parsed
         self.timer: asyncio.TimerHandle | None = None
+        self.linger: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
 
     # asyncio.Protocol
@@ -303,24 +406,27 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.complete:
+            self._drop(len(data))
             return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.problem = self.problem or _error(400, "protocol upgrades are not served")
+            pass  # a request asking for one was refused in on_message_complete
         except httptools.HttpParserError:
             self.problem = self.problem or _error(400, "not an HTTP/1.1 request")
-        if self.problem is not None:
+        if self.problem is not None and not self.complete:  # (not a pipelined one's)
             self._send(self.problem)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.forget(self)
-        if self.timer is not None:
-            self.timer.cancel()
+        for timer in (self.timer, self.linger):
+            if timer is not None:
+                timer.cancel()
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
-    # llhttp callbacks
+    # llhttp callbacks; once a request is complete, llhttp goes on parsing what was
+    # pipelined after it in the same read: the request was frozen, that is never answered
     def on_url(self, url: bytes) -> None:
         self.url += url
         self._count(len(url))
@@ -328,7 +434,10 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count(len(name) + len(value))
         if self.problem is None:
-            self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+            key = name.decode("latin-1").lower()
+            self.headers[key] = value.decode("latin-1")
+            if key == "host":
+                self.hosts.append(self.headers[key])
 
     def on_headers_complete(self) -> None:
         length = self.headers.get("content-length", "0").strip() or "0"
@@ -345,12 +454,17 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.problem is not None or self.complete:
             return
+        if self.parser.should_upgrade():
+            self.problem = _error(400, "protocol upgrades are not served")
+            return
         self.complete = True
         assert self.transport is not None
         self.transport.pause_reading()
-        method = self.parser.get_method().decode("latin-1")
-        path = self.url.decode("latin-1")
-        self.task = asyncio.get_running_loop().create_task(self._answer(method, path))
+        request = Request(self.parser.get_method().decode("latin-1"),
+                          self.url.decode("latin-1"),
+                          self.parser.get_http_version(), dict(self.headers),
+                          tuple(self.hosts), bytes(self.body))
+        self.task = asyncio.get_running_loop().create_task(self._answer(request))
 
     # the rest
     def _count(self, n: int) -> None:
@@ -359,15 +473,15 @@ class _Connection(asyncio.Protocol):
             self.problem = _error(431, f"the request line and headers are limited to "
                                        f"{HEADER_LIMIT} bytes")
 
-    async def _answer(self, method: str, path: str) -> None:
+    async def _answer(self, request: Request) -> None:
         try:
-            reply = await self.server.respond(method, path, self.headers, bytes(self.body))
+            reply = await self.server.respond(request)
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug must cost one request, not the controller
-            log.exception("event=api_error path=%s", path)
+            log.exception("event=api_error path=%s", request.target)
             reply = _error(500, "internal error; see the controller's log")
-        if method == "HEAD":
+        if request.method == "HEAD":
             reply = Reply(reply.code, b"", reply.ctype, {
                 **reply.headers, "Content-Length": str(len(reply.body))})
         self._send(reply)
@@ -375,23 +489,36 @@ class _Connection(asyncio.Protocol):
     def _send(self, reply: Reply) -> None:
         self.complete = True
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self.answered:
             return
+        self.answered = True
         headers = {"Content-Type": reply.ctype, "Content-Length": str(len(reply.body)),
-                   "Connection": "close",
-                   # the controller's steady clock now: a drill on this machine maps the
-                   # times in the history onto its own clock with it, even after the wall
-                   # clock stepped
-                   "X-Failover-Clock": f"{self.server.controller.clock():.6f}",
-                   "Server": "failover", **reply.headers}
+                   "Connection": "close", "Server": "failover",
+                   # no browser guesses another type (a JSON error is never HTML), and
+                   # no cache keeps endpoint addresses or overrides
+                   "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+                   **reply.headers}
         head = f"HTTP/1.1 {reply.code} {REASONS.get(reply.code, 'Error')}\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         transport.write(head.encode("latin-1") + reply.body)
-        transport.close()
+        loop = asyncio.get_running_loop()
+        if transport.can_write_eof():
+            # closing with unread bytes (a pipelined request) would reset the connection
+            # and could take the answer with it: end our side, drop what still comes
+            transport.write_eof()
+            transport.resume_reading()
+            self.linger = loop.call_later(LINGER, transport.close)
+        else:
+            transport.close()
         if self.timer is not None:
             self.timer.cancel()
         # a client that does not take its reply is dropped rather than kept
-        self.timer = asyncio.get_running_loop().call_later(WRITE_TIMEOUT, self.abort)
+        self.timer = loop.call_later(WRITE_TIMEOUT, self.abort)
+
+    def _drop(self, n: int) -> None:
+        self.dropped_bytes += n
+        if self.dropped_bytes > LINGER_BYTES and self.transport is not None:
+            self.transport.close()
 
     def _timed_out(self) -> None:
         if not self.complete:
@@ -404,4 +531,3 @@ class _Connection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-

@@ -250,6 +250,14 @@ def _parse_listen(value: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _allowed_host(value: str) -> str:
+    """A name the API may be reached by: an IP address or a host name, in one spelling."""
+    try:
+        return str(ipaddress.ip_address(value.strip().strip("[]")))
+    except ValueError:
+        return _host_name(value)
+
+
 def split_host_port(value: str) -> tuple[str, int]:
     """`127.0.0.1:9053` or `[::1]:9053` -> (host, port). Raises ValueError."""
     m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", value.strip())
@@ -382,6 +390,9 @@ class ControllerSettings(Model):
 
     state: str = "./failover.db"
     listen: Annotated[str, AfterValidator(_parse_listen)] = "127.0.0.1:9053"
+    # host names (or addresses) clients may reach the HTTP endpoint by, beyond the listen
+    # address, localhost and loopback addresses: any other Host header is refused (421)
+    allowed_hosts: list[Annotated[str, AfterValidator(_allowed_host)]] = []
     token_env: EnvName | None = None  # bearer token guarding state-changing API calls
     token_file: str | None = None
     # seconds between full re-readings of DNS (taken only when the SOA serial moved): how

@@ -112,11 +112,22 @@ def controller_ready(cfg: Config, timeout: float = 2.0) -> float:
     import urllib.error
     import urllib.request
 
+    from failover.service import api_token
+
     host, port = split_host_port(cfg.controller.listen)
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/readyz"
+    request = urllib.request.Request(url)
+    try:
+        token = api_token(cfg)
+    except FailoverError:
+        token = None  # the token's variable or file is not ours to read
+    if token is not None and token.secret:
+        # the controller says its clock only to a caller holding the token; without it,
+        # its clock is taken to be ours (true unless the wall clock stepped since its start)
+        request.add_header("Authorization", f"Bearer {token.secret}")
     try:
         before = time.time()
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             theirs = response.headers.get("X-Failover-Clock")
             ours = (before + time.time()) / 2
             return float(theirs) - ours if theirs else 0.0

@@ -3,11 +3,14 @@
 Server-rendered HTML from the data /status has (regions, endpoints, overrides, records,
 problems) plus the history (the last 50 events, and the last hour of decisions drawn as
 an inline SVG timeline per record that changed). No JavaScript, no external assets: it
-works offline, refreshes itself every 5 s and reads on a phone.
+works offline, refreshes itself every 5 s and reads on a phone. Its one style sheet is
+allowed by its hash (CSP): the page has no style attribute and no script.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import time
 from collections.abc import Mapping, Sequence
@@ -30,7 +33,11 @@ th{background:#f0f0f0}.ok{color:#2e7d32;font-weight:600}.bad{color:#c62828;font-
 border-radius:4px}.alert{background:#ffebee;border:1px solid #ef9a9a}.fine{background:#e8f5e9;
 border:1px solid #a5d6a7}.wrap{overflow-x:auto}code{font-size:12px}
 svg text{font:11px system-ui,sans-serif}
-"""
+""" + "".join(f".c{i}{{color:{c}}}" for i, c in enumerate(PALETTE)) + "\n"
+# what the page may load or run: its own style sheet, nothing else (it has no script)
+CSP = ("default-src 'none'; style-src 'sha256-"
+       + base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+       + "'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def _e(value: Any) -> str:
@@ -191,7 +198,7 @@ def _timelines(status: Mapping[str, Any], decisions: Sequence[Event], now: float
         svg.append(f"<text x={x(at):.1f} y={axis} text-anchor={anchor}>"
                    f"{time.strftime('%H:%M', time.gmtime(at))}Z</text>")
     svg.append("</svg></div>")
-    legend = " ".join(f"<span style='color:{c}'>&#9632;</span> {_e(v)}"
+    legend = " ".join(f"<span class=c{PALETTE.index(c)}>&#9632;</span> {_e(v)}"
                       for v, c in colors.items())
     more = len(moved) - len(subjects)
     return [*out, *svg, f"<p class=muted>{legend}; red marks: answer changes"

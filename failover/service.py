@@ -208,7 +208,8 @@ async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: 
     api = None
     if not once:
         host, port = split_host_port(cfg.controller.listen)
-        api = ApiServer(host, port, controller, published, lambda: token[0], change)
+        api = ApiServer(host, port, controller, published, lambda: token[0], change,
+                        allowed_hosts=lambda: controller.cfg.controller.allowed_hosts)
         await api.start()
         log.info("event=listening address=%s:%d", host, api.port)
         exposed = cfg.controller.exposed()

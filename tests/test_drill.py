@@ -101,6 +101,7 @@ def test_drill_reads_the_controllers_times_on_its_clock(env: Env) -> None:
     # the controller's wall clock two minutes behind the drill's (a step since it started)
     shift = env.dir / "wall-shift"
     shift.write_text("-120")
+    env.add_token()  # the controller tells its clock to the token's holder only
     env.start_controller(env=shifted_clock(shift))
     assert wait_for(served_east(env)), env.log()
     r = env.cli("drill", "us-east-1", "--json", "--timeout", "20")

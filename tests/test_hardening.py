@@ -374,6 +374,31 @@ def test_a_reload_that_moves_the_listener_is_refused(env: Env) -> None:
     assert _get(env, "/healthz")[0] == 200
 
 
+def _status_as(env: Env, host: str) -> int:
+    """The code /status answers a request addressed to `host` (its Host header)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{env.api_port}/status",
+                                 headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_foreign_host_is_refused_and_a_reload_can_allow_a_name(env: Env) -> None:
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    assert _status_as(env, f"127.0.0.1:{env.api_port}") == 200
+    assert _status_as(env, "failover.example.com") == 421  # a rebound name reads nothing
+    env.config.write_text(env.config.read_text().replace(
+        f"listen: 127.0.0.1:{env.api_port}",
+        f"listen: 127.0.0.1:{env.api_port}\n  allowed_hosts: [failover.example.com]"))
+    os.kill(proc.pid, signal.SIGHUP)
+    assert wait_for(lambda: _status_as(env, "failover.example.com") == 200, timeout=10), (
+        env.log())
+    assert _status_as(env, "attacker.example") == 421
+
+
 def test_the_demo_stops_named_and_the_endpoints_when_killed(tmp_path: Path) -> None:
     from failover.localdns import named_binary
 

@@ -56,6 +56,10 @@ def test_the_status_page_shows_a_drain_and_a_failover(env: Env, browser: Any) ->
 
     assert wait_for(lambda: region_state("us-east-1") == "healthy", timeout=20)
     assert "ready" in browser.find_element(By.ID, "problems").text
+    # the page's Content-Security-Policy lets its style sheet apply (h1 is 32px unstyled)
+    assert browser.find_element(By.TAG_NAME, "h1").value_of_css_property("font-size") == "20px"
+    healthy = browser.find_element(By.CSS_SELECTOR, "tr[data-region='us-east-1'] .ok")
+    assert healthy.value_of_css_property("color") == "rgba(46, 125, 50, 1)"  # green
     records = browser.find_element(By.ID, "records").text
     assert "api.example.test." in records and EAST in records
 
@@ -72,6 +76,10 @@ def test_the_status_page_shows_a_drain_and_a_failover(env: Env, browser: Any) ->
 
     assert wait_for(lambda: marks() >= 1, timeout=20)
     assert WEST in browser.find_element(By.ID, "records").text
+    # the legend's squares take the colours of the answers they name
+    legend = browser.find_elements(By.CSS_SELECTOR, "span.c0, span.c1")
+    assert legend and all(s.value_of_css_property("color") in (
+        "rgba(46, 125, 50, 1)", "rgba(21, 101, 192, 1)") for s in legend)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "status-page.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
