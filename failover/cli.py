@@ -669,9 +669,11 @@ def drill(config_path: str, region: str, mode: str, timeout: float, servers: tup
                f"back in {report['back_total_s']} s")
     for r in report["records"]:
         click.echo(f"  {r['record']}: detection {r['detection_s']} s, write {r['write_s']} s, "
-                   f"served {r['served_s']} s, total {r['total_s']} s; back {r['back_s']} s")
+                   f"served {r['served_s']} s, total {r['total_s']} s; back {r['back_s']} s; "
+                   f"behind resolvers up to {r['behind_resolvers_s']} s (TTL {r['ttl']} s)")
         for server, t in r["servers"].items():
             click.echo(f"    {server}: served {t['served_s']} s, back {t['back_s']} s")
+    click.echo(drills.resolvers_note(report))
 
 
 def _check_servers(values: tuple[str, ...]) -> None:
