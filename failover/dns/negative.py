@@ -7,6 +7,7 @@ empty that long behind every caching resolver after it is written again.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,10 @@ def read_negative_ttl(spec: ZoneSpec, adapter: Adapter | None) -> NegativeTtl | 
                                  MaxItems="1")
         for item in page.get("ResourceRecordSets", []):
             if item.get("Type") == "SOA" and item.get("ResourceRecords"):
-                fields = item["ResourceRecords"][0]["Value"].split()
-                return NegativeTtl(int(item.get("TTL", 0)), int(fields[-1]))
+                # MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM: the last number (moto
+                # wraps the value in the text of a dict; the last number is still MINIMUM)
+                numbers = re.findall(r"\d+", item["ResourceRecords"][0]["Value"])
+                if numbers:
+                    return NegativeTtl(int(item.get("TTL", 0)), int(numbers[-1]))
         raise DnsError(f"Route 53 holds no SOA for {spec.zone}")
     return None
