@@ -43,6 +43,7 @@ def _load(path: str) -> Config:
 @config_option
 def validate(config_path: str) -> None:
     """Check a config; every problem is named by field path and line (exit 2)."""
+    from failover.caveats import closed_warnings, weight_warnings
     from failover.config import secret_file_exposed
     from failover.errors import SecretMissing
 
@@ -69,6 +70,9 @@ def validate(config_path: str) -> None:
         exposed = secret_file_exposed(path)
         if exposed is not None:
             click.echo(f"warning: {exposed}", err=True)
+    # validate reads no DNS: the closed warning names the negative TTL without its figure
+    for warning in weight_warnings(cfg) + closed_warnings(cfg):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _count(n: int, what: str) -> str:
@@ -176,6 +180,7 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
     measurements and decisions); without one every endpoint counts as healthy and a
     latency record keeps what DNS serves."""
     from failover import plan as planning
+    from failover.caveats import closed_warnings, weight_warnings
     from failover.dns import make_adapter
     from failover.health import assume_regions, initial_snapshot
     from failover.reconcile import plan_step, read_actual
@@ -209,11 +214,15 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
     step = plan_step(cfg, snapshot, overrides, previous, now, actual, ownership=kind != "none",
                      native=native, decorate=adapter.decorate if adapter else None)
     changes, blocked, refused = step.changes, step.blocked, step.violations
+    unread = "provider none" if kind == "none" else "--no-read" if no_read else source
+    warnings = weight_warnings(cfg) + closed_warnings(cfg, _negative_ttls(cfg, adapter, unread))
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         out = {**planning.to_json(changes), "provider": kind, "actual": source, "health": health,
                "assumed": {r: "up" if up else "down" for r, up in assumed.items()},
                "decisions": [d.to_dict() for d in step.decisions], "blocked": blocked,
-               "refused": refused}
+               "refused": refused, "warnings": warnings}
         click.echo(json.dumps(out, indent=2))
     elif markdown:
         click.echo(f"### failover plan for `{cfg.zone}`\n")
@@ -224,6 +233,8 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
             click.echo(f"\n> **left alone:** `{name}` {why}")
         for v in refused:
             click.echo(f"\n> **refused by safety guard:** {v}")
+        for warning in warnings:
+            click.echo(f"\n> **warning:** {warning}")
     else:
         click.echo(f"zone {cfg.zone} (actual records {source}; {health})")
         for d in step.decisions:
@@ -236,6 +247,29 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         for v in refused:
             click.echo(f"refused by safety guard: {v}")
     sys.exit(EXIT_INPUT if changes else EXIT_OK)
+
+
+def _negative_ttls(cfg: Config, adapter: Any, unread: str) -> dict[str, Any]:
+    """Each zone's negative TTL, read from DNS, for the zones that have records failing
+    closed; why not, when it was not read (`unread` when there is no adapter)."""
+    from failover.dns.base import DnsError
+    from failover.dns.negative import read_negative_ttl
+
+    zones = {cfg.zone_of(r.name) or cfg.zone for r in cfg.records if r.fail_mode == "closed"}
+    out: dict[str, Any] = {}
+    for spec in cfg.zone_specs:
+        if spec.zone not in zones:
+            continue
+        if adapter is None:
+            out[spec.zone] = unread
+            continue
+        try:
+            known = read_negative_ttl(spec, adapter)
+        except DnsError as exc:
+            out[spec.zone] = str(exc)
+            continue
+        out[spec.zone] = known if known is not None else f"provider {spec.provider.type}"
+    return out
 
 
 @cli.command("probe")
@@ -635,9 +669,11 @@ def drill(config_path: str, region: str, mode: str, timeout: float, servers: tup
                f"back in {report['back_total_s']} s")
     for r in report["records"]:
         click.echo(f"  {r['record']}: detection {r['detection_s']} s, write {r['write_s']} s, "
-                   f"served {r['served_s']} s, total {r['total_s']} s; back {r['back_s']} s")
+                   f"served {r['served_s']} s, total {r['total_s']} s; back {r['back_s']} s; "
+                   f"behind resolvers up to {r['behind_resolvers_s']} s (TTL {r['ttl']} s)")
         for server, t in r["servers"].items():
             click.echo(f"    {server}: served {t['served_s']} s, back {t['back_s']} s")
+    click.echo(drills.resolvers_note(report))
 
 
 def _check_servers(values: tuple[str, ...]) -> None:

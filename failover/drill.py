@@ -214,6 +214,7 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
         decided.setdefault(e.subject, e.at - offset)
     writes = [e for e in state.history(since=t0 + offset, kind="dns", limit=100_000)
               if e.subject == "dns"]
+    ttls = {(r.name, r.type): r.ttl for r in cfg.records}
     per_record = []
     for k in sorted(affected):
         subject = f"{k[0]} {k[1]}"
@@ -231,18 +232,33 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
             "served_s": round(min(moved[k].values()) - m0, 3),
             "total_s": round(max(moved[k].values()) - m0, 3),
             "back_s": round(max(back[k].values()) - m1, 3),
+            # a resolver that cached the old answer keeps it up to the record's TTL
+            "ttl": ttls[k],
+            "behind_resolvers_s": round(max(moved[k].values()) - m0 + ttls[k], 3),
             "servers": {str(s): {"served_s": round(moved[k][s] - m0, 3),
                                  "back_s": round(back[k][s] - m1, 3)} for s in servers}})
     report = {"region": region, "mode": mode, "at": t0,
               "servers": [str(s) for s in servers], "servers_from": source, "actor": who(),
               "total_s": round(max(max(m.values()) for m in moved.values()) - m0, 3),
               "back_total_s": round(max(max(b.values()) for b in back.values()) - m1, 3),
+              "behind_resolvers_s": round(max(max(m.values()) - m0 + ttls[k]
+                                              for k, m in moved.items()), 3),
               "records": per_record}
     state.record([Event(time.time() + offset, "drill", region,
                         f"drill of {region} ({mode}): answers moved on {len(servers)} "
                         f"server(s) in {report['total_s']} s, back in {report['back_total_s']} s",
                         report)])
     return report
+
+
+def resolvers_note(report: dict[str, Any]) -> str:
+    """What the drill cannot watch: clients ask caching resolvers, which keep the old
+    answer up to the record's TTL after the authoritative servers moved."""
+    ttls = sorted({r["ttl"] for r in report["records"]})
+    return (f"clients behind caching resolvers also wait up to the record's TTL "
+            f"({', '.join(f'{t} s' for t in ttls)}) for the answer they cached: up to "
+            f"{report['behind_resolvers_s']} s here; a name emptied by fail_mode closed "
+            "stays empty there up to the zone's negative TTL")
 
 
 def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],

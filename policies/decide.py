@@ -11,6 +11,7 @@ from policies.failover import choose_failover
 from policies.latency import choose_latency
 from policies.model import HEALTH_BASES, Choice, Decision, Overrides, RegionView
 from policies.reasons import describe, names, serve
+from policies.served import as_served, cannot_weight
 from policies.weighted import choose_weighted
 
 if TYPE_CHECKING:
@@ -160,12 +161,17 @@ def decide_all(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
     made: dict[tuple[object, ...], Decision] = {}
     views_of: dict[object, dict[str, RegionView]] = {}
     out = []
-    shapes = cfg.memo("record_shapes", lambda: [record_shape(r) for r in cfg.records])
+    # a weighted answer on a server that cannot weight is served in equal shares: the
+    # decision says so (and records in zones that can weight are decided apart)
+    shapes = cfg.memo("record_shapes", lambda: [
+        (*record_shape(r), r.policy == "weighted" and cannot_weight(cfg, r.name))
+        for r in cfg.records])
     for rec, shape in zip(cfg.records, shapes, strict=True):
         prev = previous.get((rec.name, rec.type))
+        one_rrset = bool(shape[-1])
         if rec.name in overrides.pinned:
-            out.append(decide(rec, region_views(cfg, rec, snapshot, overrides), overrides,
-                              prev, now))
+            d = decide(rec, region_views(cfg, rec, snapshot, overrides), overrides, prev, now)
+            out.append(as_served(d) if one_rrset else d)
             continue
         key = (shape, None if prev is None else (
             prev.regions, prev.values, prev.basis, prev.tier, prev.last_good, prev.changed_at))
@@ -174,7 +180,8 @@ def decide_all(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
             views = views_of.get(shape)
             if views is None:
                 views = views_of[shape] = region_views(cfg, rec, snapshot, overrides)
-            hit = made[key] = decide(rec, views, overrides, prev, now)
+            hit = decide(rec, views, overrides, prev, now)
+            hit = made[key] = as_served(hit) if one_rrset else hit
             out.append(hit)
         else:
             out.append(_renamed(hit, rec.name))

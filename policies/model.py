@@ -66,7 +66,9 @@ class Decision:
     region's share of traffic (sums to 1); `tier` is the failover tier that answers;
     `last_good` is the last answer chosen on the basis of health, kept for the
     last_known_good fail mode. `usable` and `by_region` let a provider with native
-    routing (Route 53) publish one record per region.
+    routing (Route 53) publish one record per region. When the server serves other shares
+    than the policy chose (one RRset on a server that cannot weight), `shares` are the
+    served ones, `policy_shares` the chosen ones and `shares_note` says why.
     """
 
     name: str
@@ -85,6 +87,8 @@ class Decision:
     by_region: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # each one's values
     changed_at: float | None = None  # when the answer last changed to these values
     hold_until: float | None = None  # a hold that ends at this time: decide again then
+    policy_shares: Mapping[str, float] = field(default_factory=dict)  # when not served
+    shares_note: str = ""  # why `shares` differ from what the policy chose
 
     @functools.cached_property
     def key(self) -> tuple[str, str]:
@@ -92,8 +96,14 @@ class Decision:
         return (self.name, self.type)
 
     def to_dict(self) -> dict[str, object]:
-        """A JSON-ready dict."""
-        return {"name": self.name, "type": self.type, "policy": self.policy,
-                "regions": list(self.regions), "values": list(self.values),
-                "shares": {r: round(s, 6) for r, s in self.shares.items()},
-                "basis": self.basis, "reason": self.reason, "tier": self.tier}
+        """A JSON-ready dict; `policy_shares` and `shares_note` only when the served
+        shares differ from the policy's."""
+        out: dict[str, object] = {
+            "name": self.name, "type": self.type, "policy": self.policy,
+            "regions": list(self.regions), "values": list(self.values),
+            "shares": {r: round(s, 6) for r, s in self.shares.items()},
+            "basis": self.basis, "reason": self.reason, "tier": self.tier}
+        if self.shares_note:
+            out["policy_shares"] = {r: round(s, 6) for r, s in self.policy_shares.items()}
+            out["shares_note"] = self.shares_note
+        return out

@@ -215,3 +215,8 @@ def test_drill_shows_progress_on_a_terminal(env: Env) -> None:
     text = shown.decode()
     assert f"api.example.test. A moved on 127.0.0.1:{env.named.port} after" in text
     assert f"api.example.test. A back on 127.0.0.1:{env.named.port} after" in text
+    # what the drill cannot watch: a resolver's cached answer lives up to the record's TTL
+    assert re.search(r"api\.example\.test\. A: .*; behind resolvers up to 3\d\.\d+ s "
+                     r"\(TTL 30 s\)", r.stdout), r.stdout
+    assert "clients behind caching resolvers also wait up to the record's TTL (30 s)" \
+        in r.stdout

@@ -43,7 +43,8 @@ def decisions_text(decisions: list[Decision]) -> str:
     # one decision at a time: one json.dumps of 10,000 holds the interpreter (and the
     # event loop that runs the probes) for a hundred milliseconds
     return "[" + ",".join(json.dumps({**asdict(d), "shares": dict(d.shares),
-                                      "by_region": dict(d.by_region)})
+                                      "by_region": dict(d.by_region),
+                                      "policy_shares": dict(d.policy_shares)})
                           for d in decisions) + "]"
 
 

@@ -607,3 +607,14 @@ def test_fenced_batches_a_deposed_leaders_late_batch_is_refused_whole(zone: str)
     assert caught.value.epoch == 8
     assert records(new, "api.example.test.")["primary"].values == served
     assert fence_epoch(new.read_fence()) == 8
+
+
+def test_the_negative_ttl_is_read_from_the_hosted_zones_soa(zone: str) -> None:
+    from failover.dns.negative import read_negative_ttl
+
+    cfg = config(zone)
+    [spec] = cfg.zone_specs
+    negative = read_negative_ttl(spec, Route53Adapter(cfg.zone, cfg.provider, cfg=cfg))
+    # a new hosted zone's SOA: TTL 900 s, MINIMUM 86400 s: resolvers keep "no answer" 15 min
+    assert negative is not None
+    assert (negative.soa_ttl, negative.minimum, negative.seconds) == (900, 86400, 900)

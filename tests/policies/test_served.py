@@ -1,0 +1,57 @@
+"""Weighted answers as the server serves them: equal shares per address where one RRset
+holds the answer (RFC 2136 servers, zone files), the weights where Route 53 weighs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from policies import Overrides, decide_all
+from policies.model import Decision
+from tests.builders import config, snapshot
+
+RFC2136 = {"type": "rfc2136", "server": "127.0.0.1"}
+ROUTE53 = {"type": "route53", "hosted_zone_id": "Z123"}
+WEIGHTED = {"name": "www.example.test.", "type": "A", "policy": "weighted",
+            "weights": {"a": 70, "b": 30}}
+
+
+def decisions(regions: dict[str, list[str]], records: list[dict[str, Any]],
+              **extra: Any) -> list[Decision]:
+    cfg = config(regions, records, **extra)
+    return decide_all(cfg, snapshot(cfg), Overrides(), {}, 1000.0)
+
+
+def test_a_weighted_record_on_rfc2136_says_it_is_served_in_equal_shares() -> None:
+    [d] = decisions({"a": ["127.0.1.1"], "b": ["127.0.2.1"]}, [WEIGHTED], provider=RFC2136)
+    assert d.shares == {"a": 0.5, "b": 0.5}
+    assert d.policy_shares == {"a": 0.7, "b": 0.3}
+    assert d.shares_note == "equal shares: this server cannot weight"
+    assert d.reason == ("a and b serve: weights a 70%, b 30%; served a 50%, b 50% "
+                        "(equal shares: this server cannot weight)")
+    assert d.to_dict()["shares"] == {"a": 0.5, "b": 0.5}
+
+
+def test_each_address_gets_an_equal_share() -> None:
+    # a holds two of the three addresses: two thirds of the traffic, whatever the weights
+    [d] = decisions({"a": ["127.0.1.1", "127.0.1.2"], "b": ["127.0.2.1"]},
+                    [{**WEIGHTED, "weights": {"a": 1, "b": 1}}], provider=RFC2136)
+    assert d.shares == {"a": 2 / 3, "b": 1 / 3}
+    assert "served a 67%, b 33% (equal shares per address: this server cannot weight)" \
+        in d.reason
+
+
+def test_route53_serves_the_weights() -> None:
+    [d] = decisions({"a": ["127.0.1.1"], "b": ["127.0.2.1"]}, [WEIGHTED], provider=ROUTE53)
+    assert d.shares == {"a": 0.7, "b": 0.3} and not d.shares_note
+    assert "cannot weight" not in d.reason
+
+
+def test_zones_on_different_providers_are_decided_apart() -> None:
+    # the same record shape in a Route 53 zone and in an RFC 2136 zone
+    records = [WEIGHTED, {**WEIGHTED, "name": "www.other.test."}]
+    zones = [{"zone": "example.test.", "provider": ROUTE53},
+             {"zone": "other.test.", "provider": RFC2136}]
+    on_route53, on_rfc2136 = decisions({"a": ["127.0.1.1"], "b": ["127.0.2.1"]}, records,
+                                       zone="", zones=zones)
+    assert on_route53.shares == {"a": 0.7, "b": 0.3}
+    assert on_rfc2136.shares == {"a": 0.5, "b": 0.5}
