@@ -26,7 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from failover.dns.base import DnsConflict, DnsError, DnsFenced
+from failover.dns.base import (
+    DnsConflict,
+    DnsError,
+    DnsFenced,
+    DnsUnavailable,
+    WriterDeposed,
+)
 from failover.errors import FailoverError
 from failover.health import HealthBoard, Transition
 from failover.metrics import Metrics
@@ -164,6 +170,12 @@ class Controller:
         self._refusal: list[str] = []  # the guards the last refused plan broke
         self._dns_error: str | None = None
         self._conflicts = 0  # DNS writes refused as conflicts in a row
+        # a fleet: whether this vantage reaches the DNS server (published in its view, so
+        # a leader cut off from DNS hands over to one that reaches it)
+        self._dns_reach: bool | None = None
+        self._reach_at = 0.0
+        self._reaching: asyncio.Future[Any] | None = None
+        self._published_reach: bool | None = None
         self._dns_retry_at, self._dns_gap = 0.0, 0.0  # backoff while DNS fails
         self._setup(cfg, adapter, state.load_checks(), state.load_health())
 
@@ -473,7 +485,7 @@ class Controller:
                     self.wake()  # the next chunk, after whatever changed meanwhile
         except _Following:
             pass
-        except _Deposed:
+        except (_Deposed, WriterDeposed):
             tick.error = "no longer the fleet's leader: wrote nothing"
             self.ledger.actual = None
             self.wake()
@@ -513,6 +525,8 @@ class Controller:
                 else:
                     self.wake()
             else:
+                if isinstance(exc, DnsUnavailable):
+                    self._dns_reach = False
                 # said once, then at growing intervals; tried again after 1, 2, 4, 5, 5... s
                 self._dns_error = str(exc)
                 self._dns_gap = min(max(self.reconcile_interval, self._dns_gap * 2),
@@ -523,6 +537,8 @@ class Controller:
                     self.event("error", "dns", said, {"kind": kind})
                     log.error("event=dns_error kind=%s error=%r", kind, said)
         else:
+            if self._writer() and self.adapter is not None and tick.applied:
+                self._dns_reach = True
             failures = self.repeats.clear("dns")
             if self._conflicts and (tick.applied or not self._urgent):
                 # a write went through, or nothing is left to write: resolved
@@ -769,6 +785,7 @@ class Controller:
                 self._on_flip(flip)
             self._version += 1
         self._take_leadership(member.leading())
+        self._check_reach(member, now)
         if member.generation != self._generation:
             self._generation = member.generation
             self._published_at = 0.0
@@ -779,8 +796,53 @@ class Controller:
         if self.ready and self._publishing is None and self._votes() and (
                 self.board.local_changes != self._published_changes or (
                     self._latency_records and now - self._published_at >= VIEW_REFRESH)
-                or not self._published_at):
+                or not self._published_at or self._dns_reach != self._published_reach):
             self._publish_view(member, now)
+
+    def _check_reach(self, member: Member, now: float) -> None:
+        """A follower asks the DNS server for its SOA every half lease (it writes
+        nothing, so nothing else tells it); a leader that has failed to reach DNS for
+        longer than a lease steps down when another live vantage reaches it, never into
+        a fleet where nobody does."""
+        if self.adapter is None or self.dry_run:
+            return
+        if not self._writer():
+            if self._reaching is None and now - self._reach_at >= max(1.0, member.ttl / 2):
+                self._reach_at = now
+                self._reaching = asyncio.ensure_future(asyncio.to_thread(reachable,
+                                                                         self.adapter))
+
+                def done(fut: asyncio.Future[Any]) -> None:
+                    self._reaching = None
+                    if not fut.cancelled() and fut.exception() is None and (
+                            fut.result() != self._dns_reach):
+                        self._dns_reach = fut.result()
+                        self.wake()  # publish it
+
+                self._reaching.add_done_callback(done)
+            return
+        since = self.repeats.since("dns")
+        if since is None or self._dns_reach is not False or now - since <= member.ttl:
+            return
+        able = []
+        for vantage, kv in member.views().items():
+            if vantage == member.vantage:
+                continue
+            try:
+                if kv.json().get("dns") is True:
+                    able.append(vantage)
+            except ValueError:
+                continue
+        if not able:
+            return  # nobody else reaches DNS either: stepping down would not help
+        why = (f"{member.vantage} cannot reach DNS for {now - since:.0f} s "
+               f"({self._dns_error}) while {', '.join(sorted(able))} can: it steps down "
+               "so that one of them writes")
+        self.event("error", "fleet", why)
+        log.error("event=leader_cut_from_dns vantage=%s able=%r error=%r", member.vantage,
+                  able, self._dns_error)
+        member.resign(why, hold=2 * member.ttl)
+        self._take_leadership(member.leading())
 
     def _votes(self) -> bool:
         """Whether this vantage's view is fresh enough to count (see `_fresh`)."""
@@ -796,7 +858,8 @@ class Controller:
 
         self._published_changes = self.board.local_changes
         self._published_at = now
-        view = {"ready": True, "at": time.time(),
+        self._published_reach = self._dns_reach
+        view = {"ready": True, "at": time.time(), "dns": self._dns_reach,
                 "checks": codec.encode(self.board.local_states())}
 
         def done(fut: asyncio.Future[Any]) -> None:
@@ -820,7 +883,8 @@ class Controller:
             self.event("controller", "fleet", f"{vantage} leads (epoch {epoch}): it writes DNS")
             log.info("event=leading vantage=%s epoch=%d", vantage, epoch)
             if self.adapter is not None:
-                fence(self.adapter, epoch, vantage)
+                member = self.member
+                fence(self.adapter, epoch, vantage, lambda: member.leading() == epoch)
             self._fence_due = True
             self.ledger.actual = None  # what the previous leader wrote: read it afresh
             self._in_force = frozenset()  # say which overrides are in force, as leader
@@ -1285,12 +1349,32 @@ def native_for(adapter: Adapter | None) -> Callable[[str], bool]:
     return lambda _: flag
 
 
-def fence(adapter: Adapter, epoch: int | None, holder: str) -> None:
-    """Fence the adapter's writes (each zone's, for several) with a leader's epoch."""
+def fence(adapter: Adapter, epoch: int | None, holder: str,
+          may_write: Callable[[], bool] | None = None) -> None:
+    """Fence the adapter's writes (each zone's, for several) with a leader's epoch; with
+    `may_write`, every message a write sends checks it first (the leader's deadline)."""
     for a in getattr(adapter, "adapters", {"": adapter}).values():
         set_fence = getattr(a, "fence", None)
         if set_fence is not None:
             set_fence(epoch, holder)
+        if hasattr(a, "may_write"):
+            a.may_write = may_write
+
+
+def reachable(adapter: Adapter) -> bool | None:
+    """Whether every zone's DNS server answers now (its SOA serial); None when the
+    adapter cannot tell cheaply (Route 53). Blocking: call it off the loop."""
+    answers: bool | None = None
+    for a in getattr(adapter, "adapters", {"": adapter}).values():
+        ask = getattr(a, "serial", None)
+        if ask is None:
+            continue
+        try:
+            ask()
+        except DnsError:
+            return False
+        answers = True
+    return answers
 
 
 def take_over(adapter: Adapter) -> bool:

@@ -99,6 +99,7 @@ class Member:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._hold_until = 0.0  # monotonic: no campaign before it (after resigning)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -162,12 +163,14 @@ class Member:
         if lease is not None:
             self.client.put(self._views_prefix + self.vantage, data, lease)
 
-    def resign(self, why: str) -> None:
-        """Stop leading (a newer epoch fenced a write): the key is deleted if still ours,
-        so the fleet elects again at once."""
+    def resign(self, why: str, hold: float = 0.0) -> None:
+        """Stop leading (a newer epoch fenced a write, or DNS is out of reach): the key
+        is deleted if still ours, so the fleet elects again at once; with `hold`, this
+        instance does not campaign for that many seconds (another one takes over)."""
         epoch = self.epoch
         if epoch is None:
             return
+        self._hold_until = time.monotonic() + hold
         self._step_down(why)
         with contextlib.suppress(EtcdError):
             self.client.call("kv/txn", {
@@ -240,6 +243,8 @@ class Member:
                 self._step_down("its leader key is gone or another's" if kv is None else
                                 f"another instance leads (epoch {kv.create_revision})")
             return
+        if time.monotonic() < self._hold_until:
+            return  # it resigned so that another instance leads
         cached = self.cache.snapshot().get(self._key)
         if cached is not None and cached.lease != lease and self.cache.error is None \
                 and self.cache.synced.is_set():

@@ -40,6 +40,19 @@ class DnsFenced(DnsRejected):
         self.epoch = epoch
 
 
+class WriterDeposed(DnsError):
+    """A fleet leader's local deadline passed in the middle of a write: nothing more was
+    sent (its lease may have ended, and another instance may lead)."""
+
+
+def check_writer(may_write: Callable[[], bool] | None) -> None:
+    """Raise WriterDeposed unless this instance may still write (checked before every
+    message a write sends, retries included)."""
+    if may_write is not None and not may_write():
+        raise WriterDeposed("this instance's lease deadline passed during the write: the "
+                            "rest was not sent")
+
+
 FENCE_LABEL = "_failover-leader"  # the TXT record holding the writing leader's epoch
 
 

@@ -13,7 +13,7 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dns.exception
@@ -36,6 +36,7 @@ from failover.dns.base import (
     DnsFenced,
     DnsRejected,
     DnsUnavailable,
+    check_writer,
     confirm,
     fence_epoch,
     fence_name,
@@ -81,6 +82,7 @@ class BindAdapter:
             self.signer = Signer(self.keyname, key)
         self.where = f"{self.server}:{self.port}"
         self.epoch: int | None = None  # a fleet leader's epoch: every write is fenced by it
+        self.may_write: Callable[[], bool] | None = None  # a fleet leader's deadline check
         self.holder = ""
         self._fenced: int | None = None  # the epoch the fence TXT held at our last write
 
@@ -124,6 +126,7 @@ class BindAdapter:
         return took
 
     def _send_one(self, upd: Any) -> dns.message.Message:
+        check_writer(self.may_write)
         try:
             if self.transport == "tcp":
                 return dns.query.tcp(upd, self.server, port=self.port, timeout=self.timeout)
@@ -403,6 +406,7 @@ class _Stream:
         """Send one message and read its answer. Transport failures are DnsUnavailable:
         the caller sends the message again, and a message applied but unanswered is then
         refused by its own prerequisites, so nothing is applied twice."""
+        check_writer(self.adapter.may_write)  # each attempt: a retry may come late
         try:
             if not self.tcp:
                 return self._udp(wire, msg_id, mac)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from failover.dns.base import (
     DnsFenced,
     DnsRejected,
     DnsUnavailable,
+    check_writer,
     fence_epoch,
     fence_name,
     fence_value,
@@ -114,6 +115,7 @@ class Route53Adapter:
         self.stats = CallStats()
         self._pages: int | None = None  # pages the zone took to list, at the last full read
         self.epoch: int | None = None  # a fleet leader's epoch: every batch is fenced by it
+        self.may_write: Callable[[], bool] | None = None  # a fleet leader's deadline check
         self.holder = ""
         self._fenced: int | None = None  # the epoch the fence held at our last write
         if client is None:
@@ -159,6 +161,8 @@ class Route53Adapter:
 
         def once() -> Any:
             self.limiter.acquire()
+            if operation == "change_resource_record_sets":
+                check_writer(self.may_write)  # each attempt: a retry may come late
             self.stats.calls += 1
             try:
                 return getattr(self.client, operation)(**kwargs)
