@@ -208,6 +208,8 @@ class ZonefileProvider(Model):
     thaw_command: str | None = None  # default: `<rndc> thaw {zone}` (thaw reloads)
     checkzone: bool = True  # check the new file before it replaces the old
     check_command: str | None = None  # default: `named-checkzone -q {zone} {file}`
+    # more variables the commands see (names); else only PATH, HOME, TZ and the locale
+    pass_env: tuple[EnvName, ...] = ()
     server: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address("127.0.0.1")
     port: Port = 53  # where the zone is served, to confirm the new serial
     timeout: Seconds = 5.0  # for the reload to be served

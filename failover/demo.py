@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -90,10 +91,56 @@ def start_region(name: str, host: str, port: int) -> subprocess.Popen[str]:
     return proc
 
 
+def own_directory(directory: Path) -> Path:
+    """The demo's directory, created (0700) when missing and resolved. The demo writes
+    its TSIG and rndc secrets there, so it refuses (InputError) a directory where another
+    user could plant a symlink or swap a file: the directory (or a symlink on the way to
+    it, or a directory above it) owned by another user (root's above it are fine), the
+    directory writable by group or others, or a directory above it writable by others
+    without the sticky bit (as /tmp has)."""
+    me = os.geteuid()
+    given = Path(os.path.abspath(directory))
+    for link in (p for p in (*given.parents, given) if p.is_symlink()):
+        if link.lstat().st_uid not in (me, 0):
+            raise InputError(f"--dir {directory}: {link} is a symlink owned by user "
+                             f"{link.lstat().st_uid}: it could point the demo's secrets "
+                             "anywhere; give a directory of your own")
+    try:
+        given.mkdir(mode=0o700, parents=True, exist_ok=True)
+        resolved = given.resolve(strict=True)
+        st = os.lstat(resolved)
+    except OSError as exc:
+        raise InputError(f"--dir {directory}: {exc.strerror}") from None
+    if st.st_uid != me:
+        raise InputError(f"--dir {resolved} is owned by user {st.st_uid}, not by you "
+                         f"({me}): its owner could plant symlinks that receive the demo's "
+                         "secrets; give a directory of your own")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InputError(f"--dir {resolved} is writable by group or others "
+                         f"({stat.filemode(st.st_mode)}): they could plant symlinks that "
+                         f"receive the demo's secrets; chmod go-w {resolved}, or give "
+                         "another directory")
+    for above in resolved.parents:
+        st = os.lstat(above)
+        if st.st_uid not in (me, 0):
+            raise InputError(f"--dir {resolved} is inside {above}, owned by user "
+                             f"{st.st_uid}, who could replace it; give a directory of your "
+                             "own")
+        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+            raise InputError(f"--dir {resolved} is inside {above}, which anyone may write "
+                             "(no sticky bit), so anyone could replace it; give another "
+                             "directory")
+    return resolved
+
+
 def _claim(directory: Path) -> None:
     """Hold the demo directory for this process (until it exits); raises InputError when
     another demo runs in it."""
-    fd = os.open(directory / "demo.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:  # never through a symlink: it would truncate the file it names
+        fd = os.open(directory / "demo.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise InputError(f"{directory / 'demo.lock'}: {exc.strerror} (a symlink? remove it)"
+                         ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -121,8 +168,7 @@ def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> No
     # so named and the endpoints are stopped by the ExitStack below, never left behind
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
-    directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = own_directory(directory)
     _claim(directory)  # before anything in it is written: a running demo keeps its files
     if not port_free("127.0.0.1", dns_port):
         dns_port = free_port()
@@ -142,8 +188,8 @@ def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> No
             procs[name] = proc
             stack.callback(children.stop, proc)
         config = directory / "failover.yaml"
-        config.write_text(CONFIG.format(dns_port=dns_port, api_port=api_port,
-                                        http_port=http_port))
+        write_private(config, CONFIG.format(dns_port=dns_port, api_port=api_port,
+                                            http_port=http_port))
         exe = Path(sys.executable).parent / "failover"
         cli = str(exe) if exe.exists() else "failover"
         east = procs["us-east-1"].pid
@@ -186,8 +232,7 @@ def run_fleet_demo(directory: Path, members: int, dns_port: int = 15353) -> None
                          f"{members}")
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
-    directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = own_directory(directory)
     _claim(directory)
     if not port_free("127.0.0.1", dns_port):
         dns_port = free_port()
@@ -215,7 +260,7 @@ def run_fleet_demo(directory: Path, members: int, dns_port: int = 15353) -> None
                 f"  listen: 127.0.0.1:{api_port}\n  cluster:\n"
                 f"    etcd: {{endpoints: [{', '.join(etcd.endpoints)}], prefix: /failover/demo}}\n"
                 f"    vantage: {vantage}\n    lease_ttl: 3\n")
-            (d / "failover.yaml").write_text(text)
+            write_private(d / "failover.yaml", text)
             proc = subprocess.Popen([sys.executable, "-m", "failover", "run", "--config",
                                      str(d / "failover.yaml")],
                                     stderr=(d / "controller.log").open("a"),

@@ -12,10 +12,12 @@ servers of a delegated zone are.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,11 +67,17 @@ def wait_serving(process: subprocess.Popen[bytes], host: str, port: int, zone: s
 
 def write_private(path: Path, text: str) -> None:
     """Write a file that holds a secret: 0600 from its creation, never readable by others
-    even for a moment."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    even for a moment, and never written through a symlink planted at `path` (a new
+    file, created exclusively beside it, then renamed over it)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:  # mkstemp: 0600, O_EXCL, O_NOFOLLOW
+            f.write(text)
+        os.replace(tmp, path)  # replaces a symlink itself, not the file it names
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def free_port(host: str = "127.0.0.1", *more: str) -> int:

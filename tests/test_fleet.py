@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -269,6 +270,9 @@ def test_demo_fleet_elects_a_leader_and_stops_everything(tmp_path: Path,
         assert wait_for(lambda: sorted(api_status(int(port)).get("cluster", {}).get("role", "")
                                        for _, port in instances) == ["follower", "leader"],
                         60), text
+        for vantage in ("us-east-1", "eu-west-1"):  # each instance's TSIG secret: private
+            st = os.lstat(tmp_path / "d" / vantage / "tsig.secret")
+            assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600, vantage
         pids = [int(pid) for pid, _ in instances]
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=90) == 0

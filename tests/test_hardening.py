@@ -286,9 +286,56 @@ def test_a_read_only_state_starts_and_fails_over(env: Env) -> None:
         assert proc.poll() is None
 
 
-def test_files_that_hold_secrets_are_private_from_the_start(env: Env) -> None:
-    for name in ("named.conf", "rndc.conf"):
-        assert stat.S_IMODE(os.stat(env.named.directory / name).st_mode) == 0o600, name
+def test_files_that_hold_secrets_are_private_from_the_start(tmp_path: Path) -> None:
+    """Every file the demo writes a secret in (named's TSIG and rndc keys, the TSIG secret
+    the controller reads, the config naming it) is a new 0600 file of ours, never one
+    written through a symlink left in its place."""
+    from failover.localdns import named_binary
+
+    if named_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("named is not installed: make test installs bind9")
+        pytest.skip("named is not installed")
+    d = tmp_path / "d"
+    (d / "named").mkdir(mode=0o700, parents=True)
+    d.chmod(0o700)
+    planted = ("tsig.secret", "failover.yaml", "named/named.conf", "named/rndc.conf")
+    for name in planted:
+        victim = tmp_path / f"victim-{name.replace('/', '-')}"
+        victim.write_text("not the demo's\n")
+        (d / name).symlink_to(victim)
+    out = tmp_path / "demo.out"
+    proc = subprocess.Popen([sys.executable, "-m", "failover", "demo", "--dir", str(d)],
+                            cwd=ROOT, stdout=out.open("w"), stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_for(lambda: "event=listening" in out.read_text(), timeout=60), (
+            out.read_text())
+        port = int(re.search(r"private named at 127\.0\.0\.1:(\d+)", out.read_text())[1])
+        # the TSIG secret written is the one named holds: the controller's write lands
+        assert wait_for(lambda: _answer(port, "api.example.test.") == {EAST}, timeout=30), (
+            out.read_text())
+        secrets = [d / name for name in planted]
+        secrets += sorted((d / "named").glob("secondary-*/*.conf"))
+        for path in secrets:
+            st = os.lstat(path)
+            assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600, path
+            assert st.st_uid == os.geteuid(), path
+        for victim in tmp_path.glob("victim-*"):
+            assert victim.read_text() == "not the demo's\n", victim
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def _answer(port: int, name: str) -> set[str]:
+    import dns.message
+
+    try:
+        reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port,
+                              timeout=1)
+    except (OSError, dns.exception.Timeout):
+        return set()
+    return {rd.to_text() for rrset in reply.answer for rd in rrset}
 
 
 def test_a_second_demo_in_a_directory_in_use_is_refused(tmp_path: Path) -> None:

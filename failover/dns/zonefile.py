@@ -26,6 +26,7 @@ import dns.exception
 import dns.rdatatype
 import dns.zone
 
+from failover import children
 from failover.dns.base import ApplyReport, DnsConflict, DnsError, DnsUnavailable, confirm
 from failover.dns.served import served, soa_serial
 from failover.plan import ChangeSet, ManagedKey, apply_to
@@ -293,14 +294,11 @@ class ZonefileAdapter:
             tmp.write(text)
         argv = self._argv("check", tmp.name)
         try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                                    check=False)
+            result = self._execute(argv)
             if result.returncode != 0:
                 detail = (result.stdout + result.stderr).strip()
                 if not detail and argv[0].endswith("named-checkzone"):  # -q says nothing
-                    detail = subprocess.run([a for a in argv if a != "-q"],
-                                            capture_output=True, text=True, timeout=60,
-                                            check=False).stdout.strip()
+                    detail = self._execute([a for a in argv if a != "-q"]).stdout.strip()
                 raise DnsError(f"{argv[0]} rejected the new {self.path}; the old file is "
                                f"kept: {detail}")
         except FileNotFoundError:
@@ -362,10 +360,15 @@ class ZonefileAdapter:
     def _command(self, what: str) -> None:
         self._run(self._argv(what), what)
 
+    def _execute(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run a command with a minimal environment: the controller's own holds its
+        secrets (API token, TSIG, AWS keys), which a reload or check has no use for."""
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
+                              env=children.environment(self.provider.pass_env))
+
     def _run(self, argv: list[str], what: str) -> None:
         try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                                    check=False)
+            result = self._execute(argv)
         except FileNotFoundError:
             raise DnsError(f"{what}: {argv[0]} is not installed") from None
         if result.returncode != 0:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +114,36 @@ def test_dynamic_zone_is_refused_or_frozen(named: LocalNamed) -> None:
     actual = dyn.read(keys)
     dyn.apply(plan.diff([R("api.example.test.", "A", 30, ["127.0.3.1"])], actual, keys), actual)
     assert dig(named, "api.example.test.", "A") == {"127.0.3.1"}
+
+
+SECRETS = {"FAILOVER_API_TOKEN": "token-c0ffee", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY",
+           "AWS_SECRET_ACCESS_KEY": "aws-secret-c0ffee", "FAILOVER_TSIG_SECRET": "tsig-c0ffee"}
+
+
+def _dumping(out: Path, command: str) -> str:
+    """A command that writes its environment to `out`, then runs `command`."""
+    return f"sh -c {shlex.quote(f'env > {out}; exec {command}')}"
+
+
+def test_commands_see_no_secret_of_the_controller(named: LocalNamed, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ZONE_TOOLS_CONF", "/etc/zone-tools.conf")  # one the config passes on
+    rndc = " ".join(named.rndc_command)
+    a = zonefile_adapter(named, reload=_dumping(tmp_path / "reload.env", f"{rndc} reload {{zone}}"),
+                         check_command=_dumping(tmp_path / "check.env",
+                                                "named-checkzone -q {zone} {file}"),
+                         pass_env=("ZONE_TOOLS_CONF",))
+    sync(a, [R(*API_A, 30, ["127.0.1.1"])], keys={API_A})
+    assert dig(named, *API_A) == {"127.0.1.1"}  # the reload ran (and the check passed)
+    for dump in ("reload.env", "check.env"):
+        seen = dict(line.split("=", 1) for line in (tmp_path / dump).read_text().splitlines()
+                    if "=" in line)
+        assert not set(SECRETS) & set(seen), dump
+        assert not [v for v in SECRETS.values() if v in (tmp_path / dump).read_text()], dump
+        assert seen.get("ZONE_TOOLS_CONF") == "/etc/zone-tools.conf", dump
+        assert "PATH" in seen, dump
 
 
 def test_scan_understands_parentheses_origin_and_inherited_owners() -> None:
