@@ -67,6 +67,12 @@ class Lab:
         self._plug("root", None, last)
         return self.address(last)
 
+    def alias(self, last: int) -> str:
+        """One more address of this machine's own namespace on the switch (a second
+        server there, which a blackhole route can cut alone)."""
+        _ip("addr", "add", f"{self.address(last)}/24", "dev", self.root_links[0])
+        return self.address(last)
+
     def _plug(self, name: str, ns: str | None, last: int) -> None:
         self._n += 1
         hub_end, host_end = f"f{self.tag}{self._n}a", f"f{self.tag}{self._n}b"

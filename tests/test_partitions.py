@@ -85,7 +85,8 @@ def net(tmp_path: Path) -> Iterator[Net]:
     try:
         here = lab.root(1)
         east, west = lab.host("east", 11), lab.host("west", 12)
-        named = LocalNamed.start(tmp_path / "named", host=here)
+        # named at an address of its own: a route can cut it alone, etcd still reached
+        named = LocalNamed.start(tmp_path / "named", host=lab.alias(2))
         etcd = LocalEtcd.start(tmp_path / "etcd", host=here)
         port = free_port()
         env = Env(dir=tmp_path, named=named, http_port=port, api_port=free_port())
@@ -139,6 +140,25 @@ def test_a_leader_cut_from_etcd_stops_writing_and_the_new_leader_writes(net: Net
     log = fleet.log(old)
     # it stopped on its own deadline, before its lease could end in etcd
     assert "lease deadline passed" in log, log[-3000:]
+
+
+def test_a_leader_cut_from_dns_alone_hands_over_to_one_that_reaches_it(net: Net) -> None:
+    fleet = net.fleet
+    old = net.leaders()[0]
+    epoch = net.fence()
+    net.lab.block(old, net.named.host)  # etcd, the regions and the others it still reaches
+    net.stop_region("east")
+    # it cannot write the failover; the others can: it steps down and one of them writes
+    assert wait_for(lambda: net.answer() == {net.west}, 60), fleet.logs()
+    assert (net.fence() or 0) > (epoch or 0)
+    leaders = net.leaders()
+    assert len(leaders) == 1 and leaders[0] != old, leaders
+    log = fleet.log(old)
+    assert "event=leader_cut_from_dns" in log and "it steps down" in log, log[-3000:]
+    history = subprocess.run([sys.executable, "-m", "failover", "history", "--config",
+                              str(fleet.instances[leaders[0]].config)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60, check=False).stdout
+    assert f"{old} cannot reach DNS for" in history, history
 
 
 def test_one_vantage_cut_from_a_region_no_failover_then_every_vantage_failover(
