@@ -315,9 +315,13 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 @click.option("--once", is_flag=True, help="One probe round and one reconcile, then exit.")
 @click.option("--force", is_flag=True,
               help="Apply plans that break the safety guards (mass deletes, a name left empty).")
+@click.option("--take-over", is_flag=True,
+              help="Write the zone though another controller holds its fence (that one then "
+                   "stops writing).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Structured logs on stderr.")
-def run(config_path: str, dry_run: bool, once: bool, force: bool, log_format: str) -> None:
+def run(config_path: str, dry_run: bool, once: bool, force: bool, take_over: bool,
+        log_format: str) -> None:
     """Run the controller: probe, decide, write DNS, confirm, record why.
 
     SIGTERM stops after the tick in flight; SIGHUP reloads the config (an invalid one is
@@ -329,7 +333,7 @@ def run(config_path: str, dry_run: bool, once: bool, force: bool, log_format: st
 
     setup_logging(log_format)
     try:
-        serve(config_path, dry_run=dry_run, once=once, force=force)
+        serve(config_path, dry_run=dry_run, once=once, force=force, take_over=take_over)
     except FailoverError as exc:
         if log_format != "json":
             raise

@@ -33,6 +33,7 @@ from failover.dns.base import (
     DnsUnavailable,
     WriterDeposed,
 )
+from failover.dns.claim import RENEW_EVERY
 from failover.errors import FailoverError
 from failover.health import HealthBoard, Transition
 from failover.metrics import Metrics
@@ -73,6 +74,10 @@ class _Following(Exception):
     """A fleet follower's tick: decided, nothing to write."""
 
 
+class _HeldElsewhere(Exception):
+    """Alone, and another controller holds the zone's fence: it writes nothing."""
+
+
 class _Deposed(Exception):
     """A fleet member is no longer the leader (or its deadline passed): it writes nothing."""
 
@@ -109,11 +114,18 @@ class Controller:
                  dry_run: bool = False, force: bool = False,
                  clock: Callable[[], float] | None = None,
                  reconcile_interval: float = RECONCILE_INTERVAL,
-                 member: Member | None = None) -> None:
+                 member: Member | None = None, take_over: bool = False) -> None:
         self.state = state
+        # alone (no fleet): the zone's fence, held under this controller's identity
+        self._take_over_zone = take_over  # --take-over: take a fence another holds
+        self._held_by: str | None = None  # why it may not write: another holds the zone
+        self._claim_retry_at = 0.0
+        self._renewed_at: float | None = None  # when its fence stamp was last renewed
+        self._renewing = False
         self.member = member  # a fleet: this instance's lease, election and views
         self._leading: int | None = None  # the epoch it writes under (fleet leader)
         self._fence_due = False  # a new leader takes the DNS fence before writing
+        self._epoch: int | None = None  # alone: the epoch its writes carry
         self._remote: dict[str, Any] = {}  # vantage -> (view revision, its leaf states)
         self._expired: dict[str, float] = {}  # vantage -> when its view expired
         self._published_changes = -1  # board.local_changes when the view was published
@@ -192,6 +204,11 @@ class Controller:
         self._seen: set[str] = set()
         self.ready = not self.targets
         self._prepared = False  # the adapter's prepare() ran for this config
+        from failover.dns.claim import zone_adapters
+
+        self._claim_due = (self.member is None and not self.dry_run and adapter is not None
+                           and bool(zone_adapters(adapter)))
+        self._renewed_at = None
         self.ledger = Ledger(cfg, ownership=adapter is not None,
                              native=native_for(adapter),
                              decorate=adapter.decorate if adapter is not None else None)
@@ -445,6 +462,14 @@ class Controller:
                 self._backlog = []
                 self._pending.clear()
                 raise _Following
+            if self._claim_due and now >= self._claim_retry_at:
+                await self._claim_zone(now)
+            elif self._renewed_at is not None and now - self._renewed_at >= RENEW_EVERY:
+                self._renew_fence(now)
+            if self._held_by is not None:
+                if self._decide or self._holding():
+                    snapshot = await self._decide_now(tick, overrides, full=False)
+                raise _HeldElsewhere
             if now < self._dns_retry_at:
                 # DNS failed a moment ago: decide on (status shows what will be written
                 # when DNS answers), write nothing until the backoff ends
@@ -458,9 +483,15 @@ class Controller:
                 self._check_leading()
                 took = await asyncio.to_thread(take_over, self.adapter)
                 self._fence_due = False
-                self.event("dns", "fence", f"took the DNS fence: writes now carry epoch "
-                           f"{self._leading}" + ("" if took else " (it held it already)"),
-                           {"epoch": self._leading})
+                if self._renewing:
+                    self._renewing = False
+                    self._serial = await asyncio.to_thread(_serial_after, self.adapter,
+                                                           self._serial, 1 if took else 0)
+                else:
+                    epoch = self._leading if self.member is not None else self._epoch
+                    self.event("dns", "fence", f"took the DNS fence: writes now carry epoch "
+                               f"{epoch}" + ("" if took else " (it held it already)"),
+                               {"epoch": epoch})
             full = await self._refresh(now)
             # a reading taken in the background changes no decision: only one taken at
             # start or after an error (the ledger was empty) decides everything again
@@ -485,6 +516,8 @@ class Controller:
                     self.wake()  # the next chunk, after whatever changed meanwhile
         except _Following:
             pass
+        except _HeldElsewhere:
+            tick.error = self._held_by
         except (_Deposed, WriterDeposed):
             tick.error = "no longer the fleet's leader: wrote nothing"
             self.ledger.actual = None
@@ -492,12 +525,15 @@ class Controller:
         except DnsFenced as exc:
             tick.error = str(exc)
             self.ledger.actual = None
-            self.event("error", "fence", str(exc), {"epoch": exc.epoch})
-            log.error("event=fenced epoch=%s newer=%d error=%r", self._leading, exc.epoch,
-                      str(exc))
             if self.member is not None:
+                self.event("error", "fence", str(exc), {"epoch": exc.epoch})
+                log.error("event=fenced epoch=%s newer=%d error=%r", self._leading, exc.epoch,
+                          str(exc))
                 await asyncio.to_thread(self.member.resign, str(exc))
-            self._cluster_step()
+                self._cluster_step()
+            else:  # another controller took the zone over: this one stops writing
+                self._held("another controller took the zone over and writes it now: "
+                           f"{exc}", now)
         except _Waiting:
             tick.error = self._dns_error  # backing off after DNS errors
         except DnsError as exc:
@@ -734,6 +770,56 @@ class Controller:
 
     # --------------------------------------------------------------------- fleet
 
+    async def _claim_zone(self, now: float) -> None:
+        """Alone: take each zone's fence, or learn that another controller holds it."""
+        from failover.dns.claim import ZoneHeld, claim, identity
+
+        assert self.adapter is not None
+        me = identity(self.cfg.path(self.cfg.controller.state))
+        try:
+            got = await asyncio.to_thread(claim, self.adapter, me, self.cfg.ownership.owner_id,
+                                          take_over=self._take_over_zone, now=time.time())
+        except ZoneHeld as exc:
+            self._held(str(exc), now)
+            return
+        for note in got.notes:
+            self.event("dns", "fence", note)
+            log.warning("event=zone_taken %s", note)
+        fence(self.adapter, got.epoch, me, self.cfg.ownership.owner_id, renewed=got.renewed)
+        self._epoch = got.epoch
+        self._claim_due = False
+        self._fence_due = True
+        self._renewed_at = now - max(0.0, time.time() - got.renewed)
+        if self._held_by is not None:
+            self._held_by = None
+            self._version += 1
+            self.repeats.clear("held")
+
+    def _renew_fence(self, now: float) -> None:
+        """Alone: a fresh stamp in the fence (every RENEW_EVERY), so a controller that
+        finds it knows this one still runs; written with the next tick's fence step."""
+        from failover.dns.claim import identity
+
+        assert self.adapter is not None
+        fence(self.adapter, self._epoch, identity(self.cfg.path(self.cfg.controller.state)),
+              self.cfg.ownership.owner_id, renewed=int(time.time()))
+        self._renewed_at = now
+        self._fence_due = self._renewing = True
+
+    def _held(self, why: str, now: float) -> None:
+        """Another controller holds the zone: write nothing, say so (degraded, ERROR,
+        history), and look again every RENEW_EVERY (its fence may go stale)."""
+        if self._held_by != why:
+            self._version += 1
+        self._held_by = why
+        self._claim_due = True
+        self._claim_retry_at = now + RENEW_EVERY
+        self._renewed_at = None
+        said = self.repeats.say("held", why, now)
+        if said is not None:
+            self.event("error", "fence", f"not writing DNS: {said}")
+            log.error("event=zone_held error=%r", said)
+
     def _writer(self) -> bool:
         """Whether this instance writes DNS: always alone, only the leader in a fleet."""
         return self.member is None or self._leading is not None
@@ -884,7 +970,8 @@ class Controller:
             log.info("event=leading vantage=%s epoch=%d", vantage, epoch)
             if self.adapter is not None:
                 member = self.member
-                fence(self.adapter, epoch, vantage, lambda: member.leading() == epoch)
+                fence(self.adapter, epoch, vantage, self.cfg.ownership.owner_id,
+                      lambda: member.leading() == epoch)
             self._fence_due = True
             self.ledger.actual = None  # what the previous leader wrote: read it afresh
             self._in_force = frozenset()  # say which overrides are in force, as leader
@@ -1013,6 +1100,8 @@ class Controller:
             out.append(f"DNS failing for {self.clock() - since:.0f} s: {self._dns_error}"
                        + (f"; {waiting} changed answer(s) will be written when DNS answers"
                           if waiting else ""))
+        if self._held_by is not None:
+            out.append(f"not writing DNS: {self._held_by}")
         if self._conflicts >= CONFLICTS_STUCK:
             out.append(f"DNS writes refused as conflicts {self._conflicts} times in a row "
                        f"(re-read and re-planned each time): {self._dns_error}")
@@ -1349,14 +1438,17 @@ def native_for(adapter: Adapter | None) -> Callable[[str], bool]:
     return lambda _: flag
 
 
-def fence(adapter: Adapter, epoch: int | None, holder: str,
-          may_write: Callable[[], bool] | None = None) -> None:
-    """Fence the adapter's writes (each zone's, for several) with a leader's epoch; with
-    `may_write`, every message a write sends checks it first (the leader's deadline)."""
+def fence(adapter: Adapter, epoch: int | None, holder: str, owner: str,
+          may_write: Callable[[], bool] | None = None, renewed: int | None = None) -> None:
+    """Fence the adapter's writes (each zone's, for several) with a writer's epoch, in
+    the fence of `owner` (ownership.owner_id); with `may_write`, every message a write
+    sends checks it first (a fleet leader's deadline); `renewed`: a single controller's
+    renewal stamp."""
     for a in getattr(adapter, "adapters", {"": adapter}).values():
         set_fence = getattr(a, "fence", None)
         if set_fence is not None:
-            set_fence(epoch, holder)
+            set_fence(epoch, holder, renewed)
+            a.fence_owner = owner
         if hasattr(a, "may_write"):
             a.may_write = may_write
 

@@ -80,7 +80,8 @@ def adapter_for(cfg: Config) -> Adapter | None:
         raise FailoverError(str(exc)) from None
 
 
-def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False) -> None:
+def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False,
+          take_over: bool = False) -> None:
     """Run the controller until stopped. Raises FailoverError for startup failures."""
     cfg = load_config(config_path)
     if once and cfg.controller.cluster is not None:
@@ -89,15 +90,35 @@ def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False) -
     api_token(cfg)  # a blank or short token is refused before anything starts
     adapter = adapter_for(cfg)
     state = open_state(cfg, exclusive=True)
+    if cfg.controller.cluster is None and adapter is not None and not dry_run:
+        try:
+            _zone_free(cfg, adapter, take_over)
+        except BaseException:
+            state.close()
+            raise
     # planning and writing run on threads beside the loop that runs the probes: hand the
     # interpreter back to the loop every millisecond rather than every five, so a probe
     # due while 10,000 names are planned starts on time
     sys.setswitchinterval(0.001)
     try:
         run_loop(_main(config_path, cfg, adapter, state, dry_run=dry_run, once=once,
-                       force=force))
+                       force=force, take_over=take_over))
     finally:
         state.close()
+
+
+def _zone_free(cfg: Config, adapter: Adapter, take_over: bool) -> None:
+    """Alone: refuse to start (exit 2) when another controller holds a zone's fence; a
+    fence that cannot be read yet (DNS down) is checked again before the first write."""
+    from failover.dns.base import DnsError
+    from failover.dns.claim import claim, identity
+
+    try:
+        claim(adapter, identity(cfg.path(cfg.controller.state)), cfg.ownership.owner_id,
+              take_over=take_over, now=time.time())
+    except DnsError as exc:
+        log.warning("event=fence_unread error=%r: checked again before the first write",
+                    str(exc))
 
 
 def api_token(cfg: Config) -> Token | None:
@@ -129,7 +150,7 @@ def _expiry(body: Any, now: float) -> float | None:
 
 
 async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: Any, *,
-                dry_run: bool, once: bool, force: bool = False) -> None:
+                dry_run: bool, once: bool, force: bool = False, take_over: bool = False) -> None:
     loop = asyncio.get_running_loop()
     member = None
     cluster = cfg.controller.cluster
@@ -144,18 +165,20 @@ async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: A
                  cluster.etcd.prefix, cluster.lease_ttl)
     try:
         await _serve(config_path, cfg, adapter, state, member, dry_run=dry_run, once=once,
-                     force=force)
+                     force=force, take_over=take_over)
     finally:
         if member is not None:
             await loop.run_in_executor(None, member.stop)
 
 
 async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: Any,
-                 member: Any, *, dry_run: bool, once: bool, force: bool = False) -> None:
+                 member: Any, *, dry_run: bool, once: bool, force: bool = False,
+                 take_over: bool = False) -> None:
     from failover import overrides
 
     loop = asyncio.get_running_loop()
     controller = Controller(cfg, state=state, adapter=adapter, dry_run=dry_run, force=force,
+                            take_over=take_over,
                             member=member)
     published = Published()
 

@@ -56,13 +56,29 @@ def check_writer(may_write: Callable[[], bool] | None) -> None:
 FENCE_LABEL = "_failover-leader"  # the TXT record holding the writing leader's epoch
 
 
-def fence_name(zone: str) -> str:
-    return f"{FENCE_LABEL}.{zone}"
+DEFAULT_OWNER = "failover"
 
 
-def fence_value(epoch: int, holder: str) -> str:
-    """The fence TXT's value (presentation form) for a leader."""
-    return f'"epoch={epoch}" "leader={holder}"'
+def fence_name(zone: str, owner: str = DEFAULT_OWNER) -> str:
+    """The zone's fence for the controllers of one owner_id (several owners may share a
+    zone, each writing its own names)."""
+    return f"{FENCE_LABEL}.{zone}" if owner == DEFAULT_OWNER else f"{FENCE_LABEL}.{owner}.{zone}"
+
+
+def fence_value(epoch: int, holder: str, renewed: int | None = None) -> str:
+    """The fence TXT's value (presentation form) for a leader; `renewed` (unix seconds):
+    a single controller's last renewal, so a fence left by one that stopped long ago can
+    be told from a live one."""
+    value = f'"epoch={epoch}" "leader={holder}"'
+    return value if renewed is None else f'{value} "renewed={renewed}"'
+
+
+def fence_fields(values: Sequence[str]) -> dict[str, str]:
+    """The key=value fields of a fence TXT's values (epoch, leader, renewed)."""
+    import re
+
+    return {m.group(1): m.group(2) for v in values
+            for m in re.finditer(r'"?([a-z]+)=([^"\s]*)"?', v)}
 
 
 def fence_epoch(values: Sequence[str]) -> int | None:
@@ -84,16 +100,17 @@ def fence_held(zone: str, values: Sequence[str], epoch: int) -> int | None:
     return held
 
 
-def take_fence(zone: str, epoch: int, read: Callable[[], list[str]],
+def take_fence(zone: str, epoch: int, mine: str, read: Callable[[], list[str]],
                replace: Callable[[list[str]], bool]) -> bool:
-    """A new leader's first write: read the fence, and replace the values read with this
-    epoch by `replace` (one atomic write that requires them; False when the fence moved
-    meanwhile: read again). True when it wrote, False when the fence held this epoch
-    already. Raises DnsFenced (a newer epoch holds it) or DnsConflict (it kept moving)."""
+    """A new leader's first write (or a renewal): read the fence, and replace the values
+    read with `mine` by `replace` (one atomic write that requires them; False when the
+    fence moved meanwhile: read again). True when it wrote, False when the fence held
+    `mine` already. Raises DnsFenced (a newer epoch holds it) or DnsConflict (it kept
+    moving)."""
     for _ in range(5):
         values = read()
         held = fence_held(zone, values, epoch)
-        if held == epoch:
+        if values == [mine]:
             return False
         if replace(values):
             log.info("event=fence_taken zone=%s epoch=%d previous=%s", zone, epoch, held)

@@ -31,6 +31,7 @@ import dns.xfr
 import dns.zone
 
 from failover.dns.base import (
+    DEFAULT_OWNER,
     ApplyReport,
     DnsConflict,
     DnsFenced,
@@ -84,17 +85,26 @@ class BindAdapter:
         self.epoch: int | None = None  # a fleet leader's epoch: every write is fenced by it
         self.may_write: Callable[[], bool] | None = None  # a fleet leader's deadline check
         self.holder = ""
-        self._fenced: int | None = None  # the epoch the fence TXT held at our last write
+        self._fenced: str | None = None  # the fence TXT's value at our last write
+        self.renewed: int | None = None  # a single controller's renewal stamp
+        self.fence_owner = DEFAULT_OWNER  # whose fence: ownership.owner_id
 
     # ----------------------------------------------------------------------- fence
 
-    def fence(self, epoch: int | None, holder: str = "") -> None:
-        """Fence every write from now on with `epoch` (None: no fleet, no fence)."""
-        self.epoch, self.holder = epoch, holder
+    def fence(self, epoch: int | None, holder: str = "", renewed: int | None = None) -> None:
+        """Fence every write from now on with `epoch` (None: no fence); `renewed`: a
+        single controller's renewal stamp."""
+        self.epoch, self.holder, self.renewed = epoch, holder, renewed
+
+    @property
+    def fence_text(self) -> str:
+        assert self.epoch is not None
+        return fence_value(self.epoch, self.holder, self.renewed)
 
     def read_fence(self) -> list[str]:
         """The fence TXT's values as the primary serves them ([] when absent)."""
-        found = served(self.server, self.port, [(fence_name(self.zone), "TXT")], self.timeout)
+        found = served(self.server, self.port, [(fence_name(self.zone, self.fence_owner), "TXT")],
+                       self.timeout)
         return [v for rs in found for v in rs.values]
 
     def take_over(self) -> bool:
@@ -102,11 +112,12 @@ class BindAdapter:
         value read (or its absence), so two leaders cannot both win. True when it wrote.
         Raises DnsFenced when the fence already holds a newer epoch."""
         epoch = self.epoch
-        if epoch is None or self._fenced == epoch:
+        if epoch is None or self._fenced == self.fence_text:
             return False
         import dns.update
 
-        name = dns.name.from_text(fence_name(self.zone))
+        name = dns.name.from_text(fence_name(self.zone, self.fence_owner))
+        mine = self.fence_text
 
         def replace(values: list[str]) -> bool:
             upd = dns.update.UpdateMessage(self.origin, **self._tsig_kwargs())
@@ -114,15 +125,15 @@ class BindAdapter:
                 upd.present(name, dns.rdataset.from_text_list("IN", "TXT", 0, values))
             else:
                 upd.absent(name, "TXT")
-            upd.replace(name, 60, "TXT", fence_value(epoch, self.holder))
+            upd.replace(name, 60, "TXT", mine)
             try:
                 self._check(retry(functools.partial(self._send_one, upd)))
             except DnsConflict:
                 return False
             return True
 
-        took = take_fence(self.zone, epoch, lambda: retry(self.read_fence), replace)
-        self._fenced = epoch
+        took = take_fence(self.zone, epoch, mine, lambda: retry(self.read_fence), replace)
+        self._fenced = mine
         return took
 
     def _send_one(self, upd: Any) -> dns.message.Message:
@@ -139,7 +150,7 @@ class BindAdapter:
     def _fence_rr(self) -> bytes:
         if self.epoch is None:
             return b""
-        return fence_prerequisite(fence_name(self.zone), fence_value(self.epoch, self.holder))
+        return fence_prerequisite(fence_name(self.zone, self.fence_owner), self.fence_text)
 
     def _fenced_conflict(self) -> None:
         """After a refused prerequisite: raise DnsFenced when a newer leader holds the
@@ -238,7 +249,7 @@ class BindAdapter:
         if not changes:
             return report
         start = time.monotonic()
-        if self.epoch is not None and self._fenced != self.epoch:
+        if self.epoch is not None and self._fenced != self.fence_text:
             self.take_over()
         fence = self._fence_rr()
         messages, too_large = pack_updates(self.zone, changes.groups(), self.signer,

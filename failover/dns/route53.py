@@ -22,6 +22,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 
 from failover.config import AWS_REGIONS
 from failover.dns.base import (
+    DEFAULT_OWNER,
     ApplyReport,
     DnsConflict,
     DnsError,
@@ -117,7 +118,9 @@ class Route53Adapter:
         self.epoch: int | None = None  # a fleet leader's epoch: every batch is fenced by it
         self.may_write: Callable[[], bool] | None = None  # a fleet leader's deadline check
         self.holder = ""
-        self._fenced: int | None = None  # the epoch the fence held at our last write
+        self._fenced: str | None = None  # the fence TXT's value at our last write
+        self.renewed: int | None = None  # a single controller's renewal stamp
+        self.fence_owner = DEFAULT_OWNER  # whose fence: ownership.owner_id
         if client is None:
             import boto3
             from botocore.config import Config as BotoConfig
@@ -277,7 +280,7 @@ class Route53Adapter:
             raise DnsRejected("Route 53 would refuse this change: " + "; ".join(problems))
         start = time.monotonic()
         change_ids = []
-        if self.epoch is not None and self._fenced != self.epoch:
+        if self.epoch is not None and self._fenced != self.fence_text:
             self.take_over()
         for batch in batches(changes.changes, fenced=self.epoch is not None):
             try:
@@ -317,15 +320,21 @@ class Route53Adapter:
 
     # ----------------------------------------------------------------------- fence
 
-    def fence(self, epoch: int | None, holder: str = "") -> None:
-        """Fence every batch from now on with `epoch` (None: no fleet, no fence): each
-        batch deletes the fence TXT with this leader's exact value and creates it again,
-        so Route 53 refuses the whole batch once a newer leader replaced the value."""
-        self.epoch, self.holder = epoch, holder
+    def fence(self, epoch: int | None, holder: str = "", renewed: int | None = None) -> None:
+        """Fence every batch from now on with `epoch` (None: no fence): each batch
+        deletes the fence TXT with this writer's exact value and creates it again, so
+        Route 53 refuses the whole batch once a newer writer replaced the value;
+        `renewed`: a single controller's renewal stamp."""
+        self.epoch, self.holder, self.renewed = epoch, holder, renewed
+
+    @property
+    def fence_text(self) -> str:
+        assert self.epoch is not None
+        return fence_value(self.epoch, self.holder, self.renewed)
 
     def read_fence(self) -> list[str]:
         """The fence TXT's values ([] when absent)."""
-        name = fence_name(self.zone)
+        name = fence_name(self.zone, self.fence_owner)
         page = self.call("list_resource_record_sets", HostedZoneId=self.zone_id,
                          StartRecordName=name, StartRecordType="TXT", MaxItems="1")
         for item in page.get("ResourceRecordSets", []):
@@ -334,13 +343,13 @@ class Route53Adapter:
         return []
 
     def _fence_set(self, values: Sequence[str]) -> dict[str, Any]:
-        return {"Name": fence_name(self.zone), "Type": "TXT", "TTL": 60,
+        return {"Name": fence_name(self.zone, self.fence_owner), "Type": "TXT", "TTL": 60,
                 "ResourceRecords": [{"Value": v} for v in values]}
 
     def _fence_changes(self) -> list[dict[str, Any]]:
         if self.epoch is None:
             return []
-        mine = self._fence_set([fence_value(self.epoch, self.holder)])
+        mine = self._fence_set([self.fence_text])
         return [{"Action": "DELETE", "ResourceRecordSet": mine},
                 {"Action": "CREATE", "ResourceRecordSet": mine}]
 
@@ -349,13 +358,14 @@ class Route53Adapter:
         value read (Route 53 refuses it when another leader changed it meanwhile). True
         when it wrote; raises DnsFenced when the fence holds a newer epoch."""
         epoch = self.epoch
-        if epoch is None or self._fenced == epoch:
+        if epoch is None or self._fenced == self.fence_text:
             return False
+        mine = self.fence_text
+
         def replace(values: list[str]) -> bool:
             batch = ([{"Action": "DELETE", "ResourceRecordSet": self._fence_set(values)}]
                      if values else [])
-            batch.append({"Action": "CREATE", "ResourceRecordSet": self._fence_set(
-                [fence_value(epoch, self.holder)])})
+            batch.append({"Action": "CREATE", "ResourceRecordSet": self._fence_set([mine])})
             try:
                 self.call("change_resource_record_sets", HostedZoneId=self.zone_id,
                           ChangeBatch={"Comment": "failover fence", "Changes": batch})
@@ -363,8 +373,8 @@ class Route53Adapter:
                 return False  # it moved between reading and writing
             return True
 
-        took = take_fence(self.zone, epoch, self.read_fence, replace)
-        self._fenced = epoch
+        took = take_fence(self.zone, epoch, mine, self.read_fence, replace)
+        self._fenced = mine
         return took
 
     def _fenced_conflict(self) -> None:
