@@ -683,6 +683,12 @@ class Controller:
                        "applied_ms": round(report.applied_s * 1000, 2),
                        "confirmed_ms": round(report.confirmed_s * 1000, 2),
                        "messages": report.messages, "notes": report.notes})
+        if pruned := [n for n in planned.pruned if n not in report.rejected]:
+            self.event("dns", "prune", f"pruned {len(pruned)} name(s) no longer in the config "
+                       f"(deleted with their markers): {', '.join(pruned[:20])}"
+                       + (f" and {len(pruned) - 20} more" if len(pruned) > 20 else ""),
+                       {"names": pruned[:200], "count": len(pruned)})
+            log.info("event=names_pruned count=%d names=%r", len(pruned), pruned[:20])
 
     # --------------------------------------------------------------------- fleet
 
