@@ -14,6 +14,8 @@ from failover.errors import ConfigError, FailoverError
 
 if TYPE_CHECKING:
     from failover.config import Config
+    from failover.reconcile import Planned
+    from failover.records import RecordSet
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
 
@@ -218,11 +220,12 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
     warnings = weight_warnings(cfg) + closed_warnings(cfg, _negative_ttls(cfg, adapter, unread))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
+    left = _left_in_dns(step, actual)
     if as_json:
         out = {**planning.to_json(changes), "provider": kind, "actual": source, "health": health,
                "assumed": {r: "up" if up else "down" for r, up in assumed.items()},
                "decisions": [d.to_dict() for d in step.decisions], "blocked": blocked,
-               "refused": refused, "warnings": warnings}
+               "refused": refused, "warnings": warnings, "removed_from_config": left}
         click.echo(json.dumps(out, indent=2))
     elif markdown:
         click.echo(f"### failover plan for `{cfg.zone}`\n")
@@ -231,6 +234,9 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         click.echo("\n" + planning.to_markdown(changes))
         for name, why in blocked.items():
             click.echo(f"\n> **left alone:** `{name}` {why}")
+        for item in left:
+            click.echo(f"\n> **left in DNS, no longer in the config:** `{item['name']}` "
+                       f"{item['note']}")
         for v in refused:
             click.echo(f"\n> **refused by safety guard:** {v}")
         for warning in warnings:
@@ -244,6 +250,10 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         click.echo(planning.to_table(changes))
         for name, why in blocked.items():
             click.echo(f"left alone: {name} {why}")
+        for item in left:
+            held = "; ".join(f"{r['type']} {','.join(r['values'])}" for r in item["records"])
+            click.echo(f"left in DNS, no longer in the config: {item['name']} "
+                       f"({held or 'its marker only'}) {item['note']}")
         for v in refused:
             click.echo(f"refused by safety guard: {v}")
     sys.exit(EXIT_INPUT if changes else EXIT_OK)
@@ -270,6 +280,20 @@ def _negative_ttls(cfg: Config, adapter: Any, unread: str) -> dict[str, Any]:
             continue
         out[spec.zone] = known if known is not None else f"provider {spec.provider.type}"
     return out
+
+
+def _left_in_dns(step: Planned, actual: list[RecordSet]) -> list[dict[str, Any]]:
+    """The names this controller marked that left the config, with what they hold and
+    what becomes of them (deleted with their markers, or kept by ownership.prune: false)."""
+    names = {n: "delete" for n in step.pruned} | {n: "keep" for n in step.kept}
+    held: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for rs in actual:
+        if rs.name in held:
+            held[rs.name].append(rs.to_dict())
+    notes = {"delete": "deleted with its marker (ownership.prune)",
+             "keep": "kept, unmonitored (ownership.prune: false)"}
+    return [{"name": n, "action": a, "note": notes[a], "records": held[n]}
+            for n, a in sorted(names.items())]
 
 
 @cli.command("probe")

@@ -428,6 +428,7 @@ class OwnershipSettings(Model):
     owner_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,63}$")] = "failover"
     take_over: bool = False  # write names marked by another owner or holding foreign records
     marker_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,63}$")] = "_failover"
+    prune: bool = True  # delete names it marked that left the config (found on full reads)
 
 
 class PlanSettings(Model):

@@ -236,7 +236,8 @@ class Controller:
                 for target, result in await probe_all(self.targets):
                     self.on_result(target, result)
                 await self.tick()
-                while self._backlog and self.last.error is None:
+                while self._backlog and self.last.error is None and not (
+                        self._refused.issuperset(self._backlog)):
                     await self.tick()  # the rest of a large first write, chunk by chunk
                 self._published()
                 return
@@ -767,6 +768,12 @@ class Controller:
                        "applied_ms": round(report.applied_s * 1000, 2),
                        "confirmed_ms": round(report.confirmed_s * 1000, 2),
                        "messages": report.messages, "notes": report.notes})
+        if pruned := [n for n in planned.pruned if n not in report.rejected]:
+            self.event("dns", "prune", f"pruned {len(pruned)} name(s) no longer in the config "
+                       f"(deleted with their markers): {', '.join(pruned[:20])}"
+                       + (f" and {len(pruned) - 20} more" if len(pruned) > 20 else ""),
+                       {"names": pruned[:200], "count": len(pruned)})
+            log.info("event=names_pruned count=%d names=%r", len(pruned), pruned[:20])
 
     # --------------------------------------------------------------------- fleet
 

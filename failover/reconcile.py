@@ -7,6 +7,12 @@ read (start, refresh, conflict). Each name is planned on its own: its ownership 
 its records and their changes, which travel together in one message. Nothing here
 grows with the zone unless the zone changed.
 
+A name this controller marked that is no longer in the config (an orphan: a full read
+of the zone finds it with its marker) is a name whose desired state is nothing: with
+`ownership.prune` its record sets and marker are deleted, counted all together in the
+delete-share guard; without, it is kept and listed. Only a marker that is plainly this
+owner's makes an orphan: names marked by others, or not marked, are never touched.
+
 The CLI's `plan` and the controller use the same code (`plan_step` is a ledger filled
 once and planned in full), so what `plan` shows is what the controller would write.
 """
@@ -18,9 +24,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from failover import plan as planning
-from failover.dns.ownership import marker_keys, marker_value, may_write, owners_of
+from failover.dns.ownership import (
+    Registry,
+    marker_keys,
+    marker_name,
+    marker_value,
+    may_write,
+    owners_of,
+)
 from failover.plan import Change, ChangeSet, ManagedKey
-from failover.records import RecordSet
+from failover.records import RECORD_TYPES, RecordSet
 from policies import Decision, Overrides, decide_all
 from policies.native import native_records
 
@@ -34,17 +47,26 @@ Decorate = Callable[[list[RecordSet]], list[RecordSet]]
 
 @dataclass(frozen=True)
 class Planned:
-    """Everything one planning step saw and decided."""
+    """Everything one planning step saw and decided. `pruned`: the names no longer in
+    the config whose record sets `changes` deletes; `kept`: those left in DNS
+    (`ownership.prune: false`)."""
 
     decisions: list[Decision]
     changes: ChangeSet
     blocked: dict[str, str] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 def record_keys(cfg: Config) -> set[ManagedKey]:
     """The (name, type) pairs the config manages."""
     return {(r.name, r.type) for r in cfg.records}
+
+
+def registry(cfg: Config) -> Registry:
+    """Where this controller's markers live and what they hold."""
+    return Registry(cfg.ownership.marker_prefix, cfg.ownership.owner_id)
 
 
 def read_keys(cfg: Config) -> set[ManagedKey]:
@@ -59,6 +81,10 @@ class Ledger:
     `ownership=False` (provider none) plans the records alone, without markers;
     `native(name)` says whether the name's zone routes natively (Route 53: one record per
     region instead of the answer); `decorate` adds provider-side attributes.
+
+    `actual` holds, per name, the record sets DNS holds: the managed names', and the
+    orphans' (names plainly marked by this owner that are not in the config), which are
+    its other keys.
     """
 
     def __init__(self, cfg: Config, *, ownership: bool = True,
@@ -70,6 +96,8 @@ class Ledger:
         self.decorate = decorate
         own = cfg.ownership
         self.owner, self.prefix, self.take_over = own.owner_id, own.marker_prefix, own.take_over
+        self.prune = own.prune
+        self.registry = Registry(self.prefix, self.owner)
         self.records = {(r.name, r.type): r for r in cfg.records}
         self.types: dict[str, list[str]] = {}
         for name, rtype in self.records:
@@ -110,18 +138,29 @@ class Ledger:
         return (RecordSet(name=d.name, type=d.type, ttl=d.ttl, values=d.values),)
 
     def set_actual(self, records: Iterable[RecordSet]) -> None:
-        """What DNS holds now (a full read of the managed keys and markers)."""
+        """What DNS holds now (a full read of the managed keys and markers, and of the
+        names this owner marked outside the config when the read listed the zone)."""
+        records = list(records)
         self.actual = {}
         self.existing = 0
+        if self.ownership:
+            for name in self.registry.orphans(records, self.records):
+                self.actual[name] = {}
         for rs in records:
             self._put(rs)
 
     def _owner(self, name: str) -> str | None:
+        """The name whose record sets `name`'s belongs with: a managed name or an orphan
+        (its own, or the one its marker marks); None for anything else."""
         if name in self.types:
             return name
         if self.ownership and name.startswith(self.prefix + "."):
             marked = name[len(self.prefix) + 1:]
-            return marked if marked in self.types else None
+            if marked in self.types or (self.actual is not None and marked in self.actual):
+                return marked
+            return None
+        if self.actual is not None and name in self.actual:
+            return name  # an orphan
         return None
 
     def _put(self, rs: RecordSet) -> None:
@@ -129,6 +168,11 @@ class Ledger:
         owner = self._owner(rs.name)
         if owner is None:
             return
+        if owner not in self.types and not (
+                (rs.name == owner and rs.type in RECORD_TYPES)
+                or (rs.name == marker_name(owner, self.prefix)
+                    and self.registry.mine(rs) == owner)):
+            return  # an orphan is its answer and its marker, plainly ours, nothing else
         sets = self.actual.setdefault(owner, {})
         if rs.key not in sets:
             self.existing += 1
@@ -144,6 +188,8 @@ class Ledger:
                 sets = self.actual.get(owner, {}) if owner else {}
                 if sets.pop(c.record.key, None) is not None:
                     self.existing -= 1
+                if owner and not sets and owner not in self.types:
+                    self.actual.pop(owner, None)  # an orphan pruned
             else:
                 self._put(c.record)
 
@@ -164,18 +210,35 @@ class Ledger:
         """Every managed name, in config order."""
         return list(self.types)
 
+    def orphans(self) -> list[str]:
+        """The names this owner marked that are no longer in the config, in zone order.
+        A walk of what DNS holds: only plans of all names, or with orphans in, ask."""
+        return sorted(n for n in self.actual or {} if n not in self.types)
+
     def plan(self, names: Iterable[str] | None = None) -> Planned:
-        """The changes that make the given names (default: all) as desired, with the
-        names left alone and the guards they break. Decisions are not part of it."""
-        selected = list(dict.fromkeys(self.types if names is None else names))
+        """The changes that make the given names (default: all, orphans included) as
+        desired, with the names left alone and the guards they break. Decisions are not
+        part of it."""
+        selected = list(dict.fromkeys([*self.types, *self.orphans()] if names is None
+                                      else names))
         changes: list[Change] = []
         blocked: dict[str, str] = {}
         emptied: list[str] = []
         managed: set[ManagedKey] = set()
+        pruned: list[str] = []
+        kept: list[str] = []
         mine_value = (marker_value(self.owner),)
         for name in selected:
             types = self.types.get(name)
             if types is None:
+                have = (self.actual or {}).get(name)
+                if have:  # an orphan: its desired state is nothing
+                    if not self.prune:
+                        kept.append(name)
+                        continue
+                    pruned.append(name)
+                    managed |= {k[:2] for k in have}
+                    changes += _diff([], have)
                 continue
             have = (self.actual or {}).get(name, {})
             if self.ownership:
@@ -202,9 +265,23 @@ class Ledger:
         cs = ChangeSet(zone=self.cfg.zone, changes=tuple(changes), existing=self.existing,
                        managed=frozenset(managed), marker_prefix=self.prefix)
         violations = [f"{n} would be left with no answer" for n in sorted(emptied)]
-        violations += planning.share_violations(cs, max_delete_share=self.cfg.plan.max_delete_share,
-                                                min_existing=self.cfg.plan.min_existing)
-        return Planned([], cs, blocked, violations)
+        guarded = cs
+        if pruned:
+            # pruning is judged as a whole, not per part: removing most of the config
+            # must be refused even when its deletes are planned a chunk at a time
+            rest = set(self.orphans()) - set(pruned)
+            others = [Change("delete", rs) for n in sorted(rest)
+                      for rs in (self.actual or {})[n].values()]
+            guarded = cs.only([*cs.changes, *others])
+        share = planning.share_violations(guarded, max_delete_share=self.cfg.plan.max_delete_share,
+                                          min_existing=self.cfg.plan.min_existing)
+        if share and pruned:
+            left = len(self.orphans())
+            share = [f"{v}, {left} name(s) among them no longer in the config: nothing is "
+                     "pruned (check the config; ownership.prune: false keeps such names, "
+                     "--force deletes them)" for v in share]
+        violations += share
+        return Planned([], cs, blocked, violations, pruned, kept)
 
     def drifted(self) -> list[str]:
         """The names whose DNS differs from what is desired (a full comparison), those
@@ -258,9 +335,13 @@ def plan_step(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
     ledger.set_actual(actual)
     ledger.set_decisions(decisions)
     planned = ledger.plan()
-    return Planned(decisions, planned.changes, planned.blocked, planned.violations)
+    return Planned(decisions, planned.changes, planned.blocked, planned.violations,
+                   planned.pruned, planned.kept)
 
 
 def read_actual(cfg: Config, adapter: Adapter | None) -> list[RecordSet]:
-    """The actual managed records and markers, or none without an adapter."""
-    return adapter.read(read_keys(cfg)) if adapter is not None else []
+    """The actual managed records and markers, and the names this controller marked that
+    left the config (when the adapter can list the zone); none without an adapter."""
+    if adapter is None:
+        return []
+    return adapter.read(read_keys(cfg), registry=registry(cfg))

@@ -74,6 +74,9 @@ WORDS = {
     "ControllerSettings.history": "History retention.",
     "OwnershipSettings.owner_id": "This controller's id in the ownership markers.",
     "OwnershipSettings.marker_prefix": "The label before a name where its marker lives.",
+    "OwnershipSettings.prune": "Delete the names this controller marked that are no "
+                               "longer in the config (with their markers, under the "
+                               "delete-share guard); false keeps them in DNS.",
     "PlanSettings.max_delete_share": "Refuse a plan deleting more than this share of the "
                                      "managed records (past min_existing).",
     "PlanSettings.min_existing": "The delete-share guard applies from this many records.",

@@ -100,3 +100,78 @@ def test_only_the_names_asked_for_are_planned() -> None:
     assert {c.record.name for c in led.plan([names[1]]).changes.changes} == {names[1]}
     led.applied(led.plan([names[1]]).changes)
     assert led.drifted() == [names[0], names[2]]
+
+
+# ------------------------------------------------------------------ names that left the config
+
+OLD = "old.example.test."
+
+
+def ours(name: str, *values: str, owner: str = "east") -> list[RecordSet]:
+    """A name as this controller left it: its answer and its marker."""
+    return [R(name, "A", 30, list(values or ["127.0.9.9"])), marker(owner, name)]
+
+
+def test_a_name_marked_by_us_that_left_the_config_is_deleted_with_its_marker() -> None:
+    led = ledger(api(), WANT, [*ours(API, "127.0.1.1"), *ours(OLD)],
+                 ownership={"owner_id": "east"})
+    p = led.plan()
+    assert {(c.action, c.record) for c in p.changes.changes} == {
+        ("delete", ours(OLD)[0]), ("delete", marker("east", OLD))}
+    assert p.pruned == [OLD] and not p.kept and not p.violations
+    assert len(p.changes.groups()) == 1  # the name and its marker go together
+    assert led.drifted() == [OLD]  # the controller's backlog after a full read
+    led.applied(p.changes)
+    assert not led.plan().changes and led.orphans() == [] and led.drifted() == []
+
+
+def test_prune_false_keeps_such_names_and_lists_them() -> None:
+    led = ledger(api(), WANT, [*ours(API, "127.0.1.1"), *ours(OLD)],
+                 ownership={"owner_id": "east", "prune": False})
+    p = led.plan()
+    assert not p.changes and p.kept == [OLD] and not p.pruned
+    assert led.drifted() == []
+
+
+def test_names_marked_by_others_or_unmarked_are_never_pruned() -> None:
+    shared = R(f"_failover.{OLD}", "TXT", 30, [marker_value("east"), marker_value("west")])
+    for actual in ([*ours(OLD, owner="west")],  # another owner's
+                   [R(OLD, "A", 30, ["127.0.9.9"])],  # nobody's
+                   [R(OLD, "A", 30, ["127.0.9.9"]), shared]):  # not plainly ours
+        led = ledger(api(), WANT, [*ours(API, "127.0.1.1"), *actual],
+                     ownership={"owner_id": "east", "take_over": True})
+        p = led.plan()
+        assert not p.changes and not p.pruned and led.orphans() == [], actual
+
+
+def test_only_the_answer_and_the_marker_of_a_pruned_name_are_deleted() -> None:
+    # a TXT or MX of its own at the name is not ours to delete (reads return only
+    # A/AAAA/CNAME and markers, but the ledger does not rely on it)
+    actual = [*ours(API, "127.0.1.1"), *ours(OLD), R(OLD, "TXT", 30, ['"v=spf1 -all"'])]
+    p = ledger(api(), WANT, actual, ownership={"owner_id": "east"}).plan()
+    assert {c.record.type for c in p.changes.changes} == {"A", "TXT"}
+    assert all(c.record.name != OLD or c.record.type == "A" for c in p.changes.changes)
+
+
+def test_pruning_is_guarded_as_a_whole_even_a_chunk_at_a_time() -> None:
+    kept = [f"k{i}.example.test." for i in range(4)]
+    gone = [f"g{i}.example.test." for i in range(8)]
+    actual = [rs for n in [*kept, *gone] for rs in ours(n)]
+    desired = [R(n, "A", 30, ["127.0.9.9"]) for n in kept]
+    led = ledger([{"name": n, "type": "A"} for n in kept], desired, actual,
+                 ownership={"owner_id": "east"},
+                 plan={"max_delete_share": 0.5, "min_existing": 10})
+    assert led.drifted() == gone
+    # one name's deletes are 2 of 24, but the prune as a whole deletes 16 of 24
+    for part in ([gone[0]], gone[:4], None):
+        p = led.plan(part)
+        assert p.violations == [
+            "16 of 24 managed record sets would be deleted (more than max_delete_share 50%), "
+            "8 name(s) among them no longer in the config: nothing is pruned (check the "
+            "config; ownership.prune: false keeps such names, --force deletes them)"], part
+    # a prune within the share goes through
+    small = ledger([{"name": n, "type": "A"} for n in [*kept, *gone[2:]]],
+                   desired + [R(n, "A", 30, ["127.0.9.9"]) for n in gone[2:]], actual,
+                   ownership={"owner_id": "east"},
+                   plan={"max_delete_share": 0.5, "min_existing": 10})
+    assert small.plan([gone[0]]).violations == [] and small.drifted() == gone[:2]

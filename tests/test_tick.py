@@ -10,6 +10,7 @@ from pathlib import Path
 
 from failover.controller import Controller
 from failover.dns.base import ApplyReport
+from failover.dns.ownership import Registry
 from failover.plan import ChangeSet, ManagedKey
 from failover.probes import ProbeResult
 from failover.records import RecordSet
@@ -28,9 +29,12 @@ class HeldDns:
         self.release.set()
         self.reading = threading.Event()
 
-    def read(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
+    def read(self, keys: Collection[ManagedKey], registry: Registry | None = None
+             ) -> list[RecordSet]:
         self.reading.set()
         assert self.release.wait(timeout=30)
+        if registry is not None:  # a zone in memory lists in full
+            return registry.pick(list(self.records.values()), keys)
         return [rs for k, rs in self.records.items() if k in set(keys)]
 
     def apply(self, changes: ChangeSet, actual: Sequence[RecordSet]) -> ApplyReport:

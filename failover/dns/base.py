@@ -6,11 +6,14 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from failover.errors import FailoverError
 from failover.plan import ChangeSet, ManagedKey, apply_to
 from failover.records import RecordSet
+
+if TYPE_CHECKING:
+    from failover.dns.ownership import Registry
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,13 @@ def take_fence(zone: str, epoch: int, mine: str, read: Callable[[], list[str]],
     raise DnsConflict(f"{zone}: the fence {fence_name(zone)} kept changing; trying again")
 
 
+def unlisted(zone: str, why: str) -> None:
+    """Say (a warning) that names removed from the config cannot be found in `zone`, so
+    they are not pruned: its reads do not list the whole zone, for the reason `why`."""
+    log.warning("event=orphans_not_listed zone=%s reason=%r: names removed from the config "
+                "are not found in this zone, nor deleted (ownership.prune)", zone, why)
+
+
 class DnsUnconfirmed(DnsError):
     """The write was accepted but the server does not serve the intended answer."""
 
@@ -140,8 +150,15 @@ class Adapter(Protocol):
     zone: str
     native_routing: bool  # can express weighted/failover/latency records itself
 
-    def read(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
-        """The actual record sets for the given (name, type) keys."""
+    def read(self, keys: Collection[ManagedKey], registry: Registry | None = None
+             ) -> list[RecordSet]:
+        """The actual record sets for the given (name, type) keys.
+
+        With a `registry`, a read that lists the whole zone (AXFR, a full listing, the
+        zone file) also returns the names that registry's owner marked which are not
+        among `keys` (`Registry.pick`); a read that cannot list the zone returns `keys`
+        alone and says so once, in a warning (see `unlisted`).
+        """
         ...
 
     def apply(self, changes: ChangeSet, actual: Sequence[RecordSet]) -> ApplyReport:

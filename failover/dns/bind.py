@@ -43,6 +43,7 @@ from failover.dns.base import (
     fence_name,
     fence_value,
     take_fence,
+    unlisted,
 )
 from failover.dns.served import connected_udp, retry, served, soa_serial
 from failover.dns.wire import Signer, fence_prerequisite, pack_updates
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from failover.config import BindProvider
+    from failover.dns.ownership import Registry
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ class BindAdapter:
         self._fenced: str | None = None  # the fence TXT's value at our last write
         self.renewed: int | None = None  # a single controller's renewal stamp
         self.fence_owner = DEFAULT_OWNER  # whose fence: ownership.owner_id
+        self._unlisted_said = False  # the warning that the zone cannot be listed was given
 
     # ----------------------------------------------------------------------- fence
 
@@ -177,15 +180,22 @@ class BindAdapter:
 
     # ------------------------------------------------------------------------ read
 
-    def read(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
-        """The actual record sets for `keys`, by AXFR (queries when AXFR is refused)."""
+    def read(self, keys: Collection[ManagedKey], registry: Registry | None = None
+             ) -> list[RecordSet]:
+        """The actual record sets for `keys` (and with a `registry`, the names it marked
+        outside them), by AXFR; by queries when AXFR is refused, which find `keys` only."""
         wanted = set(keys)
         try:
             records = retry(self._axfr)
         except _TransferRefused as exc:
             log.warning("event=axfr_refused server=%s zone=%s reason=%r: reading managed "
                         "names one query at a time", self.where, self.zone, str(exc))
+            if registry is not None and not self._unlisted_said:
+                self._unlisted_said = True
+                unlisted(self.zone, f"{exc}: allow the TSIG key to transfer the zone")
             return self.served(wanted)
+        if registry is not None:
+            return registry.pick(records, wanted)
         return [r for r in records if (r.name, r.type) in wanted]
 
     def _axfr(self) -> list[RecordSet]:

@@ -34,12 +34,14 @@ from failover.dns.base import (
     fence_name,
     fence_value,
     take_fence,
+    unlisted,
 )
 from failover.plan import Change, ChangeSet, ManagedKey, apply_to
 from failover.records import RecordSet, absolute_name
 
 if TYPE_CHECKING:
     from failover.config import Config, Route53Provider
+    from failover.dns.ownership import Registry
     from failover.dns.route53_checks import HealthChecks
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,7 @@ class Route53Adapter:
         self._fenced: str | None = None  # the fence TXT's value at our last write
         self.renewed: int | None = None  # a single controller's renewal stamp
         self.fence_owner = DEFAULT_OWNER  # whose fence: ownership.owner_id
+        self._unlisted_said = False  # the warning that reads by name find no orphans
         if client is None:
             import boto3
             from botocore.config import Config as BotoConfig
@@ -206,18 +209,31 @@ class Route53Adapter:
 
     # ------------------------------------------------------------------------- read
 
-    def read(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
-        """Every record set of the given (name, type) keys.
+    def read(self, keys: Collection[ManagedKey], registry: Registry | None = None
+             ) -> list[RecordSet]:
+        """Every record set of the given (name, type) keys, and with a `registry`, of the
+        names it marked outside them when the zone is listed.
 
         Few names (fewer than the zone has pages): one ListResourceRecordSets from each
-        name (StartRecordName). Many: the whole zone, page by page. A failover of a few
-        names in a zone of 10,000 is then read back in a few calls, not 70.
+        name (StartRecordName). Many, or the first read: the whole zone, page by page. A
+        failover of a few names in a zone of 10,000 is then read back in a few calls, not
+        70. The first read (at start, at reload) lists the zone, so names removed from the
+        config are found then; a read by name finds only `keys`.
         """
         wanted = set(keys)
         names = sorted({n for n, _ in wanted})
         if self._pages is not None and len(names) < self._pages:
+            if registry is not None and not self._unlisted_said:
+                self._unlisted_said = True
+                unlisted(self.zone, f"read by name ({len(names)} names, {self._pages} pages "
+                         "of records): only the first read after a start or reload lists "
+                         "the zone")
             return [rs for name in names for rs in self._by_name(name)
                     if (rs.name, rs.type) in wanted]
+        if registry is not None:
+            listing = list(self._all())
+            self._pages = max(1, -(-len(listing) // PAGE))
+            return registry.pick(listing, wanted)
         out, seen = [], 0
         for rs in self._all():
             seen += 1

@@ -34,6 +34,7 @@ from failover.records import RecordSet
 
 if TYPE_CHECKING:
     from failover.config import ZonefileProvider
+    from failover.dns.ownership import Registry
 
 log = logging.getLogger(__name__)
 
@@ -150,20 +151,34 @@ class ZonefileAdapter:
 
     # ------------------------------------------------------------------------ read
 
-    def read(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
-        """The managed record sets: from the file, or for a dynamic zone (freeze) from the
-        server, whose journal may be ahead of the file until the next freeze."""
+    def read(self, keys: Collection[ManagedKey], registry: Registry | None = None
+             ) -> list[RecordSet]:
+        """The managed record sets (with a `registry`, also the names it marked outside
+        `keys`): from the file, or for a dynamic zone (freeze) from the server, whose
+        journal may be ahead of the file until the next freeze."""
         if self.provider.freeze:
-            return self.served(keys)
+            wanted = set(keys)
+            if registry is not None:
+                # the names it marked were written through the file (freeze, edit, thaw):
+                # the file lists them, the server says what they hold now
+                wanted |= registry.keys_of(registry.orphans(self._records(self._text()),
+                                                            wanted))
+            return self.served(wanted)
         self._refuse_dynamic()
-        return self._records(self._text(), keys)
+        listing = self._records(self._text())
+        if registry is not None:
+            return registry.pick(listing, set(keys))
+        wanted = set(keys)
+        return [rs for rs in listing if (rs.name, rs.type) in wanted]
 
     def served(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
         """What the server answers now."""
         return served(self.server, self.port, keys, self.provider.timeout)
 
-    def _records(self, text: str, keys: Collection[ManagedKey]) -> list[RecordSet]:
-        wanted = set(keys)
+    def _records(self, text: str, keys: Collection[ManagedKey] | None = None
+                 ) -> list[RecordSet]:
+        """The record sets of the file (of READ_TYPES; only `keys` when given)."""
+        wanted = set(keys) if keys is not None else None
         try:
             zone = dns.zone.from_text(text, origin=self.zone, relativize=False,
                                       check_origin=False)
@@ -173,7 +188,7 @@ class ZonefileAdapter:
         for name, node in zone.nodes.items():
             for rds in node.rdatasets:
                 key = (name.to_text().lower(), dns.rdatatype.to_text(rds.rdtype))
-                if key in wanted:
+                if key in wanted if wanted is not None else key[1] in READ_TYPES:
                     out.append(RecordSet.make(key[0], key[1], rds.ttl,
                                               [rd.to_text() for rd in rds]))
         return out

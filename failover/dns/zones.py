@@ -18,6 +18,7 @@ from failover.records import RecordSet
 
 if TYPE_CHECKING:
     from failover.dns.base import Adapter
+    from failover.dns.ownership import Registry
 
 
 class ZonedAdapter:
@@ -43,10 +44,17 @@ class ZonedAdapter:
         adapter = self.adapters.get(self.zone_of(name) or "")
         return adapter is not None and adapter.native_routing
 
-    def read(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
-        """Each zone's record sets, read from its own provider."""
-        return [rs for z, mine in self._split(keys).items() if mine
-                for rs in self.adapters[z].read(mine)]
+    def read(self, keys: Collection[ManagedKey], registry: Registry | None = None
+             ) -> list[RecordSet]:
+        """Each zone's record sets, read from its own provider; with a `registry`, every
+        zone is read (one whose names all left the config still holds them), and a zone
+        gives only its own names (not what a parent holds below a child's zone cut)."""
+        if registry is None:
+            return [rs for z, mine in self._split(keys).items() if mine
+                    for rs in self.adapters[z].read(mine)]
+        return [rs for z, mine in self._split(keys).items()
+                for rs in self.adapters[z].read(mine, registry)
+                if self.zone_of(registry.owner_of(rs.name)) == z]
 
     def served(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
         """What each zone's server answers for its keys."""

@@ -15,6 +15,7 @@ import pytest
 
 from failover import plan
 from failover.dns.base import DnsConflict, DnsRejected, DnsUnavailable
+from failover.dns.ownership import Registry, marker_value
 from failover.localdns import LocalNamed
 from failover.records import RecordSet
 from tests.dns.conftest import bind_adapter
@@ -111,6 +112,22 @@ def test_axfr_refused_falls_back_to_queries(named: LocalNamed,
     with caplog.at_level(logging.WARNING):
         assert keyless.read(KEYS) == [R(*API_A, 30, ["127.0.1.1"])]
     assert "axfr_refused" in caplog.text
+
+
+def test_a_zone_that_cannot_be_listed_says_once_that_nothing_is_pruned(
+        named: LocalNamed, caplog: pytest.LogCaptureFixture) -> None:
+    mark = ("_failover.old.example.test.", "TXT")
+    old = [R("old.example.test.", "A", 30, ["127.0.6.6"]),
+           R(*mark, 30, [marker_value("failover")])]
+    sync(bind_adapter(named), old, keys={("old.example.test.", "A"), mark})
+    registry = Registry("_failover", "failover")
+    # a listing (AXFR) finds the name this owner marked outside the keys asked for
+    assert set(bind_adapter(named).read(KEYS, registry)) == set(old)
+    keyless = bind_adapter(named, tsig=False)  # AXFR refused: queries find the keys only
+    with caplog.at_level(logging.WARNING):
+        assert keyless.read(KEYS, registry) == []
+        assert keyless.read(KEYS, registry) == []
+    assert caplog.text.count("event=orphans_not_listed") == 1
 
 
 def test_server_down_then_back_converges(named: LocalNamed) -> None:

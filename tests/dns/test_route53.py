@@ -3,6 +3,7 @@ moto_server on loopback."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -22,6 +23,7 @@ from moto import mock_aws
 from failover import plan
 from failover.config import Route53Provider, parse_config
 from failover.dns.base import DnsConflict, DnsRejected
+from failover.dns.ownership import marker_value
 from failover.dns.route53 import MAX_ELEMENTS, Route53Adapter, batches
 from failover.errors import FailoverError
 from failover.health import assume_regions, initial_snapshot
@@ -64,12 +66,13 @@ def zone() -> Iterator[str]:
         yield zid["HostedZone"]["Id"].split("/")[-1]
 
 
-def config(zone_id: str, endpoint: str | None = None) -> Any:
+def config(zone_id: str, endpoint: str | None = None, records: str = RECORDS) -> Any:
+    """The weighted example (www, static) with `records` added (api, app)."""
     text = (EXAMPLES / "weighted-route53.yaml").read_text().replace(
         "Z0123456789ABCDEFGHIJ", zone_id)
     text = text.replace("  endpoint_url: http://127.0.0.1:5055\n",
                         f"  endpoint_url: {endpoint}\n" if endpoint else "")
-    return parse_config(text + RECORDS)
+    return parse_config(text + records)
 
 
 def sync(cfg: Any, adapter: Route53Adapter, down: tuple[str, ...] = ()) -> plan.ChangeSet:
@@ -233,6 +236,58 @@ def test_a_few_names_are_read_back_without_listing_the_zone(zone: str) -> None:
     assert [rs.values for rs in a.read(one)] == [("127.0.2.1",)]
     assert {rs.name for rs in a.read({("r7.example.test.", "A"), ("r70.example.test.", "A")})} == {
         "r7.example.test.", "r70.example.test."}
+
+
+def test_a_name_removed_from_the_config_is_found_by_the_listing_and_deleted(zone: str) -> None:
+    cfg = config(zone)
+    sync(cfg, Route53Adapter(cfg.zone, cfg.provider))
+    client = boto3.client("route53", region_name="us-east-1")
+    client.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [
+        {"Action": "CREATE", "ResourceRecordSet": {
+            "Name": name, "Type": rtype, "TTL": 60, "ResourceRecords": [{"Value": value}]}}
+        for name, rtype, value in [
+            ("theirs.example.test.", "A", "127.0.7.7"),
+            ("_failover.theirs.example.test.", "TXT", '"heritage=failover,owner=west"')]]})
+    app = "app.example.test."
+    assert set(records(Route53Adapter(cfg.zone, cfg.provider), app)) == {
+        "us-east-1", "eu-west-1", "ap-southeast-2"}
+    # app leaves the config; a reload makes a new adapter, whose first read lists the zone
+    kept = RECORDS.split("  - name: app")[0]
+    smaller = config(zone, records=kept)
+    a = Route53Adapter(smaller.zone, smaller.provider)
+    actual = read_actual(smaller, a)
+    snap = initial_snapshot(smaller, 0)
+    step = plan_step(smaller, snap, Overrides(), {}, 1, actual, native=True)
+    # its three latency record sets and its marker: 4 of 13, more than the default 30%
+    assert step.pruned == [app] and step.violations[0].startswith("4 of 13 managed record")
+    smaller = config(zone, records=kept + "plan: {max_delete_share: 0.5}\n")
+    step = plan_step(smaller, snap, Overrides(), {}, 1, actual, native=True)
+    assert step.pruned == [app] and not step.violations
+    assert {(c.action, c.record.name, c.record.set_identifier) for c in step.changes.changes} == {
+        ("delete", app, "us-east-1"), ("delete", app, "eu-west-1"),
+        ("delete", app, "ap-southeast-2"), ("delete", f"_failover.{app}", None)}
+    a.apply(step.changes, actual)
+    assert records(a, app) == {} and a.read({(f"_failover.{app}", "TXT")}) == []
+    assert [rs.values for rs in a.read({("theirs.example.test.", "A")})] == [("127.0.7.7",)]
+    assert not plan_step(smaller, snap, Overrides(), {}, 1, read_actual(smaller, a),
+                         native=True).changes
+
+
+def test_reads_by_name_find_no_removed_names_and_say_so_once(
+        zone: str, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config(zone, records="")  # www and static: 4 names with their markers
+    a = Route53Adapter(cfg.zone, cfg.provider)
+    keys = {(f"r{i}.example.test.", "A") for i in range(1500)}  # 6 pages of records
+    a.apply(plan.diff([R(n, "A", 60, ["127.0.1.1"]) for n, _ in keys], [], keys), [])
+    old = [R("old.example.test.", "A", 60, ["127.0.6.6"]),
+           R("_failover.old.example.test.", "TXT", 60, [marker_value("failover")])]
+    a.apply(plan.diff(old, [], {(rs.name, rs.type) for rs in old}), [])
+    started = Route53Adapter(cfg.zone, cfg.provider)
+    assert set(old) <= set(read_actual(cfg, started))  # the first read lists the zone
+    with caplog.at_level(logging.WARNING):
+        assert not set(old) & set(read_actual(cfg, started))  # then 4 names are read by name
+        read_actual(cfg, started)
+    assert caplog.text.count("event=orphans_not_listed") == 1
 
 
 def test_a_concurrent_edit_is_not_overwritten(zone: str) -> None:

@@ -10,9 +10,14 @@ import pytest
 
 from failover import plan
 from failover.dns.base import DnsConflict, DnsError
+from failover.dns.ownership import Registry, marker_value
 from failover.dns.zonefile import scan
+from failover.health import initial_snapshot
 from failover.localdns import LocalNamed
+from failover.reconcile import plan_step, read_actual
 from failover.records import RecordSet
+from policies import Overrides
+from tests.builders import config
 from tests.dns.conftest import bind_adapter, zonefile_adapter
 from tests.dns.test_bind import dig
 
@@ -161,3 +166,53 @@ b.z.test. IN CNAME a
         ("z.test.", "SOA", 1, 2, False), ("z.test.", "NS", 3, 3, True),
         ("a.sub.z.test.", "A", 5, 5, False), ("a.sub.z.test.", "AAAA", 6, 6, True),
         ("b.z.test.", "CNAME", 7, 7, False)]
+
+
+LEFT_BEHIND = """old                IN A    127.0.6.6
+_failover.old      IN TXT  "heritage=failover,owner=failover"
+theirs             IN A    127.0.7.7
+_failover.theirs   IN TXT  "heritage=failover,owner=west"
+hand               IN A    127.0.8.8
+"""
+
+
+def test_a_name_it_marked_that_left_the_config_is_pruned_from_the_file(
+        named: LocalNamed) -> None:
+    path = named.file_zone_path
+    path.write_text(path.read_text() + LEFT_BEHIND)
+    named.rndc("reload", "files.test")
+    cfg = config({"r1": ["127.0.1.1"]}, [{"name": "api.files.test.", "type": "A",
+                                          "policy": "weighted", "weights": {"r1": 1}}],
+                 zone="files.test.")
+    a = zonefile_adapter(named)
+    actual = read_actual(cfg, a)
+    step = plan_step(cfg, initial_snapshot(cfg, 0), Overrides(), {}, 0, actual)
+    assert step.pruned == ["old.files.test."]
+    a.apply(step.changes, actual)
+    assert dig(named, "old.files.test.", "A") == set()
+    assert dig(named, "_failover.old.files.test.", "TXT") == set()
+    assert dig(named, "api.files.test.", "A") == {"127.0.1.1"}
+    text = path.read_text()
+    assert "old " not in text and "_failover.old" not in text
+    for line in LEFT_BEHIND.splitlines()[2:]:  # another owner's and nobody's: kept as written
+        assert line in text.splitlines(), line
+    assert not plan_step(cfg, initial_snapshot(cfg, 0), Overrides(), {}, 0,
+                         read_actual(cfg, a)).changes
+
+
+def test_a_frozen_zone_lists_its_marked_names_from_the_file_and_reads_them_served(
+        named: LocalNamed) -> None:
+    dyn = bind_adapter(named)
+    api, old = ("api.example.test.", "A"), ("old.example.test.", "A")
+    mark = ("_failover.old.example.test.", "TXT")
+    dyn.apply(plan.diff([R(*api, 30, ["127.0.1.1"])], [], {api}), [])  # dynamic: a journal
+    path = named.directory / "example.test.zone"
+    freezing = zonefile_adapter(named, zone="example.test.", path=path, freeze=True)
+    written = [R(*old, 30, ["127.0.6.6"]), R(*mark, 30, [marker_value("failover")])]
+    freezing.apply(plan.diff(written, [], {old, mark}), [])  # through the file, as ours are
+    # a dynamic update since: the journal is ahead of the file for old
+    dyn.apply(plan.diff([R(*old, 30, ["127.0.6.7"])], [written[0]], {old}), [written[0]])
+    registry = Registry("_failover", "failover")
+    assert set(freezing.read({api}, registry)) == {
+        R(*api, 30, ["127.0.1.1"]), R(*old, 30, ["127.0.6.7"]), written[1]}
+    assert freezing.read({api}) == [R(*api, 30, ["127.0.1.1"])]
