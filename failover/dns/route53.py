@@ -358,6 +358,12 @@ class Route53Adapter:
                 return [r["Value"] for r in item.get("ResourceRecords", [])]
         return []
 
+    @property
+    def _create(self) -> str:
+        """The fence's re-creation after the DELETE of its exact value (which keeps the
+        compare-and-swap): UPSERT where CREATE is refused for a value seen before."""
+        return "UPSERT" if self.provider.upserts() else "CREATE"
+
     def _fence_set(self, values: Sequence[str]) -> dict[str, Any]:
         return {"Name": fence_name(self.zone, self.fence_owner), "Type": "TXT", "TTL": 60,
                 "ResourceRecords": [{"Value": v} for v in values]}
@@ -367,7 +373,7 @@ class Route53Adapter:
             return []
         mine = self._fence_set([self.fence_text])
         return [{"Action": "DELETE", "ResourceRecordSet": mine},
-                {"Action": "CREATE", "ResourceRecordSet": mine}]
+                {"Action": self._create, "ResourceRecordSet": mine}]
 
     def take_over(self) -> bool:
         """Replace the fence with this leader's epoch in one batch that deletes the exact
@@ -381,7 +387,7 @@ class Route53Adapter:
         def replace(values: list[str]) -> bool:
             batch = ([{"Action": "DELETE", "ResourceRecordSet": self._fence_set(values)}]
                      if values else [])
-            batch.append({"Action": "CREATE", "ResourceRecordSet": self._fence_set([mine])})
+            batch.append({"Action": self._create, "ResourceRecordSet": self._fence_set([mine])})
             try:
                 self.call("change_resource_record_sets", HostedZoneId=self.zone_id,
                           ChangeBatch={"Comment": "failover fence", "Changes": batch})
