@@ -145,7 +145,9 @@ class Controller:
         self.reconcile_interval = reconcile_interval
         self.metrics = Metrics()
         self.last = Tick()
-        self.decisions: dict[tuple[str, str], Decision] = state.load_decisions()
+        self._load_error: str | None = None  # what could not be loaded at start
+        self.decisions: dict[tuple[str, str], Decision] = self._load(
+            "decisions", state.load_decisions, {})
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._scheduler: Scheduler | None = None
@@ -173,7 +175,7 @@ class Controller:
         self._decisions_version = 0
         self.on_tick: Callable[[], None] | None = None  # called after every loop turn
         self.repeats = Repeats()  # errors said once, then at growing intervals
-        self._state_error: str | None = getattr(state, "open_error", None)
+        self._state_error: str | None = getattr(state, "open_error", None) or self._load_error
         self._save_retry_at, self._save_gap = 0.0, 0.0  # backoff while saves fail
         self._events_dropped = 0  # history lost to MAX_UNSAVED_EVENTS while saves failed
         self._overrides: list[Override] = []  # the last overrides read from state
@@ -189,7 +191,21 @@ class Controller:
         self._reaching: asyncio.Future[Any] | None = None
         self._published_reach: bool | None = None
         self._dns_retry_at, self._dns_gap = 0.0, 0.0  # backoff while DNS fails
-        self._setup(cfg, adapter, state.load_checks(), state.load_health())
+        self._setup(cfg, adapter, self._load("health", state.load_checks, {}),
+                    self._load("health", state.load_health, None))
+        self._state_error = self._state_error or self._load_error
+
+    def _load(self, what: str, load: Callable[[], Any], empty: Any) -> Any:
+        """What the state holds, or `empty` when it cannot be read at start (a fleet's
+        etcd without quorum): the controller starts as new (endpoints healthy, Route
+        53's rule), probes, serves /status, and says why (degraded until a save works)."""
+        try:
+            return load()
+        except FailoverError as exc:
+            self._load_error = (f"state store failing (load {what}): {exc}; started without "
+                                "what it holds, waiting for it")
+            log.error("event=state_load_failed what=%s error=%r", what, str(exc))
+            return empty
 
     def _setup(self, cfg: Config, adapter: Adapter | None, checks: Any, health: Any) -> None:
         self.cfg = cfg
@@ -1347,7 +1363,7 @@ class Controller:
         and made again only when a decision changed, one record at a time so the loop,
         which runs the probes, is never held for long."""
         now = self.clock()
-        snapshot, overrides = self.board.snapshot(now), self.state.overrides()
+        snapshot, overrides = self.board.snapshot(now), self._read_overrides()
         cfg, ready, dry_run, last = self.cfg, self.ready, self.dry_run, self.last
         problems, blocked = self.problems(), dict(self._blocked)
         cached, version = self._records_json, self._decisions_version

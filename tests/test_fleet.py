@@ -216,6 +216,32 @@ def test_two_of_three_etcd_members_down_nobody_writes_then_it_resumes(fleet: Fle
     assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
 
 
+def test_an_instance_started_without_etcd_quorum_waits_for_it_and_joins(
+        fleet: Fleet) -> None:
+    started(fleet, "us-east-1")
+    a, b = fleet.etcd.members[0], fleet.etcd.members[1]
+    fleet.etcd.kill(a)
+    fleet.etcd.kill(b)
+    try:
+        fleet.add("eu-west-1")
+        late = fleet.start("eu-west-1")
+        # it probes and serves /status, saying what it waits for, and does not exit
+        assert wait_for(lambda: any("etcd" in p for p in late.status().get("problems", [])),
+                        60), fleet.log("eu-west-1")
+        assert wait_for(lambda: late.status().get("regions", {}).get("us-east-1", {}).get(
+            "healthy") is True, 30), late.status()
+        assert late.process is not None and late.process.poll() is None, fleet.log("eu-west-1")
+    finally:
+        fleet.etcd.start_member(a)
+        fleet.etcd.start_member(b)
+    fleet.etcd.wait_healthy()
+    # quorum back: it joins, and the leader counts its view
+    assert wait_for(lambda: all(
+        sum(x.get("ready", False) for x in i.cluster().get("vantages", [])) == 2
+        for i in fleet.instances.values()), 60), fleet.logs()
+    assert late.process.poll() is None
+
+
 def test_quorum_lost_and_back_without_any_change_writes_nothing(fleet: Fleet) -> None:
     started(fleet, "us-east-1", "eu-west-1")
     serial = fleet.env.serial()
