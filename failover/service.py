@@ -88,7 +88,7 @@ def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False) -
                          "run with controller.cluster; `failover plan` shows what would change")
     api_token(cfg)  # a blank or short token is refused before anything starts
     adapter = adapter_for(cfg)
-    state = open_state(cfg, exclusive=True)
+    state = open_state(cfg, exclusive=True)  # a corrupt SQLite file is set aside
     # planning and writing run on threads beside the loop that runs the probes: hand the
     # interpreter back to the loop every millisecond rather than every five, so a probe
     # due while 10,000 names are planned starts on time
@@ -157,6 +157,9 @@ async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: 
     loop = asyncio.get_running_loop()
     controller = Controller(cfg, state=state, adapter=adapter, dry_run=dry_run, force=force,
                             member=member)
+    set_aside = getattr(state, "set_aside", None)
+    if set_aside is not None:  # the first line of the new state's history
+        controller.event("error", "state", set_aside)
     published = Published()
 
     building: list[asyncio.Future[None] | None] = [None]

@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -276,6 +277,61 @@ def test_a_read_only_state_starts_and_fails_over(env: Env) -> None:
         subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True, timeout=30)
         assert wait_for(lambda: _get(env, "/readyz")[0] == 200, timeout=90), env.log()
         assert proc.poll() is None
+
+
+def _break(path: Path, how: str) -> None:
+    """Damage a state file as a failing disk or a bad copy does."""
+    db = sqlite3.connect(path)
+    # every page in the file itself, the log emptied (a running controller may be busy)
+    assert wait_for(lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0)
+    page = int(db.execute("PRAGMA page_size").fetchone()[0])
+    events = int(db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'")
+                 .fetchone()[0])
+    db.close()
+    if how == "not a database":
+        path.write_bytes(os.urandom(8 * page))
+    elif how == "truncated":
+        os.truncate(path, events * page // 2)
+    else:  # malformed: the history's first page overwritten, the overrides still readable
+        with path.open("r+b") as f:
+            f.seek((events - 1) * page)
+            f.write(b"\xff" * page)
+
+
+@pytest.mark.parametrize("how", ["malformed", "truncated", "not a database"])
+def test_a_corrupt_state_is_set_aside_and_failover_goes_on(env: Env, how: str) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    r = env.cli("drain", "us-east-1", "--reason", "maintenance")
+    assert r.returncode == 0 and "applied by the running controller" in r.stdout, r.stderr
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
+    assert env.stop_controller() == 0
+    _break(env.dir / "failover.db", how)
+    # the commands that read the state say what is wrong and what will happen; only the
+    # controller moves the file
+    for command in (("status", "--no-read"), ("history",)):
+        r = env.cli(*command)
+        assert r.returncode == 1, (command, r.stdout, r.stderr)
+        assert "failover.db is corrupt (" in r.stderr, (command, r.stderr)
+        assert "the controller sets it aside as failover.db.corrupt-<time> at its next " \
+               "start" in r.stderr, (command, r.stderr)
+        assert "Traceback" not in r.stderr, (command, r.stderr)
+    assert not list(env.dir.glob("failover.db.corrupt-*"))
+    proc = env.start_controller()  # no crash loop: it sets the file aside and starts afresh
+    assert wait_for(served_east(env)), env.log()  # the drain went with the old state
+    env.stop_region(EAST)
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=20), env.log()
+    assert proc.poll() is None
+    moved = [p.name for p in env.dir.glob("failover.db.corrupt-*")]
+    assert len([m for m in moved if re.fullmatch(r"failover\.db\.corrupt-\d{8}T\d{6}Z", m)]) \
+        == 1, moved
+    name = next(m for m in moved if not m.endswith(("-wal", "-shm")))
+    assert re.search(rf"ERROR failover\S* event=state_set_aside .*{re.escape(name)}", env.log())
+    first = json.loads(env.cli("history", "--json").stdout)[0]  # the new state's first line
+    assert first["kind"] == "error" and "was corrupt" in first["message"], first
+    assert f"set aside as {name}; started from an empty state" in first["message"], first
+    if how == "malformed":  # what it could still read of the old state is named
+        assert "overrides lost: drain us-east-1" in first["message"], first
 
 
 def test_files_that_hold_secrets_are_private_from_the_start(env: Env) -> None:

@@ -4,6 +4,11 @@ The file is created 0600 (write access to it is the authority to drain). A contr
 holds an exclusive lock on `<state>.lock` (holding its PID) for as long as it runs: a
 second controller on the same state is refused, naming the first, and the CLI knows
 whether a controller is there to take its change up.
+
+A state file that is not a sound SQLite database (malformed, truncated, not one at all)
+is set aside by the controller when it starts, as `<state>.corrupt-<UTC time>` with its
+-wal and -shm, and it starts from an empty state rather than exit (a service manager
+would restart it into the same failure forever). The CLI never moves it: it says so.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +30,8 @@ from failover.health import CheckState, HealthSnapshot
 from failover.state import codec
 from failover.state.store import Event, Override, OverrideKind
 from policies import Decision
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS overrides (
@@ -63,17 +72,36 @@ class StateInUse(InputError):
     """Another controller holds the state."""
 
 
+class StateCorrupt(FailoverError):
+    """The state file is not a sound SQLite database: malformed, truncated, or not one."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        self.why = why
+        super().__init__(f"state {path} is corrupt ({why}): the controller sets it aside as "
+                         f"{path.name}.corrupt-<time> at its next start and starts from an "
+                         "empty state (the overrides in it are lost)")
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    """Whether SQLite found the file damaged or not a database at all."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
 class SqliteState:
     """State in one SQLite file; every call is one short transaction.
 
-    With `exclusive` (the controller) it takes the state's lock, and a state it can read
+    With `exclusive` (the controller) it takes the state's lock, sets a corrupt state
+    aside (`set_aside` says what it did) and starts an empty one, and a state it can read
     but not write (a read-only file or disk) is opened read-only: the controller runs on
-    what it holds and `reopen()` tries again for writing.
+    what it holds and `reopen()` tries again for writing. Without it, a corrupt state
+    raises StateCorrupt.
     """
 
     def __init__(self, path: Path, exclusive: bool = False) -> None:
         self.path = path
         self.read_only = False
+        self.set_aside: str | None = None  # a corrupt state set aside at open: what and why
         self._lock_fd: int | None = None
         self._lock = threading.Lock()
         self._version: int | None = None
@@ -81,7 +109,16 @@ class SqliteState:
         if exclusive:
             self._take_lock()
         try:
-            self._db = self._connect()
+            try:
+                self._db = self._connect(check=exclusive)
+            except StateCorrupt as corrupt:
+                if not exclusive:
+                    raise
+                self.set_aside = self._set_aside(corrupt.why)
+                self._db = self._connect()
+        except FailoverError:  # corrupt (the CLI), or corrupt and it cannot be moved
+            self._release_lock()
+            raise
         except (OSError, sqlite3.Error) as exc:
             if not exclusive or not path.exists():
                 self._release_lock()
@@ -101,7 +138,9 @@ class SqliteState:
             self.open_error = f"state {path} opened read-only: {exc}"
         self._inode = _inode(path)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, check: bool = False) -> sqlite3.Connection:
+        """A connection to the file at the path (created when missing); with `check`,
+        every page is read first (~0.3 s for a million events). Raises StateCorrupt."""
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
         # created 0600 from the start, never widened after the fact
@@ -112,10 +151,53 @@ class SqliteState:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
-        except sqlite3.Error:
+            if check:
+                found = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
+                if found != ["ok"]:
+                    lines = [x for f in found for x in f.splitlines() if not x.startswith("*")]
+                    raise StateCorrupt(path, "quick_check: " + "; ".join(lines))
+        except sqlite3.Error as exc:
+            db.close()
+            if is_corrupt(exc):
+                raise StateCorrupt(self.path, str(exc)) from None
+            raise
+        except StateCorrupt:
             db.close()
             raise
         return db
+
+    def _set_aside(self, why: str) -> str:
+        """Move the corrupt state (with its -wal and -shm) to `<state>.corrupt-<UTC
+        time>`, under the state's lock; what was done, for the log and the history.
+        Raises FailoverError when it cannot be moved."""
+        lost = _readable_overrides(self.path)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while any(Path(f"{target}{s}").exists() for s in ("", "-wal", "-shm")):
+            n += 1
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        try:
+            # the -wal first: a new database must never find the old one's log beside it
+            for suffix in ("-wal", "-shm", ""):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(f"{self.path}{suffix}", f"{target}{suffix}")
+        except OSError as exc:
+            raise FailoverError(f"state {self.path} is corrupt ({why}) and cannot be set "
+                                f"aside: {exc.strerror}; move it and its -wal and -shm "
+                                "away by hand") from None
+        if lost is None:
+            overrides = "its overrides could not be read (lost)"
+        elif lost:
+            overrides = f"overrides lost: {', '.join(lost)} (drain or pin again to keep them)"
+        else:
+            overrides = "it held no override that could be read"
+        said = (f"state {self.path} was corrupt ({why}): set aside as {target.name}; "
+                "started from an empty state: endpoints start healthy until probed, "
+                f"decisions and history start again; {overrides}")
+        log.error("event=state_set_aside state=%s moved_to=%s error=%r overrides_lost=%r",
+                  self.path, target, why, lost)
+        return said
 
     def _take_lock(self) -> None:
         lock = lock_path(self.path)
@@ -184,7 +266,12 @@ class SqliteState:
             try:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise FailoverError(f"state {self.path}: {exc}") from None
+                raise self._failure(exc) from None
+
+    def _failure(self, exc: sqlite3.Error) -> FailoverError:
+        if is_corrupt(exc):
+            return StateCorrupt(self.path, str(exc))
+        return FailoverError(f"state {self.path}: {exc}")
 
     def changed_elsewhere(self) -> bool:
         # data_version moves when another connection commits; this one's own writes do not
@@ -250,7 +337,7 @@ class SqliteState:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._db.execute("ROLLBACK")
-                raise FailoverError(f"state {self.path}: {exc}") from None
+                raise self._failure(exc) from None
 
     def history(self, since: float | None = None, limit: int = 1000,
                 kind: str | None = None) -> list[Event]:
@@ -268,12 +355,28 @@ class SqliteState:
                     (older_than, keep))
                 return int(cur.rowcount)
             except sqlite3.Error as exc:
-                raise FailoverError(f"state {self.path}: {exc}") from None
+                raise self._failure(exc) from None
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
         self._release_lock()
+
+
+def _readable_overrides(path: Path) -> list[str] | None:
+    """The overrides a damaged state file still yields ("drain us-east-1"), read only;
+    None when none can be read."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = db.execute("SELECT kind, target FROM overrides ORDER BY at LIMIT 50").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return [f"{kind} {target}"[:300] for kind, target in rows]
 
 
 def _inode(where: Path | int) -> tuple[int, int] | None:
