@@ -35,6 +35,7 @@ from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.probes.scheduler import Scheduler
 from failover.reconcile import Ledger, Planned, read_actual
 from failover.repeats import Repeats
+from failover.state.held import HeldOverrides
 from failover.state.store import Event, Override, StateStore, as_overrides
 from policies import decide_all
 
@@ -865,6 +866,8 @@ class Controller:
             out.append(f"DNS failing for {self.clock() - since:.0f} s: {self._dns_error}")
         if self._state_error is not None:
             out.append(self._state_error)
+        if isinstance(self.state, HeldOverrides) and (held := self.state.problem()):
+            out.append(held)
         if self.member is not None:
             problem = self.member.problem()
             if problem is not None:

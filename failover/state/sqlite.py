@@ -28,7 +28,8 @@ from typing import Any
 from failover.errors import FailoverError, InputError
 from failover.health import CheckState, HealthSnapshot
 from failover.state import codec
-from failover.state.store import Event, Override, OverrideKind
+from failover.state.reserve import Reserve
+from failover.state.store import Event, Override, OverrideChange, OverrideKind
 from policies import Decision
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,12 @@ def is_corrupt(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
+def _out_of_space(exc: sqlite3.Error) -> bool:
+    # a full disk is SQLITE_FULL in a write, SQLITE_IOERR when a -wal cannot be grown
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+
+
 class SqliteState:
     """State in one SQLite file; every call is one short transaction.
 
@@ -106,6 +113,7 @@ class SqliteState:
         self._lock = threading.Lock()
         self._version: int | None = None
         self._inode: tuple[int, int] | None = None
+        self._reserve = Reserve(path)
         if exclusive:
             self._take_lock()
         try:
@@ -137,6 +145,10 @@ class SqliteState:
             self.read_only = True
             self.open_error = f"state {path} opened read-only: {exc}"
         self._inode = _inode(path)
+        if exclusive and not self.read_only:
+            # the controller makes it (and again after each save of its health): a
+            # command making it could take the very space its own change needs
+            self._reserve.keep()
 
     def _connect(self, check: bool = False) -> sqlite3.Connection:
         """A connection to the file at the path (created when missing); with `check`,
@@ -273,6 +285,12 @@ class SqliteState:
             return StateCorrupt(self.path, str(exc))
         return FailoverError(f"state {self.path}: {exc}")
 
+    def _rollback(self) -> None:
+        # SQLite rolls back itself on some errors (a full disk): a second ROLLBACK fails
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
     def changed_elsewhere(self) -> bool:
         # data_version moves when another connection commits; this one's own writes do not
         version = int(self._run("PRAGMA data_version")[0][0])
@@ -296,9 +314,52 @@ class SqliteState:
         self._run("DELETE FROM overrides WHERE kind = ? AND target = ?", (kind, target))
         return bool(found)
 
+    def change_override(self, change: OverrideChange) -> bool:
+        try:
+            return self._change(change)
+        except sqlite3.Error as exc:
+            # undoing a drain or a pin must work on a full disk: the reserve makes room
+            if not (change.clear is not None and _out_of_space(exc)
+                    and self._reserve.release()):
+                raise self._failure(exc) from None
+            log.warning("event=state_reserve_spent state=%s change=%r error=%r: the disk "
+                        "is full; the space set aside for undoing overrides was freed",
+                        self.path, change.summary, str(exc))
+        try:
+            return self._change(change)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
+
+    def _change(self, change: OverrideChange) -> bool:
+        e = change.event
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                if change.clear is not None:
+                    o = change.clear
+                    gone = self._db.execute(
+                        "DELETE FROM overrides WHERE kind = ? AND target = ? AND at = ?",
+                        (o.kind, o.target, o.at)).rowcount
+                    if not gone:
+                        self._db.execute("ROLLBACK")
+                        return False
+                if change.set is not None:
+                    o = change.set
+                    self._db.execute("INSERT OR REPLACE INTO overrides VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                     (o.kind, o.target, o.region, o.who, o.why, o.at, o.expires))
+                self._db.execute(
+                    "INSERT INTO events (at, kind, subject, message, detail) VALUES (?, ?, ?, ?, ?)",
+                    (e.at, e.kind, e.subject, e.message, json.dumps(dict(e.detail))))
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback()
+                raise
+        return True
+
     # health and decisions
     def save_health(self, snapshot: HealthSnapshot) -> None:
         self._put("health", codec.health_data(snapshot))
+        self._reserve.keep()  # the controller saves every 10 s: room again, made again
 
     def load_health(self) -> HealthSnapshot | None:
         return codec.health_from(self._get("health"))
@@ -336,7 +397,7 @@ class SqliteState:
                      for e in events])
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise self._failure(exc) from None
 
     def history(self, since: float | None = None, limit: int = 1000,
