@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from failover.errors import ConfigError, FailoverError
+from failover.errors import ConfigError, FailoverError, InputError
 
 if TYPE_CHECKING:
     from failover.config import Config
@@ -366,36 +366,75 @@ def run(config_path: str, dry_run: bool, once: bool, force: bool, take_over: boo
         sys.exit(exc.exit_code)
 
 
+STALE_STATE = 30.0  # seconds: a running controller saves its health every 10 s
+
+
 @cli.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @click.option("--no-read", is_flag=True, help="Do not ask DNS what it serves.")
 def status(config_path: str, as_json: bool, no_read: bool) -> None:
     """Regions, endpoints (health and reason), overrides, and per record the desired and
-    the served answer."""
-    from failover.controller import build_status
-    from failover.health import initial_snapshot
-    from failover.reconcile import record_keys
+    the served answer.
+
+    Read from the state; when the state is behind the running controller (it cannot
+    write it, or it cannot be read), that is said, and the controller's own /status is
+    shown when it answers."""
     from failover.service import adapter_for
-    from failover.state import open_state
 
     cfg = _load(config_path)
-    state = open_state(cfg)
     now = time.time()
+    served: dict[tuple[str, str], list[str]] | None = None
+    unknown: str | None = None
+    if not no_read:
+        try:  # DNS down or the secret unset: the state is still worth showing
+            adapter = adapter_for(cfg)
+            if adapter is not None:
+                from failover.reconcile import record_keys
+
+                served = {}
+                for r in adapter.served(record_keys(cfg)):
+                    served[(r.name, r.type)] = list(r.values)
+        except FailoverError as exc:
+            served, unknown = None, str(exc)
+    data: dict[str, Any] | None = None
+    kept_at: float | None = None
+    unreadable: FailoverError | None = None
     try:
-        snapshot = state.load_health() or initial_snapshot(cfg, now)
+        data, kept_at = _status_from_state(cfg, now, served)
+    except InputError:
+        raise
+    except FailoverError as exc:  # corrupt, or unreadable: the controller may still answer
+        unreadable = exc
+    live, stale = _live_if_stale(cfg, kept_at, now, unreadable)
+    if live is not None:
+        data = live
+        if served is not None:  # what DNS serves, as this command read it
+            for r in data.get("records", []):
+                r["served"] = served.get((r["name"], r["type"]), [])
+    assert data is not None  # _live_if_stale raised otherwise
+    if stale is not None:
+        data["stale_state"] = stale
+    if unknown is not None:
+        data["served_unknown"] = unknown
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    _print_status(data)
+
+
+def _status_from_state(cfg: Config, now: float, served: dict[tuple[str, str], list[str]] | None
+                       ) -> tuple[dict[str, Any], float | None]:
+    """Status as the state holds it, and when its health was saved (None: never)."""
+    from failover.controller import build_status
+    from failover.health import initial_snapshot
+    from failover.state import open_state
+
+    state = open_state(cfg)
+    try:
+        kept = state.load_health()
+        snapshot = kept or initial_snapshot(cfg, now)
         decisions = list(state.load_decisions().values())
-        served: dict[tuple[str, str], list[str]] | None = None
-        unknown: str | None = None
-        if not no_read:
-            try:  # DNS down or the secret unset: the state is still worth showing
-                adapter = adapter_for(cfg)
-                if adapter is not None:
-                    served = {}
-                    for r in adapter.served(record_keys(cfg)):
-                        served[(r.name, r.type)] = list(r.values)
-            except FailoverError as exc:
-                served, unknown = None, str(exc)
         data = build_status(cfg, snapshot, state.overrides(), decisions, now, served=served)
         errors = state.history(now - 3600, limit=1, kind="error")
         if cfg.controller.cluster is not None:
@@ -406,20 +445,52 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
             data["cluster"] = fleet_view(state.client, cfg.controller.cluster.etcd.prefix)
     finally:
         state.close()
-    if unknown is not None:
-        data["served_unknown"] = unknown
     if errors:
         data["last_error"] = {"at": errors[-1].at, "message": errors[-1].message}
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-        return
-    _print_status(data)
+    return data, kept.at if kept is not None else None
+
+
+def _live_if_stale(cfg: Config, kept_at: float | None, now: float,
+                   unreadable: FailoverError | None) -> tuple[dict[str, Any] | None, str | None]:
+    """When the state is behind the running controller (one process): the controller's
+    /status to show instead (None when it does not answer), and why the state is stale.
+    Raises `unreadable` when the state could not be read and nothing else can be shown."""
+    from failover import apiclient
+    from failover.state import controller_pid
+
+    pid = controller_pid(cfg) if cfg.controller.cluster is None else None
+    if pid is None:
+        if unreadable is not None:
+            raise unreadable
+        return None, None
+    if unreadable is not None:
+        why = str(unreadable)
+    elif apiclient.failing_state(cfg) is not None:  # /readyz: small, whatever the zone
+        why = "the running controller cannot write it"
+    elif kept_at is not None and now - kept_at > STALE_STATE:
+        why = f"health last saved {now - kept_at:.0f} s ago"
+    else:
+        return None, None
+    live = apiclient.live_status(cfg)
+    url = apiclient.base_url(cfg)
+    if live is None:
+        if unreadable is not None:
+            raise FailoverError(f"{unreadable}; the running controller (PID {pid}) does not "
+                                f"answer at {url}") from None
+        return None, (f"the state is stale ({why}) and the running controller (PID {pid}) "
+                      f"does not answer at {url}: what follows may be out of date")
+    return live, (f"the state is stale ({why}): shown is the running controller's own "
+                  f"/status (PID {pid}, {url})")
 
 
 def _print_status(data: dict[str, Any]) -> None:
     from policies.reasons import clock
 
     click.echo(f"zone {data['zone']} (provider {data['provider']})")
+    if data.get("stale_state"):
+        click.echo(f"STALE STATE: {data['stale_state']}")
+    for problem in data.get("problems", []):  # the running controller's, when shown
+        click.echo(f"problem: {problem}")
     fleet = data.get("cluster")
     if fleet is not None:
         lead = fleet["leader"]
@@ -476,8 +547,11 @@ def drain(config_path: str, region: str, reason: str, duration: str | None, forc
 
     now = time.time()
     expires = _expiry(duration, now)
-    _with_state(config_path, lambda cfg, st: overrides.drain(
-        cfg, st, region, why=reason or "drained", now=now, force=force, expires=expires))
+    why = reason or "drained"
+    _with_state(config_path, "drain", {"region": region, "reason": why, "force": force,
+                                       "expires": expires},
+                lambda cfg, st: overrides.drain(cfg, st, region, why=why, now=now,
+                                                force=force, expires=expires))
 
 
 @cli.command()
@@ -488,8 +562,8 @@ def restore(config_path: str, region: str, reason: str) -> None:
     """Undo a drain of REGION."""
     from failover import overrides
 
-    _with_state(config_path, lambda cfg, st: overrides.restore(
-        cfg, st, region, now=time.time(), why=reason))
+    _with_state(config_path, "restore", {"region": region, "reason": reason},
+                lambda cfg, st: overrides.restore(cfg, st, region, now=time.time(), why=reason))
 
 
 @cli.command()
@@ -508,8 +582,11 @@ def pin(config_path: str, name: str, region: str, reason: str, duration: str | N
 
     now = time.time()
     expires = _expiry(duration, now)
-    _with_state(config_path, lambda cfg, st: overrides.pin(
-        cfg, st, name, region, why=reason or "pinned", now=now, expires=expires, force=force))
+    why = reason or "pinned"
+    _with_state(config_path, "pin", {"name": name, "region": region, "reason": why,
+                                     "force": force, "expires": expires},
+                lambda cfg, st: overrides.pin(cfg, st, name, region, why=why, now=now,
+                                              expires=expires, force=force))
 
 
 @cli.command()
@@ -520,31 +597,56 @@ def unpin(config_path: str, name: str, reason: str) -> None:
     """Undo a pin of record NAME."""
     from failover import overrides
 
-    _with_state(config_path, lambda cfg, st: overrides.unpin(
-        cfg, st, name, now=time.time(), why=reason))
+    _with_state(config_path, "unpin", {"name": name, "reason": reason},
+                lambda cfg, st: overrides.unpin(cfg, st, name, now=time.time(), why=reason))
 
 
 TAKE_UP_WAIT = 5.0  # seconds the CLI waits for the running controller to take a change up
 
 
-def _with_state(config_path: str, action: Any) -> None:
-    """Apply an override change to the state, then say whether a controller took it up:
-    "applied" only when the running controller answered, "saved" when none runs."""
-    from failover.state import open_state, running_controller
+def _with_state(config_path: str, action: str, body: dict[str, Any], make: Any) -> None:
+    """Write an override change (`make(cfg, state)`) to the state, then say whether a
+    controller took it up: "applied" only when the running controller answered, "saved"
+    when none runs. When the state cannot be written (a full or read-only disk, a corrupt
+    file), nothing is changed, and a running controller is asked to take the change over
+    its API (it holds it in memory until its state can be written)."""
+    from failover import apiclient
+    from failover.state import controller_pid, running_controller
 
     cfg = _load(config_path)
-    state = open_state(cfg)
+    c = cfg.controller
+    if (c.cluster is None and (c.token_env or c.token_file)
+            and controller_pid(cfg) is not None):
+        # the controller cannot write its state: it may hold changes the file lacks (a
+        # drain this restore undoes), so it is the one to ask
+        failing = apiclient.failing_state(cfg)
+        if failing is not None:
+            try:
+                _through_controller(cfg, action, body, "its state file cannot be written")
+                return
+            except InputError:  # the controller refused the change itself
+                raise
+            except FailoverError:
+                pass  # its API cannot be used from here: the state is written if it can be
+    try:
+        message, state = _write(cfg, make)
+    except InputError:
+        raise
+    except FailoverError as exc:  # the change is not in the state, nor its history line
+        _through_controller(cfg, action, body,
+                            f"this command could not write the state: {exc}", exc)
+        return
     cluster = cfg.controller.cluster
     try:
-        message = action(cfg, state)
         who = running_controller(cfg)
         if who is None:
             where = (f"etcd {cluster.etcd.prefix} has no leader" if cluster is not None
                      else f"no controller is running on {cfg.path(cfg.controller.state)}")
             click.echo(f"{message}; saved: {where}, the next one to start applies it")
             return
-        if _taken_up(state, time.monotonic() + TAKE_UP_WAIT):
-            click.echo(f"{message}; applied by the running controller ({who})")
+        taken = _taken_up(cfg, state, time.monotonic() + TAKE_UP_WAIT)
+        if taken is not None:
+            click.echo(f"{message}; applied by the running controller ({who}){taken}")
             return
     finally:
         state.close()
@@ -553,9 +655,59 @@ def _with_state(config_path: str, action: Any) -> None:
     sys.exit(EXIT_FAILURE)
 
 
-def _taken_up(state: Any, deadline: float) -> bool:
-    """Whether the controller's latest "overrides in force" event matches the overrides
-    now in state (it records one whenever it takes a change up)."""
+def _write(cfg: Config, make: Any) -> tuple[str, Any]:
+    """The change `make(cfg, state)` written, and the state, still open (closed when
+    this raises)."""
+    from failover import overrides
+    from failover.state import open_state
+
+    state = open_state(cfg)
+    try:
+        return overrides.commit(state, make(cfg, state)), state
+    except BaseException:
+        state.close()
+        raise
+
+
+def _through_controller(cfg: Config, action: str, body: dict[str, Any], why: str,
+                        unwritten: FailoverError | None = None) -> None:
+    """Hand a change to the running controller (one process) over its API, `why` the
+    state is not written directly (`unwritten`: the error of the write tried); raises
+    FailoverError, saying that nothing changed, when it cannot be."""
+    from failover import apiclient
+    from failover.overrides import who
+    from failover.state import controller_pid
+    from failover.state.sqlite import StateCorrupt
+
+    nothing = f"nothing changed: {unwritten or why}"
+    if cfg.controller.cluster is not None:
+        raise FailoverError(nothing)
+    pid = controller_pid(cfg)
+    if pid is None:
+        if isinstance(unwritten, StateCorrupt):
+            raise FailoverError(f"{nothing}; start the controller, then do it again")
+        raise FailoverError(f"{nothing}; no controller is running to hold the change in "
+                            "memory: make room for the state (or make it writable) and "
+                            "try again")
+    try:
+        answer = apiclient.send_change(cfg, action, {**body, "by": who()})
+    except InputError:
+        raise
+    except FailoverError as exc:
+        room = "" if isinstance(unwritten, StateCorrupt) else "; make room for the state and try again"
+        raise FailoverError(f"{nothing}{room} (the running controller, PID {pid}, would hold "
+                            f"the change in memory, but {exc})") from None
+    click.echo(f"{answer} (through the API of the running controller, PID {pid}: {why})")
+
+
+def _taken_up(cfg: Config, state: Any, deadline: float) -> str | None:
+    """Whether the running controller took the overrides now in state up: its latest
+    "overrides in force" event matches them (it records one whenever it takes a change
+    up), or, while it cannot write its history (its state failing), its /status shows
+    them. None when neither within the deadline; else what to add to "applied"."""
+    from failover import apiclient
+
+    asked = time.monotonic()  # /status only if the history has not said so within 1 s
     while True:
         now = time.time()
         want = {(o.kind, o.target, o.at) for o in state.overrides() if o.active(now)}
@@ -563,9 +715,18 @@ def _taken_up(state: Any, deadline: float) -> bool:
                  if e.subject == "controller" and "in_force" in e.detail]
         if taken and want == {(o["kind"], o["target"], o["at"])
                               for o in taken[-1].detail["in_force"]}:
-            return True
+            return ""
+        if cfg.controller.cluster is None and time.monotonic() - asked >= 1.0:
+            asked = time.monotonic()
+            live = apiclient.live_status(cfg, timeout=1.0) or {}
+            failing = apiclient.state_problems(live)
+            shown = {(o["kind"], o["target"], o["at"]) for o in live.get("overrides", [])
+                     if o["active"]}
+            if failing and shown == want:
+                return (f", which cannot record it in its history while its state cannot "
+                        f"be written ({failing[0]})")
         if time.monotonic() >= deadline:
-            return False
+            return None
         time.sleep(0.05)
 
 

@@ -42,6 +42,7 @@ from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.probes.scheduler import Scheduler
 from failover.reconcile import Ledger, Planned, read_actual
 from failover.repeats import Repeats
+from failover.state.held import HeldOverrides
 from failover.state.store import Event, Override, StateStore, as_overrides
 from policies import decide_all
 
@@ -1130,6 +1131,8 @@ class Controller:
                        f"(re-read and re-planned each time): {self._dns_error}")
         if self._state_error is not None:
             out.append(self._state_error)
+        if isinstance(self.state, HeldOverrides) and (held := self.state.problem()):
+            out.append(held)
         if self.member is not None:
             problem = self.member.problem()
             if problem is not None:

@@ -1,4 +1,9 @@
-"""Operator actions: drain or restore a region, pin or unpin a record. Kept in state."""
+"""Operator actions: drain or restore a region, pin or unpin a record. Kept in state.
+
+Each action is checked against the state and made a change (`OverrideChange`), then
+`commit` writes it with its history line in one transaction: an override is in the
+state with the line that says who and why, or neither is.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,14 @@ from typing import TYPE_CHECKING
 
 from failover.errors import InputError
 from failover.health import initial_snapshot
-from failover.state.store import Override, OverrideKind, StateStore, as_overrides
+from failover.state.store import (
+    Event,
+    Override,
+    OverrideChange,
+    OverrideKind,
+    StateStore,
+    as_overrides,
+)
 from policies import region_views
 
 if TYPE_CHECKING:
@@ -41,10 +53,23 @@ def stranded(cfg: Config, state: StateStore, drained: set[str], now: float) -> l
     return out
 
 
+def commit(state: StateStore, change: OverrideChange) -> str:
+    """Write `change` and its history line (both or neither); what to tell the operator.
+    Raises InputError when the override to clear changed since it was read, and
+    FailoverError when the store does not take the write (then nothing was written)."""
+    if not state.change_override(change):
+        assert change.clear is not None
+        raise InputError(f"nothing done: the {change.clear.kind} of {change.clear.target} "
+                         "changed while this ran; see `failover status`")
+    return change.summary
+
+
 def drain(cfg: Config, state: StateStore, region: str, *, why: str, now: float,
-          force: bool = False, expires: float | None = None, actor: str | None = None) -> str:
-    """Force a region out of every answer. Raises InputError for an unknown region, or
-    when a record would be left with no healthy region and `force` is not set."""
+          force: bool = False, expires: float | None = None,
+          actor: str | None = None) -> OverrideChange:
+    """The change that forces a region out of every answer (`commit` writes it). Raises
+    InputError for an unknown region, or when a record would be left with no healthy
+    region and `force` is not set."""
     _region(cfg, region)
     _reason(why)
     left = stranded(cfg, state, {region}, now)
@@ -52,24 +77,26 @@ def drain(cfg: Config, state: StateStore, region: str, *, why: str, now: float,
         raise InputError(f"draining {region} would leave {', '.join(left)} with no healthy "
                          "region (they would fail open); use --force to drain anyway")
     actor = actor or who()
-    state.set_override(Override("drain", region, region, actor, why, now, expires))
     message = f"{region} drained" + (f" (forced: {', '.join(left)} fail open)" if left else "")
-    _record(state, now, region, message, actor, why, expires, force and bool(left))
-    return message
+    return OverrideChange(message, _event(now, region, message, actor, why, expires,
+                                          force and bool(left)),
+                          set=Override("drain", region, region, actor, why, now, expires))
 
 
 def restore(cfg: Config, state: StateStore, region: str, *, now: float | None = None,
-            actor: str | None = None, why: str = "") -> str:
-    """Undo a drain. Raises InputError when the region is not drained."""
+            actor: str | None = None, why: str = "") -> OverrideChange:
+    """The change that undoes a drain. Raises InputError when the region is not drained."""
     _region(cfg, region)
     return _undo(state, "drain", region, "drained", "restored", now, actor, why)
 
 
 def pin(cfg: Config, state: StateStore, name: str, region: str, *, why: str, now: float,
-        expires: float | None = None, actor: str | None = None, force: bool = False) -> str:
-    """Force one record name's answer to one region, whatever its health. Raises
-    InputError for an unknown name or region, and (without `force`) when the region is
-    unhealthy or drained for that name: a pin there would send traffic to an outage."""
+        expires: float | None = None, actor: str | None = None,
+        force: bool = False) -> OverrideChange:
+    """The change that forces one record name's answer to one region, whatever its
+    health. Raises InputError for an unknown name or region, and (without `force`) when
+    the region is unhealthy or drained for that name: a pin there would send traffic to
+    an outage."""
     name = record_name(cfg, name)
     records = [r for r in cfg.records if r.name == name]
     _region(cfg, region)
@@ -88,26 +115,27 @@ def pin(cfg: Config, state: StateStore, name: str, region: str, *, why: str, now
                 raise InputError(f"{region} is drained; use --force to pin {name} there "
                                  "anyway")
     actor = actor or who()
-    state.set_override(Override("pin", name, region, actor, why, now, expires))
     message = f"{name} pinned to {region}" + (" (forced)" if force else "")
-    _record(state, now, name, message, actor, why, expires, force)
-    return message
+    return OverrideChange(message, _event(now, name, message, actor, why, expires, force),
+                          set=Override("pin", name, region, actor, why, now, expires))
 
 
 def unpin(cfg: Config, state: StateStore, name: str, *, now: float | None = None,
-          actor: str | None = None, why: str = "") -> str:
-    """Undo a pin. Raises InputError when the name is not pinned."""
+          actor: str | None = None, why: str = "") -> OverrideChange:
+    """The change that undoes a pin. Raises InputError when the name is not pinned."""
     return _undo(state, "pin", record_name(cfg, name), "pinned", "unpinned", now, actor, why)
 
 
 def _undo(state: StateStore, kind: OverrideKind, target: str, was: str, done: str,
-          now: float | None, actor: str | None, why: str) -> str:
-    if not state.clear_override(kind, target):
-        held = [o.target for o in state.overrides() if o.kind == kind]
-        raise InputError(f"{target} is not {was} ({was}: {', '.join(held) or 'none'})")
+          now: float | None, actor: str | None, why: str) -> OverrideChange:
+    held = [o for o in state.overrides() if o.kind == kind]
+    found = next((o for o in held if o.target == target), None)
+    if found is None:
+        raise InputError(f"{target} is not {was} ({was}: "
+                         f"{', '.join(o.target for o in held) or 'none'})")
     message = f"{target} {done}"
-    _record(state, now, target, message, actor or who(), _reason(why), None, False)
-    return message
+    return OverrideChange(message, _event(now, target, message, actor or who(), _reason(why),
+                                          None, False), clear=found)
 
 
 def record_name(cfg: Config, name: str) -> str:
@@ -141,18 +169,16 @@ def _reason(why: str) -> str:
     return why
 
 
-def _record(state: StateStore, now: float | None, subject: str, message: str, actor: str,
-            why: str, expires: float | None, forced: bool) -> None:
+def _event(now: float | None, subject: str, message: str, actor: str, why: str,
+           expires: float | None, forced: bool) -> Event:
     """The history line of an operator's change: who, why and until when."""
     import time
-
-    from failover.state.store import Event
 
     text = f"{message} by {actor}" + (f": {why}" if why else "")
     if expires is not None:
         text += f" (until {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(expires))})"
-    state.record([Event(now if now is not None else time.time(), "override", subject, text,
-                        {"actor": actor, "reason": why, "expires": expires, "forced": forced})])
+    return Event(now if now is not None else time.time(), "override", subject, text,
+                 {"actor": actor, "reason": why, "expires": expires, "forced": forced})
 
 
 def _region(cfg: Config, region: str) -> None:

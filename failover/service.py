@@ -24,6 +24,8 @@ from failover.dns.base import Adapter
 from failover.errors import FailoverError, InputError
 from failover.probes.runtime import run_loop
 from failover.state import open_state
+from failover.state.held import HeldOverrides
+from failover.state.store import OverrideChange
 
 log = logging.getLogger("failover")
 
@@ -89,7 +91,11 @@ def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False,
                          "run with controller.cluster; `failover plan` shows what would change")
     api_token(cfg)  # a blank or short token is refused before anything starts
     adapter = adapter_for(cfg)
-    state = open_state(cfg, exclusive=True)
+    state = open_state(cfg, exclusive=True)  # a corrupt SQLite file is set aside
+    if cfg.controller.cluster is None:
+        # an operator's change the state cannot take is held in memory, in force at once
+        # (a fleet's change must reach etcd, where the leader reads it)
+        state = HeldOverrides(state)
     if cfg.controller.cluster is None and adapter is not None and not dry_run:
         try:
             _zone_free(cfg, adapter, take_over)
@@ -180,6 +186,9 @@ async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: 
     controller = Controller(cfg, state=state, adapter=adapter, dry_run=dry_run, force=force,
                             take_over=take_over,
                             member=member)
+    set_aside = getattr(state, "set_aside", None)
+    if set_aside is not None:  # the first line of the new state's history
+        controller.event("error", "state", set_aside)
     published = Published()
 
     building: list[asyncio.Future[None] | None] = [None]
@@ -209,7 +218,7 @@ async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: 
     async def change(action: str, body: Any, actor: str) -> str:
         c, now = controller.cfg, time.time()
 
-        def apply() -> str:
+        def make() -> OverrideChange:
             if action == "drain":
                 return overrides.drain(c, state, body.region, why=body.reason, now=now,
                                        force=body.force, actor=actor,
@@ -222,6 +231,20 @@ async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: 
                                      now=now, actor=actor, force=body.force,
                                      expires=_expiry(body, now))
             return overrides.unpin(c, state, body.name, now=now, actor=actor, why=body.reason)
+
+        def apply() -> str:
+            change = make()
+            try:
+                return overrides.commit(state, change)
+            except InputError:
+                raise
+            except FailoverError as exc:
+                if not isinstance(state, HeldOverrides):
+                    raise
+                state.hold(change)
+                return (f"{change.summary}; in force now, held in memory by the running "
+                        f"controller: its state cannot be written ({exc}); written there "
+                        "when it can be, lost if the controller stops first")
 
         message = await loop.run_in_executor(None, apply)  # SQLite: off the loop
         controller.wake()

@@ -13,7 +13,7 @@ from failover.cluster.etcd import Etcd
 from failover.localetcd import LocalEtcd
 from failover.state import etcd as etcd_state
 from failover.state.etcd import EtcdState
-from failover.state.store import Event, Override
+from failover.state.store import Event, Override, OverrideChange
 from policies import Decision
 from tests.service_env import wait_for
 from tests.test_fleet import etcd as etcd
@@ -50,6 +50,24 @@ def test_overrides_round_trip_and_another_writers_change_is_seen_by_the_watch(
         assert wait_for(lambda: [o.kind for o in store.overrides()] == ["pin"], 10)
     finally:
         other.close()
+
+
+def test_an_operators_change_is_written_with_its_history_line(store: EtcdState) -> None:
+    drained = Override("drain", "us-east-1", "us-east-1", "ops", "maint", 5.0)
+    again = Override("drain", "us-east-1", "us-east-1", "ops", "longer", 6.0)
+    assert store.change_override(OverrideChange(
+        "us-east-1 drained", Event(5.0, "override", "us-east-1", "drained by ops"), set=drained))
+    assert store.change_override(OverrideChange(
+        "us-east-1 drained", Event(6.0, "override", "us-east-1", "drained again"), set=again))
+    # a restore made from what was read before the second drain removes nothing
+    assert not store.change_override(OverrideChange(
+        "us-east-1 restored", Event(7.0, "override", "us-east-1", "restored"), clear=drained))
+    assert store.overrides() == [again]
+    assert store.change_override(OverrideChange(
+        "us-east-1 restored", Event(8.0, "override", "us-east-1", "restored"), clear=again))
+    assert store.overrides() == []
+    assert [e.message for e in store.history()] == ["drained by ops", "drained again",
+                                                     "restored"]
 
 
 def test_the_controller_keeps_the_overrides_it_knew_while_etcd_is_gone(

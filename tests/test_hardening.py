@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -336,6 +337,235 @@ def _answer(port: int, name: str) -> set[str]:
     except (OSError, dns.exception.Timeout):
         return set()
     return {rd.to_text() for rrset in reply.answer for rd in rrset}
+
+
+def _break(path: Path, how: str) -> None:
+    """Damage a state file as a failing disk or a bad copy does."""
+    db = sqlite3.connect(path)
+    # every page in the file itself, the log emptied (a running controller may be busy)
+    assert wait_for(lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0)
+    page = int(db.execute("PRAGMA page_size").fetchone()[0])
+    events = int(db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'")
+                 .fetchone()[0])
+    db.close()
+    if how == "not a database":
+        path.write_bytes(os.urandom(8 * page))
+    elif how == "truncated":
+        os.truncate(path, events * page // 2)
+    else:  # malformed: the history's first page overwritten, the overrides still readable
+        with path.open("r+b") as f:
+            f.seek((events - 1) * page)
+            f.write(b"\xff" * page)
+
+
+@pytest.mark.parametrize("how", ["malformed", "truncated", "not a database"])
+def test_a_corrupt_state_is_set_aside_and_failover_goes_on(env: Env, how: str) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    r = env.cli("drain", "us-east-1", "--reason", "maintenance")
+    assert r.returncode == 0 and "applied by the running controller" in r.stdout, r.stderr
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
+    assert env.stop_controller() == 0
+    _break(env.dir / "failover.db", how)
+    # the commands that read the state say what is wrong and what will happen; only the
+    # controller moves the file, and a change is written whole or not at all
+    for command in (("status", "--no-read"), ("history",), ("drain", "eu-west-1", "--force"),
+                    ("restore", "us-east-1")):
+        r = env.cli(*command)
+        assert r.returncode == 1, (command, r.stdout, r.stderr)
+        assert "failover.db is corrupt (" in r.stderr, (command, r.stderr)
+        assert "the controller sets it aside as failover.db.corrupt-<time> at its next " \
+               "start" in r.stderr, (command, r.stderr)
+        assert "Traceback" not in r.stderr, (command, r.stderr)
+    assert not list(env.dir.glob("failover.db.corrupt-*"))
+    proc = env.start_controller()  # no crash loop: it sets the file aside and starts afresh
+    assert wait_for(served_east(env)), env.log()  # the drain went with the old state
+    env.stop_region(EAST)
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=20), env.log()
+    assert proc.poll() is None
+    moved = [p.name for p in env.dir.glob("failover.db.corrupt-*")]
+    assert len([m for m in moved if re.fullmatch(r"failover\.db\.corrupt-\d{8}T\d{6}Z", m)]) \
+        == 1, moved
+    name = next(m for m in moved if not m.endswith(("-wal", "-shm")))
+    assert re.search(rf"ERROR failover\S* event=state_set_aside .*{re.escape(name)}", env.log())
+    first = json.loads(env.cli("history", "--json").stdout)[0]  # the new state's first line
+    assert first["kind"] == "error" and "was corrupt" in first["message"], first
+    assert f"set aside as {name}; started from an empty state" in first["message"], first
+    if how == "malformed":  # what it could still read of the old state is named
+        assert "overrides lost: drain us-east-1" in first["message"], first
+
+
+def test_a_change_the_command_cannot_write_goes_through_the_running_controller(
+        env: Env) -> None:
+    env.add_token()
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    _break(env.dir / "failover.db", "malformed")  # under it: the history cannot be written
+    r = env.cli("drain", "us-east-1")
+    assert r.returncode == 0 and r.stdout.startswith("us-east-1 drained"), r.stdout + r.stderr
+    assert "(through the API of the running controller, PID " in r.stdout, r.stdout
+    assert "this command could not write the state: state " in r.stdout, r.stdout
+    assert "failover.db is corrupt (" in r.stdout, r.stdout
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
+    assert proc.poll() is None
+
+
+def _changes() -> tuple[Any, Any, Any]:
+    """A drain, a pin and the restore of the drain, as the CLI and the API make them."""
+    from failover.state.store import Event, Override, OverrideChange
+
+    drained = Override("drain", "us-east-1", "us-east-1", "ops", "maintenance", 1.0)
+    pinned = Override("pin", "api.example.test.", "eu-west-1", "ops", "", 2.0)
+    return (
+        OverrideChange("us-east-1 drained", Event(1.0, "override", "us-east-1",
+                                                  "us-east-1 drained by ops"), set=drained),
+        OverrideChange("api.example.test. pinned to eu-west-1", Event(
+            2.0, "override", "api.example.test.", "api.example.test. pinned by ops"),
+            set=pinned),
+        OverrideChange("us-east-1 restored", Event(3.0, "override", "us-east-1",
+                                                   "us-east-1 restored by ops"), clear=drained))
+
+
+def test_an_override_and_its_history_line_are_written_together_or_not_at_all(
+        tmp_path: Path) -> None:
+    from failover.errors import FailoverError
+    from failover.overrides import commit
+    from failover.state.sqlite import SqliteState
+
+    drain, pin, restore = _changes()
+    state = SqliteState(tmp_path / "failover.db")
+    try:
+        assert commit(state, drain) == "us-east-1 drained"
+        # the history takes no more lines, as a full disk refuses the pages they need
+        other = sqlite3.connect(tmp_path / "failover.db")
+        other.execute("CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN "
+                      "SELECT RAISE(ABORT, 'database or disk is full'); END")
+        other.commit()
+        other.close()
+        for change in (pin, restore):
+            with pytest.raises(FailoverError, match="database or disk is full"):
+                commit(state, change)
+        assert [(o.kind, o.target) for o in state.overrides()] == [("drain", "us-east-1")]
+        assert [e.message for e in state.history()] == ["us-east-1 drained by ops"]
+    finally:
+        state.close()
+
+
+def test_on_a_full_disk_a_new_override_is_refused_and_undoing_one_goes_through(
+        tmp_path: Path) -> None:
+    from failover.errors import FailoverError
+    from failover.health import HealthSnapshot
+    from failover.overrides import commit
+    from failover.state.sqlite import SqliteState
+
+    drain, pin, restore = _changes()
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        state = SqliteState(disk / "failover.db", exclusive=True)  # as the controller opens it
+        try:
+            for _ in range(2):  # and again once the disk had room in between
+                assert commit(state, drain) == "us-east-1 drained"
+                filler = _fill(disk)
+                with pytest.raises(FailoverError, match=r"failover\.db: database or disk is full"):
+                    commit(state, pin)
+                assert [o.target for o in state.overrides()] == ["us-east-1"]
+                assert commit(state, restore) == "us-east-1 restored"
+                assert state.overrides() == []
+                assert state.history()[-1].message == "us-east-1 restored by ops"
+                filler.unlink()
+                state.save_health(HealthSnapshot(at=4.0, endpoints={}))  # every 10 s
+        finally:
+            state.close()
+
+
+def _post(env: Env, action: str, body: dict[str, Any]) -> int:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{env.api_port}/v1/{action}", data=json.dumps(body).encode(),
+        method="POST", headers={"Authorization": "Bearer s3cret-token-for-tests"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _state_on(env: Env, disk: Path) -> None:
+    env.config.write_text(env.config.read_text().replace(
+        "state: ./failover.db", f"state: ./{disk.name}/failover.db"))
+
+
+def test_on_a_full_disk_drain_and_restore_work_and_status_says_the_state_is_stale(
+        env: Env) -> None:
+    with small_disk(env.dir / "state") as disk:
+        _state_on(env, disk)
+        env.add_token()
+        proc = env.start_controller()
+        assert wait_for(served_east(env)), env.log()
+        r = env.cli("drain", "us-east-1")  # before the disk fills
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
+        filler = _fill(disk)
+        assert wait_for(lambda: "state store failing" in _get(env, "/readyz")[1], timeout=30), (
+            env.log())
+        r = env.cli("restore", "us-east-1")
+        assert r.returncode == 0 and r.stdout.startswith("us-east-1 restored"), r.stdout + r.stderr
+        assert "Traceback" not in r.stderr
+        assert wait_for(served_east(env), timeout=10), env.log()
+        r = env.cli("drain", "us-east-1", "--reason", "disk full drill")
+        assert r.returncode == 0 and r.stdout.startswith("us-east-1 drained"), r.stdout + r.stderr
+        assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
+        shown = env.cli("status", "--no-read").stdout
+        assert "STALE STATE: the state is stale (the running controller cannot write it): " \
+               "shown is the running controller's own /status" in shown, shown
+        assert "problem: state store failing (write)" in shown, shown
+        assert re.search(r"drain us-east-1 by .*: disk full drill", shown), shown
+        assert _post(env, "restore", {"region": "us-east-1", "by": "alice"}) == 200
+        assert wait_for(served_east(env), timeout=10), env.log()
+        filler.unlink()
+        assert wait_for(lambda: _get(env, "/readyz")[0] == 200, timeout=90), env.log()
+        assert wait_for(lambda: "STALE STATE" not in env.cli("status", "--no-read").stdout,
+                        timeout=10)
+        history = env.cli("history").stdout
+        assert re.search(r"us-east-1 drained by api token \./token for \S+: disk full drill",
+                         history), history
+        assert "us-east-1 restored by api token ./token for alice" in history, history
+        assert proc.poll() is None
+
+
+def test_changes_the_state_cannot_take_are_held_by_the_controller_and_written_later(
+        env: Env) -> None:
+    from tests.service_env import overrides_left
+
+    with small_disk(env.dir / "state") as disk:
+        _state_on(env, disk)
+        env.add_token()
+        env.start_controller()
+        assert wait_for(served_east(env)), env.log()
+        assert env.stop_controller() == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, timeout=30)
+        try:
+            proc = env.start_controller()  # it runs on what it can read
+            assert wait_for(lambda: "opened read-only" in _get(env, "/readyz")[1],
+                            timeout=30), env.log()
+            r = env.cli("drain", "us-east-1", "--reason", "held")
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert r.stdout.startswith("us-east-1 drained; in force now, held in memory by the "
+                                       "running controller: its state cannot be written"), r.stdout
+            assert wait_for(lambda: env.answer() == {WEST}, timeout=10), env.log()
+            assert "us-east-1 drained" in _get(env, "/readyz")[1]  # named while held
+            # the drain is in the controller's memory only: the restore finds it there
+            r = env.cli("restore", "us-east-1")
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert r.stdout.startswith("us-east-1 restored; in force now, held in memory"), (
+                r.stdout)
+            assert wait_for(served_east(env), timeout=10), env.log()
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True, timeout=30)
+        assert wait_for(lambda: _get(env, "/readyz")[0] == 200, timeout=90), env.log()
+        history = env.cli("history").stdout
+        drained = history.index("us-east-1 drained by api token ./token for ")
+        assert history.index("us-east-1 restored by api token ./token for ") > drained
+        assert overrides_left(env) == []
+        assert proc.poll() is None
 
 
 def test_a_second_demo_in_a_directory_in_use_is_refused(tmp_path: Path) -> None:

@@ -21,7 +21,9 @@ __all__ = ["Event", "Override", "StateStore", "controller_pid", "open_state",
 def open_state(cfg: Config, exclusive: bool = False) -> StateStore:
     """The store the config names: etcd for a fleet (`controller.cluster`), else a
     SQLite file at `controller.state`; with `exclusive` (the controller) a SQLite file
-    is held against a second controller (a fleet elects its writer instead)."""
+    is held against a second controller (a fleet elects its writer instead), and a
+    corrupt one is set aside and started afresh (its `set_aside` says so). Without it, a
+    corrupt SQLite file raises StateCorrupt and stays where it is."""
     cluster = cfg.controller.cluster
     if cluster is not None:
         from failover.cluster import client_for

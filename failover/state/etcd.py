@@ -26,7 +26,7 @@ from failover.cluster.etcd import Etcd, EtcdError, b64, prefix_end, put_op
 from failover.cluster.watch import PrefixCache
 from failover.health import CheckState, HealthSnapshot
 from failover.state import codec
-from failover.state.store import Event, Override, OverrideKind
+from failover.state.store import Event, Override, OverrideChange, OverrideKind
 from policies import Decision
 
 CHUNK = 512 * 1024  # bytes of compressed decisions per key (etcd takes 1.5 MiB requests)
@@ -94,6 +94,25 @@ class EtcdState:
     def clear_override(self, kind: OverrideKind, target: str) -> bool:
         return self.client.delete(self._key("overrides", kind, target)) > 0
 
+    def change_override(self, change: OverrideChange) -> bool:
+        event = put_op(self._history_key(change.event), json.dumps(codec.event_data(change.event)))
+        if change.set is not None:
+            o = change.set
+            self.client.txn([], [put_op(self._key("overrides", o.kind, o.target),
+                                        json.dumps(codec.override_data(o))), event])
+            return True
+        assert change.clear is not None
+        key = self._key("overrides", change.clear.kind, change.clear.target)
+        kv = self.client.get(key)
+        if kv is None or codec.override_from(kv.json()).at != change.clear.at:
+            return False
+        # removed only if nobody wrote it since it was read
+        held, _ = self.client.txn(
+            [{"key": b64(key), "target": "MOD", "result": "EQUAL",
+              "mod_revision": str(kv.mod_revision)}],
+            [{"request_delete_range": {"key": b64(key)}}, event])
+        return held
+
     # ------------------------------------------------------ health and decisions
 
     def save_health(self, snapshot: HealthSnapshot) -> None:
@@ -146,10 +165,12 @@ class EtcdState:
 
     # -------------------------------------------------------------------- history
 
+    def _history_key(self, e: Event) -> str:
+        return self._key("history", f"{int(e.at * 1000):015d}-{next(self._seq) % 10**6:06d}"
+                         f"-{self.vantage}")
+
     def record(self, events: list[Event]) -> None:
-        ops = [put_op(self._key("history", f"{int(e.at * 1000):015d}-{next(self._seq) % 10**6:06d}"
-                                f"-{self.vantage}"), json.dumps(codec.event_data(e)))
-               for e in events]
+        ops = [put_op(self._history_key(e), json.dumps(codec.event_data(e))) for e in events]
         for i in range(0, len(ops), MAX_OPS):
             self.client.txn([], ops[i:i + MAX_OPS])
 

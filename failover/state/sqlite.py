@@ -4,6 +4,11 @@ The file is created 0600 (write access to it is the authority to drain). A contr
 holds an exclusive lock on `<state>.lock` (holding its PID) for as long as it runs: a
 second controller on the same state is refused, naming the first, and the CLI knows
 whether a controller is there to take its change up.
+
+A state file that is not a sound SQLite database (malformed, truncated, not one at all)
+is set aside by the controller when it starts, as `<state>.corrupt-<UTC time>` with its
+-wal and -shm, and it starts from an empty state rather than exit (a service manager
+would restart it into the same failure forever). The CLI never moves it: it says so.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,8 +28,11 @@ from typing import Any
 from failover.errors import FailoverError, InputError
 from failover.health import CheckState, HealthSnapshot
 from failover.state import codec
-from failover.state.store import Event, Override, OverrideKind
+from failover.state.reserve import Reserve
+from failover.state.store import Event, Override, OverrideChange, OverrideKind
 from policies import Decision
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS overrides (
@@ -63,25 +73,60 @@ class StateInUse(InputError):
     """Another controller holds the state."""
 
 
+class StateCorrupt(FailoverError):
+    """The state file is not a sound SQLite database: malformed, truncated, or not one."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        self.why = why
+        super().__init__(f"state {path} is corrupt ({why}): the controller sets it aside as "
+                         f"{path.name}.corrupt-<time> at its next start and starts from an "
+                         "empty state (the overrides in it are lost)")
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    """Whether SQLite found the file damaged or not a database at all."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _out_of_space(exc: sqlite3.Error) -> bool:
+    # a full disk is SQLITE_FULL in a write, SQLITE_IOERR when a -wal cannot be grown
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+
+
 class SqliteState:
     """State in one SQLite file; every call is one short transaction.
 
-    With `exclusive` (the controller) it takes the state's lock, and a state it can read
+    With `exclusive` (the controller) it takes the state's lock, sets a corrupt state
+    aside (`set_aside` says what it did) and starts an empty one, and a state it can read
     but not write (a read-only file or disk) is opened read-only: the controller runs on
-    what it holds and `reopen()` tries again for writing.
+    what it holds and `reopen()` tries again for writing. Without it, a corrupt state
+    raises StateCorrupt.
     """
 
     def __init__(self, path: Path, exclusive: bool = False) -> None:
         self.path = path
         self.read_only = False
+        self.set_aside: str | None = None  # a corrupt state set aside at open: what and why
         self._lock_fd: int | None = None
         self._lock = threading.Lock()
         self._version: int | None = None
         self._inode: tuple[int, int] | None = None
+        self._reserve = Reserve(path)
         if exclusive:
             self._take_lock()
         try:
-            self._db = self._connect()
+            try:
+                self._db = self._connect(check=exclusive)
+            except StateCorrupt as corrupt:
+                if not exclusive:
+                    raise
+                self.set_aside = self._set_aside(corrupt.why)
+                self._db = self._connect()
+        except FailoverError:  # corrupt (the CLI), or corrupt and it cannot be moved
+            self._release_lock()
+            raise
         except (OSError, sqlite3.Error) as exc:
             if not exclusive or not path.exists():
                 self._release_lock()
@@ -100,8 +145,14 @@ class SqliteState:
             self.read_only = True
             self.open_error = f"state {path} opened read-only: {exc}"
         self._inode = _inode(path)
+        if exclusive and not self.read_only:
+            # the controller makes it (and again after each save of its health): a
+            # command making it could take the very space its own change needs
+            self._reserve.keep()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, check: bool = False) -> sqlite3.Connection:
+        """A connection to the file at the path (created when missing); with `check`,
+        every page is read first (~0.3 s for a million events). Raises StateCorrupt."""
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
         # created 0600 from the start, never widened after the fact
@@ -112,10 +163,53 @@ class SqliteState:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
-        except sqlite3.Error:
+            if check:
+                found = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
+                if found != ["ok"]:
+                    lines = [x for f in found for x in f.splitlines() if not x.startswith("*")]
+                    raise StateCorrupt(path, "quick_check: " + "; ".join(lines))
+        except sqlite3.Error as exc:
+            db.close()
+            if is_corrupt(exc):
+                raise StateCorrupt(self.path, str(exc)) from None
+            raise
+        except StateCorrupt:
             db.close()
             raise
         return db
+
+    def _set_aside(self, why: str) -> str:
+        """Move the corrupt state (with its -wal and -shm) to `<state>.corrupt-<UTC
+        time>`, under the state's lock; what was done, for the log and the history.
+        Raises FailoverError when it cannot be moved."""
+        lost = _readable_overrides(self.path)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while any(Path(f"{target}{s}").exists() for s in ("", "-wal", "-shm")):
+            n += 1
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        try:
+            # the -wal first: a new database must never find the old one's log beside it
+            for suffix in ("-wal", "-shm", ""):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(f"{self.path}{suffix}", f"{target}{suffix}")
+        except OSError as exc:
+            raise FailoverError(f"state {self.path} is corrupt ({why}) and cannot be set "
+                                f"aside: {exc.strerror}; move it and its -wal and -shm "
+                                "away by hand") from None
+        if lost is None:
+            overrides = "its overrides could not be read (lost)"
+        elif lost:
+            overrides = f"overrides lost: {', '.join(lost)} (drain or pin again to keep them)"
+        else:
+            overrides = "it held no override that could be read"
+        said = (f"state {self.path} was corrupt ({why}): set aside as {target.name}; "
+                "started from an empty state: endpoints start healthy until probed, "
+                f"decisions and history start again; {overrides}")
+        log.error("event=state_set_aside state=%s moved_to=%s error=%r overrides_lost=%r",
+                  self.path, target, why, lost)
+        return said
 
     def _take_lock(self) -> None:
         lock = lock_path(self.path)
@@ -184,7 +278,18 @@ class SqliteState:
             try:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise FailoverError(f"state {self.path}: {exc}") from None
+                raise self._failure(exc) from None
+
+    def _failure(self, exc: sqlite3.Error) -> FailoverError:
+        if is_corrupt(exc):
+            return StateCorrupt(self.path, str(exc))
+        return FailoverError(f"state {self.path}: {exc}")
+
+    def _rollback(self) -> None:
+        # SQLite rolls back itself on some errors (a full disk): a second ROLLBACK fails
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def changed_elsewhere(self) -> bool:
         # data_version moves when another connection commits; this one's own writes do not
@@ -209,9 +314,52 @@ class SqliteState:
         self._run("DELETE FROM overrides WHERE kind = ? AND target = ?", (kind, target))
         return bool(found)
 
+    def change_override(self, change: OverrideChange) -> bool:
+        try:
+            return self._change(change)
+        except sqlite3.Error as exc:
+            # undoing a drain or a pin must work on a full disk: the reserve makes room
+            if not (change.clear is not None and _out_of_space(exc)
+                    and self._reserve.release()):
+                raise self._failure(exc) from None
+            log.warning("event=state_reserve_spent state=%s change=%r error=%r: the disk "
+                        "is full; the space set aside for undoing overrides was freed",
+                        self.path, change.summary, str(exc))
+        try:
+            return self._change(change)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
+
+    def _change(self, change: OverrideChange) -> bool:
+        e = change.event
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                if change.clear is not None:
+                    o = change.clear
+                    gone = self._db.execute(
+                        "DELETE FROM overrides WHERE kind = ? AND target = ? AND at = ?",
+                        (o.kind, o.target, o.at)).rowcount
+                    if not gone:
+                        self._db.execute("ROLLBACK")
+                        return False
+                if change.set is not None:
+                    o = change.set
+                    self._db.execute("INSERT OR REPLACE INTO overrides VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                     (o.kind, o.target, o.region, o.who, o.why, o.at, o.expires))
+                self._db.execute(
+                    "INSERT INTO events (at, kind, subject, message, detail) VALUES (?, ?, ?, ?, ?)",
+                    (e.at, e.kind, e.subject, e.message, json.dumps(dict(e.detail))))
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback()
+                raise
+        return True
+
     # health and decisions
     def save_health(self, snapshot: HealthSnapshot) -> None:
         self._put("health", codec.health_data(snapshot))
+        self._reserve.keep()  # the controller saves every 10 s: room again, made again
 
     def load_health(self) -> HealthSnapshot | None:
         return codec.health_from(self._get("health"))
@@ -249,8 +397,8 @@ class SqliteState:
                      for e in events])
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise FailoverError(f"state {self.path}: {exc}") from None
+                self._rollback()
+                raise self._failure(exc) from None
 
     def history(self, since: float | None = None, limit: int = 1000,
                 kind: str | None = None) -> list[Event]:
@@ -268,12 +416,28 @@ class SqliteState:
                     (older_than, keep))
                 return int(cur.rowcount)
             except sqlite3.Error as exc:
-                raise FailoverError(f"state {self.path}: {exc}") from None
+                raise self._failure(exc) from None
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
         self._release_lock()
+
+
+def _readable_overrides(path: Path) -> list[str] | None:
+    """The overrides a damaged state file still yields ("drain us-east-1"), read only;
+    None when none can be read."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = db.execute("SELECT kind, target FROM overrides ORDER BY at LIMIT 50").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return [f"{kind} {target}"[:300] for kind, target in rows]
 
 
 def _inode(where: Path | int) -> tuple[int, int] | None:

@@ -40,6 +40,35 @@ class Event:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class OverrideChange:
+    """One operator change, written whole or not at all: an override set (drain, pin) or
+    cleared (restore, unpin), and the history line that says who did it and why."""
+
+    summary: str  # what an operator is told: "us-east-1 drained"
+    event: Event
+    set: Override | None = None  # added, or replacing the one of its (kind, target)
+    clear: Override | None = None  # removed, if it is still the one set at its `at`
+
+    def __post_init__(self) -> None:
+        assert (self.set is None) != (self.clear is None), "one of set and clear"
+
+
+def apply_changes(overrides: list[Override], changes: list[OverrideChange]) -> list[Override]:
+    """The overrides with `changes` applied in order (a clear only removes the override it
+    names: the same kind, target and time set)."""
+    by_key = {(o.kind, o.target): o for o in overrides}
+    for c in changes:
+        if c.set is not None:
+            by_key[(c.set.kind, c.set.target)] = c.set
+        elif c.clear is not None:
+            key = (c.clear.kind, c.clear.target)
+            there = by_key.get(key)
+            if there is not None and there.at == c.clear.at:
+                del by_key[key]
+    return sorted(by_key.values(), key=lambda o: o.at)
+
+
 def as_overrides(items: list[Override], now: float) -> Overrides:
     """The policy engine's view of the overrides active at `now`."""
     active = [o for o in items if o.active(now)]
@@ -50,7 +79,10 @@ def as_overrides(items: list[Override], now: float) -> Overrides:
 class StateStore(Protocol):
     """Where the controller and the CLI keep what must survive a restart."""
 
-    read_only: bool  # opened for reading only (a read-only file or disk): writes fail
+    @property
+    def read_only(self) -> bool:
+        """Opened for reading only (a read-only file or disk): writes fail."""
+        ...
 
     def replaced(self) -> str | None:
         """Why what this store has open is no longer the store its config names (a file
@@ -81,6 +113,12 @@ class StateStore(Protocol):
 
     def clear_override(self, kind: OverrideKind, target: str) -> bool:
         """Remove an override; False when there was none."""
+        ...
+
+    def change_override(self, change: OverrideChange) -> bool:
+        """Write an operator's change and its history line in one transaction: both or
+        neither. False (nothing written) when the override to clear is no longer there as
+        it was. Raises FailoverError when the store does not take the write."""
         ...
 
     def save_health(self, snapshot: HealthSnapshot) -> None:
