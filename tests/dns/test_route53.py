@@ -618,3 +618,49 @@ def test_the_negative_ttl_is_read_from_the_hosted_zones_soa(zone: str) -> None:
     # a new hosted zone's SOA: TTL 900 s, MINIMUM 86400 s: resolvers keep "no answer" 15 min
     assert negative is not None
     assert (negative.soa_ttl, negative.minimum, negative.seconds) == (900, 86400, 900)
+
+
+class Deposing:
+    """A client that, once the first "failover" change batch has been applied, lets a
+    newer leader take the fence before the next batch is sent."""
+
+    def __init__(self, client: Any, depose: Any) -> None:
+        self.client, self.depose, self.batches = client, depose, 0
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.client, name)
+        if name != "change_resource_record_sets":
+            return real
+
+        def call(**kwargs: Any) -> Any:
+            ours = kwargs["ChangeBatch"].get("Comment") == "failover"
+            self.batches += ours
+            result = real(**kwargs)
+            if ours and self.batches == 1:
+                self.depose()
+            return result
+
+        return call
+
+
+def test_every_batch_is_fenced_a_leader_deposed_between_batches_writes_no_more(zone: str) -> None:
+    from failover.dns.base import DnsFenced, fence_epoch
+
+    prov = Route53Provider(type="route53", hosted_zone_id=zone, max_requests_per_second=5)
+    new = Route53Adapter("example.test.", prov)
+    new.fence(8, "eu-west-1")
+    client = Deposing(boto3.client("route53", region_name="us-east-1"), new.take_over)
+    old = Route53Adapter("example.test.", prov, client=client)
+    old.fence(3, "us-east-1")
+    keys = {(f"r{i}.example.test.", "A") for i in range(2500)}
+    desired = [R(n, "A", 60, ["127.0.1.1"]) for n, _ in sorted(keys)]
+    changes = plan.diff(desired, [], keys)
+    assert len(batches(changes.changes, fenced=True)) == 3
+    with pytest.raises(DnsFenced) as caught:
+        old.apply(changes, [])
+    assert caught.value.epoch == 8 and client.batches == 2  # the second batch: refused
+    assert fence_epoch(new.read_fence()) == 8
+    # only the first batch, sent while it led, was written
+    written = {rs.name for rs in new.read(keys)}
+    assert 0 < len(written) < 1000
+    assert written == {n for n, _ in sorted(keys)[:len(written)]}
