@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/contract.yaml
 
-.PHONY: install system run test lint bench clean
+.PHONY: install system run test lint bench mutate clean
 
 install: $(STAMP)
 
@@ -41,5 +41,13 @@ bench: install system
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/scale.py
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/fleet.py
 
+# Mutation testing of the pure core (policies/, failover/health/, plan, reconcile, ownership)
+# with the unit tests that need no servers ([tool.mutmut] in pyproject.toml): prints the
+# score and the survivors. Slow (tens of minutes on 2 cores): not part of `make test`/CI.
+mutate: install
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 >/dev/null || true
+	$(BIN)/python .ci/mutation-score
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf mutants $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dns.exception
 import dns.message
 import dns.query
+import dns.rcode
 import dns.rdatatype
 
 from failover.localdns import LocalNamed
@@ -122,13 +124,9 @@ class Env:
             return proc.wait(timeout=10)
 
     def answer(self, name: str = "api.example.test.") -> set[str]:
-        try:
-            r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1",
-                              port=self.named.port, timeout=1)
-        except Exception:
-            return set()
-        return {rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.A
-                for rd in rrset}
+        """The A values named serves for `name` (empty: the name has none). Raises
+        DnsQueryFailed when named does not answer: a lost query is not an empty answer."""
+        return a_values(self.named.port, name) or set()
 
     def serial(self) -> int:
         r = dns.query.udp(dns.message.make_query("example.test.", "SOA"), "127.0.0.1",
@@ -174,6 +172,37 @@ def api_status(port: int, host: str = "127.0.0.1") -> dict[str, Any]:
             return dict(json.loads(r.read()))
     except (OSError, ValueError):
         return {}
+
+
+class DnsQueryFailed(AssertionError):
+    """named gave no usable answer to a test's query, after retries."""
+
+
+def a_values(port: int, name: str, host: str = "127.0.0.1",
+             attempts: int = 5) -> set[str] | None:
+    """The A values `name` has at the named on `port`: None when the name does not exist
+    (NXDOMAIN), an empty set when it exists without A records.
+
+    A query lost or timed out (UDP on a busy machine) is asked again, a failing server
+    (SERVFAIL, REFUSED) too; after `attempts` it raises DnsQueryFailed, so that no test
+    reads "named did not answer" as "the name has no answer".
+    """
+    why = ""
+    for _ in range(attempts):
+        try:
+            r = dns.query.udp(dns.message.make_query(name, "A"), host, port=port, timeout=2)
+        except (dns.exception.Timeout, OSError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            continue
+        if r.rcode() == dns.rcode.NXDOMAIN:
+            return None
+        if r.rcode() != dns.rcode.NOERROR:
+            why = dns.rcode.to_text(r.rcode())
+            continue
+        return {rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.A
+                for rd in rrset}
+    raise DnsQueryFailed(f"{name} A at {host}:{port}: no answer after {attempts} attempts "
+                         f"({why})")
 
 
 def wait_for(what: Callable[[], bool], timeout: float = 20.0, step: float = 0.1) -> bool:

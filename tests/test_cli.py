@@ -109,13 +109,18 @@ def test_schema_is_json_schema() -> None:
     assert schema["title"] == "failover configuration" and "records" in schema["properties"]
 
 
-def test_help_does_not_import_heavy_modules() -> None:
-    code = ("import sys; from failover.cli import cli\n"
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["plan", "--help"],
+                                  ["status", "--help"]])
+def test_help_does_not_import_heavy_modules(args: list[str]) -> None:
+    # the help is printed by the CLI itself, then the modules loaded by then are listed
+    code = ("import sys\nfrom failover.cli import cli\n"
+            f"try:\n    cli({args!r})\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('pydantic', 'yaml', 'dns', 'boto3', 'httpx') if m in sys.modules]\n"
-            "print(','.join(heavy))")
+            "print('heavy:', ','.join(heavy))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=ROOT, timeout=60, check=True)
-    assert r.stdout.strip() == ""
+    assert "Usage: " in r.stdout and "--help" in r.stdout  # the help was printed
+    assert r.stdout.splitlines()[-1] == "heavy: "
 
 
 def test_status_shows_the_state_when_dns_cannot_be_asked(tmp_path: Path) -> None:
@@ -149,6 +154,23 @@ def test_config_is_optional_in_help_with_the_environment_variable() -> None:
     assert "required" in failover("status", "--help").stdout
     r = failover("status", "--help", env={"FAILOVER_CONFIG": str(CONTRACT)})
     assert "[env var: FAILOVER_CONFIG]" in r.stdout and "required" not in r.stdout
+
+
+def test_the_config_is_read_from_failover_config_when_no_option_names_it(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FAILOVER_CONFIG"}
+    env["FAILOVER_TSIG_SECRET"] = "c2VjcmV0"
+    r = subprocess.run([sys.executable, "-m", "failover", "validate"], capture_output=True,
+                       text=True, cwd=ROOT, env=env, timeout=60, check=False)
+    assert r.returncode == 2 and "Missing option '--config'" in r.stderr
+    r = failover("validate", env={"FAILOVER_CONFIG": str(CONTRACT), "FAILOVER_TSIG_SECRET": "c2VjcmV0"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{CONTRACT}: ok: zone example.test.")
+    # the option wins over the environment variable
+    other = tmp_path / "other.yaml"
+    other.write_text(CONTRACT.read_text().replace("example.test.", "other.test."))
+    r = failover("validate", "--config", str(other), env={"FAILOVER_CONFIG": str(CONTRACT),
+                                                         "FAILOVER_TSIG_SECRET": "c2VjcmV0"})
+    assert r.returncode == 0 and r.stdout.startswith(f"{other}: ok: zone other.test.")
 
 
 def test_route53_latency_regions_named_like_aws_need_no_aws_region() -> None:

@@ -250,3 +250,42 @@ def test_the_controller_records_the_overrides_it_takes_up(env: Env) -> None:
                 if e["kind"] == "override" and e["subject"] == "controller"]
 
     assert wait_for(lambda: taken_up() == want, timeout=5), taken_up()
+
+
+def test_drain_and_pin_exit_1_when_the_running_controller_does_not_take_them_up(
+        env: Env) -> None:
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    os.kill(proc.pid, signal.SIGSTOP)  # running (it holds the state) but taking nothing up
+    try:
+        r = env.cli("pin", "api", "eu-west-1")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "has not taken it up within 5 s" in r.stderr
+        r = env.cli("drain", "us-east-1")
+        assert r.returncode == 1 and "has not taken it up within 5 s" in r.stderr, r.stderr
+        assert env.answer() == {EAST}
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    # saved all the same: the controller takes both up once it runs again
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+    r = env.cli("status", "--json")
+    kinds = {(o["kind"], o["target"]) for o in json.loads(r.stdout)["overrides"]}
+    assert {("pin", "api.example.test."), ("drain", "us-east-1")} <= kinds, kinds
+
+
+def test_a_pin_for_a_while_expires_and_unpin_undoes_a_pin(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    r = env.cli("pin", "api", "eu-west-1", "--for", "4s")
+    assert r.returncode == 0 and "applied by the running controller" in r.stdout, r.stderr
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=4), env.log()
+    assert wait_for(served_east(env), timeout=15), env.log()  # it lapsed by itself
+    assert env.record().get("basis") != "pin"
+    r = env.cli("pin", "api", "eu-west-1")
+    assert r.returncode == 0 and "applied by the running controller" in r.stdout, r.stderr
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=5), env.log()
+    r = env.cli("unpin", "api")
+    assert r.returncode == 0 and "applied by the running controller" in r.stdout, r.stderr
+    assert wait_for(served_east(env), timeout=5), env.log()
+    r = env.cli("unpin", "api")  # not pinned any more: an error, not "nothing to do"
+    assert r.returncode == 2, r.stdout + r.stderr

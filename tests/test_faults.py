@@ -34,8 +34,12 @@ def test_endpoint_hangs_after_accept(env: Env) -> None:
 def test_just_under_the_timeout_stays_just_over_fails(env: Env) -> None:
     env.start_controller()
     assert wait_for(served_east(env)), env.log()
+    started = time.time()
     env.start_region(EAST, behaviour="slow:0.3")  # under the 0.5 s response timeout
-    time.sleep(4)
+    # four probes of the slow endpoint have come back (failure_threshold 2: two timeouts
+    # in a row would have failed it), every one of them in time
+    assert wait_for(lambda: len(_probes_since(env, started)) >= 4, timeout=30), env.status()
+    assert all(p["ok"] for p in _probes_since(env, started)), _probes_since(env, started)
     assert env.answer() == {EAST}
     env.start_region(EAST, behaviour="slow:0.8")  # over it
     assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
@@ -47,25 +51,32 @@ def test_every_region_down_fails_open_never_empty(env: Env) -> None:
     env.stop_region(EAST)
     assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
     env.stop_region(WEST)
-    # both down: fail open answers with the primary; the name never goes empty
-    deadline = time.monotonic() + 6
-    seen = set()
-    while time.monotonic() < deadline:
+    # both down: fail open answers with the primary; the name never goes empty on the way
+    seen: list[set[str]] = []
+
+    def failed_open() -> bool:
         answer = env.answer()
-        assert answer, "the name was left without an answer"
-        seen.add(frozenset(answer))
-        time.sleep(0.05)
-    assert env.answer() == {EAST}
+        assert answer, f"the name was left without an answer (after {seen})"
+        if not seen or seen[-1] != answer:
+            seen.append(answer)
+        return answer == {EAST} and env.record().get("basis") == "fail_open"
+
+    assert wait_for(failed_open, timeout=20, step=0.02), (seen, env.record(), env.log())
+    assert seen == [{WEST}, {EAST}]  # from the backup straight to failing open
 
 
 def test_sigkill_around_the_write_then_restart_converges(env: Env) -> None:
     env.start_controller()
     assert wait_for(served_east(env)), env.log()
-    for _ in range(3):
+    # the controller is killed as soon as the failover is decided (its write under way or
+    # about to be), then as soon as named serves it (its bookkeeping after the write)
+    for moment in ("decided", "served", "decided"):
         env.stop_region(EAST)
-        # kill the controller as soon as the failover is being written or served
-        wait_for(lambda: "is unhealthy" in env.cli("history", "--since", "5s").stdout,
-                 timeout=15, step=0.01)
+        if moment == "decided":
+            assert wait_for(lambda: env.record().get("values") == [WEST], timeout=15,
+                            step=0.01), env.status()
+        else:
+            assert wait_for(lambda: env.answer() == {WEST}, timeout=15, step=0.01), env.log()
         env.stop_controller(signal.SIGKILL)
         env.start_controller()
         assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
@@ -164,3 +175,10 @@ def _up(url: str) -> bool:
         return True
     except Exception:
         return False
+
+
+def _probes_since(env: Env, at: float) -> list[dict[str, object]]:
+    """The us-east-1 endpoint's probe results (in /status) that came back after `at`."""
+    region = env.status().get("regions", {}).get("us-east-1", {})
+    return [p for e in region.get("endpoints", []) if e["id"] == f"us-east-1/{EAST}"
+            for p in e["recent"] if float(p["at"]) >= at]

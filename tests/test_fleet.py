@@ -132,6 +132,7 @@ def test_a_paused_leader_stops_writing_and_comes_back_a_follower(fleet: Fleet) -
         fleet.env.stop_region(EAST)
         assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
         epoch = fence_held(fleet.named)
+        logged = len(fleet.named.log())
     finally:
         os.kill(proc.pid, signal.SIGCONT)
     # the old leader (which saw us-east-1 healthy when paused) learns it was deposed and
@@ -139,6 +140,10 @@ def test_a_paused_leader_stops_writing_and_comes_back_a_follower(fleet: Fleet) -
     assert wait_for(lambda: fleet.instances[leader].cluster().get("role") == "follower", 30)
     assert fleet.env.answer() == {WEST}
     assert fence_held(fleet.named) == epoch
+    # and it did not even try: a late write would have reached named and been refused by
+    # the fence, and named logs every refused update ("update unsuccessful")
+    late = fleet.named.log()[logged:]
+    assert "update unsuccessful" not in late and "update failed" not in late, late
     history = fleet.log(leader)
     assert "event=following" in history or "event=leader_stepped_down" in history
 

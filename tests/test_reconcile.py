@@ -92,6 +92,26 @@ def test_guard_refuses_mass_deletes_above_the_share() -> None:
     assert planned(50) == []  # under the minimum size the share guard does not apply
 
 
+def test_the_share_guard_holds_from_exactly_min_existing_and_allows_exactly_the_share() -> None:
+    names = [f"r{i}.example.test." for i in range(20)]
+    actual = [R(n, "A", 30, ["127.0.0.1"]) for n in names]
+    records = [{"name": n, "type": "A", "fail_mode": "closed"} for n in names]
+
+    def planned(kept: int, min_existing: int) -> list[str]:
+        return ledger(records, actual[:kept], actual, markers=False,
+                      plan={"max_delete_share": 0.3, "min_existing": min_existing}
+                      ).plan().violations
+
+    # 20 exist and the guard starts at 20: it applies
+    assert planned(10, 20) == ["10 of 20 managed record sets would be deleted "
+                               "(more than max_delete_share 30%)"]
+    assert planned(10, 21) == []  # one below the minimum size: it does not
+    # 6 of 20 is exactly 30%: allowed; 7 is more
+    assert planned(14, 20) == []
+    assert planned(13, 20) == ["7 of 20 managed record sets would be deleted "
+                               "(more than max_delete_share 30%)"]
+
+
 def test_only_the_names_asked_for_are_planned() -> None:
     names = [f"r{i}.example.test." for i in range(3)]
     records = [{"name": n, "type": "A"} for n in names]

@@ -7,6 +7,7 @@ and pools are written where they belong.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,20 +24,30 @@ import pytest
 
 from failover.localdns import LocalNamed
 from tests.builders import EXAMPLES, ROOT
-from tests.service_env import CHECKS_AND_REGIONS, EAST, WEST, Env, wait_for
+from tests.service_env import CHECKS_AND_REGIONS, EAST, WEST, Env, a_values, wait_for
 
 EAST_BILLING, WEST_BILLING = "127.0.1.2", "127.0.2.2"
 
 
 def answer(port: int, name: str) -> set[str] | None:
     """The A values one name has at the named on `port`; None when it does not exist."""
-    try:
-        r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=1)
-    except Exception:
-        return set()
-    if r.rcode() == dns.rcode.NXDOMAIN:
-        return None
-    return {rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.A for rd in rrset}
+    return a_values(port, name)
+
+
+def zone_a_records(named: LocalNamed) -> dict[str, set[str]]:
+    """Every A record set of the named's dynamic zone but its NS host's, read whole (AXFR
+    with its key)."""
+    import dns.xfr
+    import dns.zone
+
+    keyring = dns.tsigkeyring.from_text({named.tsig_name: named.tsig_secret})
+    zone = dns.zone.Zone(named.dynamic_zone)
+    query, _ = dns.xfr.make_query(zone, keyring=keyring, keyname=named.tsig_name,
+                                  keyalgorithm=dns.tsig.HMAC_SHA256)
+    dns.query.inbound_xfr("127.0.0.1", zone, query, port=named.port, timeout=10)
+    return {name.derelativize(zone.origin).to_text(): {rd.to_text() for rd in rds}
+            for name, node in zone.nodes.items() for rds in node.rdatasets
+            if rds.rdtype == dns.rdatatype.A and name.to_text() != "ns1"}  # the zone's own
 
 
 def bulk_config(env: Env, n: int) -> None:
@@ -119,9 +130,11 @@ def test_two_zones_and_a_pool_in_one_config(env: Env, second_named: LocalNamed) 
     assert wait_for(lambda: answer(p1, "billing.example.test.") == {EAST_BILLING}
                     and answer(p2, "billing.second.test.") == {EAST_BILLING}
                     and answer(p2, "api.second.test.") == {EAST}, timeout=30), env.log()
-    # each zone's records live on its own server only
-    assert answer(p1, "api.second.test.") is None or answer(p1, "api.second.test.") == set()
-    assert answer(p2, "api.example.test.") is None or answer(p2, "api.example.test.") == set()
+    # each zone's records live on its own server, and nothing else of ours is there
+    assert zone_a_records(env.named) == {"api.example.test.": {EAST},
+                                         "billing.example.test.": {EAST_BILLING}}
+    assert zone_a_records(second_named) == {"api.second.test.": {EAST},
+                                            "billing.second.test.": {EAST_BILLING}}
     # the billing pool's east endpoint fails: billing moves, api (the region's own) stays
     env.stop_region(EAST_BILLING)
     assert wait_for(lambda: answer(p1, "billing.example.test.") == {WEST_BILLING}
@@ -169,6 +182,20 @@ def test_provider_none_with_zones_and_pools_runs_once(tmp_path: Path) -> None:
                        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
+    # each record was decided, with its pool's endpoints, in the zone of its longest suffix
+    status = subprocess.run([sys.executable, "-m", "failover", "status", "--json", "--config",
+                             str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            check=True)
+    records = {r["name"]: r for r in json.loads(status.stdout)["records"]}
+    assert {n: (r["zone"], r["desired"]) for n, r in records.items()} == {
+        "api.example.test.": ("example.test.", ["127.0.1.1"]),
+        "api.billing.example.test.": ("billing.example.test.", ["127.0.1.2", "127.0.1.3"]),
+        "pay.example.test.": ("example.test.", ["127.0.1.2", "127.0.1.3", "127.0.2.2"])}
+    history = subprocess.run([sys.executable, "-m", "failover", "history", "--config", str(cfg)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60,
+                             check=True).stdout
+    assert "first probe round complete" in history
+    assert all(f"decision   {n} A:" in history for n in records), history
 
 
 def test_a_hand_edit_is_corrected_at_the_next_refresh(env: Env) -> None:

@@ -96,3 +96,21 @@ def test_every_region_down_fails_open_never_empty(tmp_path: Path) -> None:
                     "  - {at: 20, name: www.example.test., answers: [127.0.1.1, 127.0.2.1]}\n")
     r = cli("--config", str(CONTRACT), "--scenario", str(path))
     assert r.returncode == 0, r.stdout + r.stderr
+    # at every instant of the timeline, not only at 20 s: replay the writes on a zone
+    cfg = load_config(CONTRACT)
+    timeline = simulate(cfg, load_scenario(path, cfg))
+    zone: dict[str, list[str]] = {}
+    writes = 0
+    for e in timeline.events:
+        if e["kind"] == "decision":
+            assert e["answers"], e
+        if e["kind"] == "dns":
+            writes += 1
+            for c in e["changes"]:
+                assert c["action"] != "delete" and c["values"], c
+                zone[c["name"]] = c["values"]
+            assert sorted(zone) == ["api.example.test.", "app.example.test.",
+                                    "www.example.test."]
+    assert writes >= 3  # the first write, the failover to eu-west-1, the failing open
+    assert any(e["kind"] == "health" and e["endpoint"].startswith("eu-west-1")
+               and not e["healthy"] for e in timeline.events)  # both regions did go down

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from failover.controller import Controller
@@ -152,3 +152,66 @@ def test_the_same_conflict_again_and_again_backs_off_and_degrades(tmp_path: Path
         state.close()
     events = [e.message for e in SqliteState(tmp_path / "state.db").history(limit=50)]
     assert sum("already exists" in m for m in events) == 1  # said once, not per attempt
+
+
+def test_nothing_is_written_before_the_first_full_probe_round(tmp_path: Path) -> None:
+    """Each endpoint's first probe is held open: however often the loop goes round, DNS
+    stays untouched until every endpoint has a result, then the answer is written."""
+    release = asyncio.Event()
+    probed: set[str] = set()
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        probed.add(writer.get_extra_info("sockname")[0])
+        await release.wait()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> None:
+        east = await asyncio.start_server(held, "127.0.1.1", 0)
+        port = east.sockets[0].getsockname()[1]
+        west = await asyncio.start_server(held, "127.0.2.1", port)
+        cfg = config({"east": ["127.0.1.1"], "west": ["127.0.2.1"]},
+                     [{"name": "api.example.test.", "type": "A", "policy": "failover",
+                       "order": ["east", "west"]}],
+                     checks={"web": {"type": "HTTP", "port": port, "request_interval": 1,
+                                     "response_timeout": 60}})
+        dns = HeldDns()
+        state = SqliteState(tmp_path / "state.db")
+        controller = Controller(cfg, state=state, adapter=dns, reconcile_interval=0.05)
+        rounds = [0]
+
+        def counted() -> None:
+            rounds[0] += 1
+
+        controller.on_tick = counted
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(controller.run(stop))
+
+        async def until(check: Callable[[], bool], timeout: float = 30) -> bool:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not check():
+                if asyncio.get_running_loop().time() > deadline or running.done():
+                    return False
+                await asyncio.sleep(0.01)
+            return True
+
+        try:
+            # both probes are in flight, and the loop has gone round many times since
+            assert await until(lambda: probed == {"127.0.1.1", "127.0.2.1"})
+            seen = rounds[0]
+            assert await until(lambda: rounds[0] >= seen + 5)
+            assert dns.records == {}  # nothing written
+            assert not controller.ready
+            release.set()
+            assert await until(lambda: dns.answer() == ("127.0.1.1",))
+            assert controller.ready
+        finally:
+            stop.set()
+            await running
+            state.close()
+            east.close()
+            west.close()
+
+    asyncio.run(scenario())

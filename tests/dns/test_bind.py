@@ -94,6 +94,7 @@ def test_create_conflicts_when_someone_created_it_first(named: LocalNamed) -> No
     foreign_update(named, *API_A, "127.0.7.7")
     with pytest.raises(DnsConflict):
         a.apply(plan.diff([R(*API_A, 30, ["127.0.1.1"])], stale, KEYS), stale)
+    assert dig(named, *API_A) == {"127.0.7.7"}  # the other writer's value stands
 
 
 def test_wrong_tsig_key_gives_a_clear_error(named: LocalNamed) -> None:

@@ -20,6 +20,7 @@ import dns.update
 
 from failover.localdns import LocalNamed
 from tests.builders import EXAMPLES, ROOT
+from tests.dns.test_bind import dig
 from tests.service_env import EAST, WEST, Env, wait_for
 
 
@@ -39,7 +40,13 @@ def test_plan_reads_bind_and_is_empty_once_applied(named: LocalNamed, tmp_path: 
     assert first.returncode == 2, first.stderr
     data = json.loads(first.stdout)
     assert data["actual"] == "read from provider bind"
-    assert len([c for c in data["changes"] if c["action"] == "create"]) == 6  # 3 + markers
+    names = ["api.example.test.", "app.example.test.", "www.example.test."]
+    assert [c["action"] for c in data["changes"]] == ["create"] * 6
+    created = {(c["name"], c["type"]): c["values"] for c in data["changes"]}
+    # each name with its marker beside it, naming this controller (the default owner id)
+    assert {k for k in created if k[1] == "A"} == {(n, "A") for n in names}
+    for n in names:
+        assert created[(f"_failover.{n}", "TXT")] == ['"heritage=failover,owner=failover"']
     # apply what plan showed, through the adapter, then plan again: nothing to do
     from failover.config import load_config
     from failover.dns import make_adapter
@@ -59,6 +66,8 @@ def test_plan_reads_bind_and_is_empty_once_applied(named: LocalNamed, tmp_path: 
         del os.environ["FAILOVER_TSIG_SECRET"]
     again = plan_cli(cfg, named.tsig_secret)
     assert again.returncode == 0, again.stdout
+    for n in names:  # the markers are served as planned
+        assert dig(named, f"_failover.{n}", "TXT") == {'"heritage=failover,owner=failover"'}
     # a wrong key: a clear error, exit 1, no traceback
     bad = plan_cli(cfg, "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXkh")
     assert bad.returncode == 1 and "BADSIG" in bad.stderr and "Traceback" not in bad.stderr

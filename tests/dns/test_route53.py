@@ -601,16 +601,63 @@ def test_backstop_is_off_by_default(zone: str) -> None:
         "HealthChecks"] == []
 
 
-def test_wait_insync_records_the_propagation_time(zone: str) -> None:
-    text = (EXAMPLES / "weighted-route53.yaml").read_text().replace(
+class Propagating:
+    """A client whose changes stay PENDING for the first `pending` GetChange calls each
+    (moto answers INSYNC at once); it records the change ids written and asked about."""
+
+    def __init__(self, client: Any, pending: int) -> None:
+        self.client, self.pending = client, pending
+        self.written: list[str] = []
+        self.asked: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.client, name)
+        if name == "change_resource_record_sets":
+            def change(**kwargs: Any) -> Any:
+                result = real(**kwargs)
+                self.written.append(result["ChangeInfo"]["Id"])
+                return result
+            return change
+        if name == "get_change":
+            def get(Id: str) -> Any:
+                self.asked[Id] = self.asked.get(Id, 0) + 1
+                if self.asked[Id] <= self.pending:
+                    return {"ChangeInfo": {"Id": Id, "Status": "PENDING"}}
+                return real(Id=Id)
+            return get
+        return real
+
+
+def _insync_config(zone: str, timeout: float = 120) -> Any:
+    return parse_config((EXAMPLES / "weighted-route53.yaml").read_text().replace(
         "Z0123456789ABCDEFGHIJ", zone).replace(
-        "  endpoint_url: http://127.0.0.1:5055\n", "  wait_insync: true\n")
-    cfg = parse_config(text)
-    a = Route53Adapter(cfg.zone, cfg.provider)
+        "  endpoint_url: http://127.0.0.1:5055\n",
+        f"  wait_insync: true\n  insync_timeout: {timeout}\n"))
+
+
+def test_wait_insync_waits_for_every_change_and_records_the_propagation_time(zone: str) -> None:
+    cfg = _insync_config(zone)
+    client = Propagating(boto3.client("route53", region_name="us-east-1"), pending=1)
+    a = Route53Adapter(cfg.zone, cfg.provider, client=client)
     actual = read_actual(cfg, a)
     step = plan_step(cfg, initial_snapshot(cfg, 0), Overrides(), {}, 1, actual, native=True)
     report = a.apply(step.changes, actual)
-    assert any("INSYNC" in n for n in report.notes)
+    # every change written was asked about until it was INSYNC (once PENDING, then INSYNC)
+    assert client.written and client.asked == {cid: 2 for cid in client.written}
+    [note] = report.notes
+    assert re.fullmatch(r"propagated \(INSYNC\) \d+\.\d s after the first change was sent", note)
+
+
+def test_a_change_never_insync_is_an_error_after_the_timeout(zone: str) -> None:
+    from failover.dns.base import DnsUnavailable
+
+    cfg = _insync_config(zone, timeout=0.5)
+    client = Propagating(boto3.client("route53", region_name="us-east-1"), pending=10**6)
+    a = Route53Adapter(cfg.zone, cfg.provider, client=client)
+    actual = read_actual(cfg, a)
+    step = plan_step(cfg, initial_snapshot(cfg, 0), Overrides(), {}, 1, actual, native=True)
+    with pytest.raises(DnsUnavailable, match=r"not INSYNC after 0\.5 s"):
+        a.apply(step.changes, actual)
 
 
 def test_drill_watches_the_delegation_set(zone: str, tmp_path: Path,
@@ -673,3 +720,49 @@ def test_the_negative_ttl_is_read_from_the_hosted_zones_soa(zone: str) -> None:
     # a new hosted zone's SOA: TTL 900 s, MINIMUM 86400 s: resolvers keep "no answer" 15 min
     assert negative is not None
     assert (negative.soa_ttl, negative.minimum, negative.seconds) == (900, 86400, 900)
+
+
+class Deposing:
+    """A client that, once the first "failover" change batch has been applied, lets a
+    newer leader take the fence before the next batch is sent."""
+
+    def __init__(self, client: Any, depose: Any) -> None:
+        self.client, self.depose, self.batches = client, depose, 0
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.client, name)
+        if name != "change_resource_record_sets":
+            return real
+
+        def call(**kwargs: Any) -> Any:
+            ours = kwargs["ChangeBatch"].get("Comment") == "failover"
+            self.batches += ours
+            result = real(**kwargs)
+            if ours and self.batches == 1:
+                self.depose()
+            return result
+
+        return call
+
+
+def test_every_batch_is_fenced_a_leader_deposed_between_batches_writes_no_more(zone: str) -> None:
+    from failover.dns.base import DnsFenced, fence_epoch
+
+    prov = Route53Provider(type="route53", hosted_zone_id=zone, max_requests_per_second=5)
+    new = Route53Adapter("example.test.", prov)
+    new.fence(8, "eu-west-1")
+    client = Deposing(boto3.client("route53", region_name="us-east-1"), new.take_over)
+    old = Route53Adapter("example.test.", prov, client=client)
+    old.fence(3, "us-east-1")
+    keys = {(f"r{i}.example.test.", "A") for i in range(2500)}
+    desired = [R(n, "A", 60, ["127.0.1.1"]) for n, _ in sorted(keys)]
+    changes = plan.diff(desired, [], keys)
+    assert len(batches(changes.changes, fenced=True)) == 3
+    with pytest.raises(DnsFenced) as caught:
+        old.apply(changes, [])
+    assert caught.value.epoch == 8 and client.batches == 2  # the second batch: refused
+    assert fence_epoch(new.read_fence()) == 8
+    # only the first batch, sent while it led, was written
+    written = {rs.name for rs in new.read(keys)}
+    assert 0 < len(written) < 1000
+    assert written == {n for n, _ in sorted(keys)[:len(written)]}

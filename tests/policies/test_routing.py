@@ -56,6 +56,17 @@ def test_failback_waits_for_the_delay_then_returns() -> None:
     assert back.regions == ("a",) and back.basis == "health"
 
 
+def test_failback_returns_exactly_when_the_delay_has_passed_not_a_second_early() -> None:
+    rec = {"policy": "failover", "order": ["a", "b"], "failback_delay": 60}
+    on_b = run(rec, down={"a": 900.0}, now=950.0)
+    # a recovered at t=1000: half a second before the delay ends, b still answers
+    held = run(rec, previous=on_b, now=1059.5, up_since={"a": 1000.0})
+    assert held.regions == ("b",) and held.basis == "hold"
+    # at the very moment the delay ends, a answers again
+    back = run(rec, previous=held, now=1060.0, up_since={"a": 1000.0})
+    assert back.regions == ("a",) and back.basis == "health"
+
+
 def test_failback_delay_does_not_hold_an_unhealthy_backup() -> None:
     rec = {"policy": "failover", "order": ["a", "b"], "failback_delay": 60}
     on_b = run(rec, down={"a": 900.0}, now=950.0)
