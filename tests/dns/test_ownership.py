@@ -20,7 +20,6 @@ import dns.update
 
 from failover.localdns import LocalNamed
 from tests.builders import EXAMPLES, ROOT
-from tests.dns.test_bind import dig
 from tests.service_env import EAST, WEST, Env, wait_for
 
 
