@@ -128,3 +128,18 @@ def test_a_leader_deposed_while_a_refused_name_is_isolated_writes_nothing(
         assert dig(named, "r19.example.test.", "A") == set()
     finally:
         proxy.close()
+
+
+def test_a_leader_past_its_deadline_sends_nothing(named: LocalNamed) -> None:
+    from failover.dns.base import WriterDeposed
+
+    leader = bind_adapter(named)
+    leader.fence(7, "us-east-1")
+    sync(leader, [R(*API, 30, ["127.0.1.1"])], {API})
+    serial = leader.serial()
+    leader.may_write = lambda: False  # checked before each message, retries included
+    actual = leader.read({API})
+    changes = plan.diff([R(*API, 30, ["127.0.2.2"])], actual, {API})
+    with pytest.raises(WriterDeposed):
+        leader.apply(changes, actual)
+    assert dig(named, *API) == {"127.0.1.1"} and leader.serial() == serial
