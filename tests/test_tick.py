@@ -215,3 +215,39 @@ def test_nothing_is_written_before_the_first_full_probe_round(tmp_path: Path) ->
             west.close()
 
     asyncio.run(scenario())
+
+
+class PastDeadline:
+    """A fleet member that was elected (epoch 9) and whose local deadline has passed."""
+
+    vantage, ttl, deadline, lease_renewed, generation = "us-east-1", 3, 0.0, None, 1
+    on_change = None
+
+    def leading(self) -> int | None:
+        return None  # what the write path checks: past the deadline, no epoch
+
+    def leader(self) -> dict[str, object]:
+        return {"vantage": "us-east-1", "epoch": 9}
+
+    def views(self) -> dict[str, object]:
+        return {}
+
+    def problem(self) -> None:
+        return None
+
+
+def test_status_and_the_leader_metric_follow_the_write_paths_deadline(tmp_path: Path) -> None:
+    cfg = config({"east": ["127.0.1.1"], "west": ["127.0.2.1"]},
+                 [{"name": "api.example.test.", "type": "A", "policy": "failover",
+                   "order": ["east", "west"]}])
+    state = SqliteState(tmp_path / "state.db")
+    try:
+        controller = Controller(cfg, state=state, adapter=None, member=PastDeadline())  # type: ignore[arg-type]
+        controller._leading = 9  # it led, and has not yet taken up that it no longer does
+        maker = controller.cluster_maker()
+        assert maker is not None
+        assert maker()["role"] == "follower"
+        controller._update_gauges(controller.board.snapshot(0.0), [], 0.0)
+        assert controller.metrics.fleet_leader._value.get() == 0  # type: ignore[attr-defined]
+    finally:
+        state.close()
