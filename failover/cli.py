@@ -81,9 +81,11 @@ def _kept_state(cfg: Config) -> tuple[Any, dict[Any, Any], Any]:
 
     if not cfg.path(cfg.controller.state).exists():
         return None, {}, Overrides()
+    from policies.stored import vet
+
     state = open_state(cfg)
     try:
-        return (state.load_health(), state.load_decisions(),
+        return (state.load_health(), vet(cfg, state.load_decisions(), time.time()).decisions,
                 as_overrides(state.overrides(), time.time()))
     finally:
         state.close()

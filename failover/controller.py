@@ -37,6 +37,7 @@ from failover.reconcile import Ledger, Planned, read_actual
 from failover.repeats import Repeats
 from failover.state.store import Event, Override, StateStore, as_overrides
 from policies import decide_all
+from policies.stored import vet
 
 if TYPE_CHECKING:
     from failover.cluster.member import Member
@@ -126,7 +127,9 @@ class Controller:
         self.reconcile_interval = reconcile_interval
         self.metrics = Metrics()
         self.last = Tick()
-        self.decisions: dict[tuple[str, str], Decision] = state.load_decisions()
+        # only what the config vouches for: the store may hold anything (policies/stored.py)
+        remembered = vet(cfg, state.load_decisions(), self.clock())
+        self.decisions: dict[tuple[str, str], Decision] = remembered.decisions
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._scheduler: Scheduler | None = None
@@ -162,6 +165,10 @@ class Controller:
         self._dns_error: str | None = None
         self._dns_retry_at, self._dns_gap = 0.0, 0.0  # backoff while DNS fails
         self._setup(cfg, adapter, state.load_checks(), state.load_health())
+        for dropped in remembered.dropped:
+            log.warning("event=stored_decision_distrusted %s", dropped)
+            self.event("error", "state", f"stored decision not trusted, values dropped: "
+                       f"{dropped} (the config changed since, or someone else wrote it)")
 
     def _setup(self, cfg: Config, adapter: Adapter | None, checks: Any, health: Any) -> None:
         self.cfg = cfg
@@ -308,6 +315,8 @@ class Controller:
             self._scheduler = self._scheduler_task = None
             asyncio.get_running_loop().create_task(_stop_scheduler(*old))
         self._setup(cfg, adapter, checks, health)
+        # what the old config answered and the new one does not have is forgotten
+        self.decisions = vet(cfg, self.decisions, self.clock()).decisions
         # a reload does not pause failover: a controller that was ready stays ready, and
         # an endpoint the new config adds starts healthy (Route 53's rule for a new check)
         # until its own probes say otherwise, within one interval
