@@ -332,7 +332,8 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
             from failover.state.etcd import EtcdState
 
             assert isinstance(state, EtcdState)
-            data["cluster"] = fleet_view(state.client, cfg.controller.cluster.etcd.prefix)
+            data["cluster"] = fleet_view(state.client, cfg.controller.cluster.etcd.prefix,
+                                         cfg.controller.cluster.vantages)
     finally:
         state.close()
     if unknown is not None:
@@ -356,9 +357,14 @@ def _print_status(data: dict[str, Any]) -> None:
                                 f"{lead['pid']}, epoch {lead['epoch']})" if lead else
                                 "NO LEADER: nobody writes DNS"))
         for v in fleet["vantages"]:
+            if "sees_down" not in v:
+                click.echo(f"  vantage {v['vantage']!r}: NOT COUNTED: {v['why']}")
+                continue
             sees = ("sees down: " + ", ".join(v["sees_down"])) if v["sees_down"] else \
                 "sees every endpoint up"
-            click.echo(f"  vantage {v['vantage']} (host {v['host']}, PID {v['pid']}): {sees}")
+            counted = "" if v.get("counted", True) else f" NOT COUNTED: {v['why']};"
+            click.echo(f"  vantage {v['vantage']} (host {v['host']}, PID {v['pid']}):"
+                       f"{counted} {sees}")
     if data.get("last_error"):
         e = data["last_error"]
         click.echo(f"last error (within the hour) at {clock(e['at'])}: {e['message']}")

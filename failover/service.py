@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from failover.api import ApiServer, Published, Token
-from failover.config import Config, load_config, resolve_secret, split_host_port
+from failover.config import ClusterSettings, Config, load_config, resolve_secret, split_host_port
 from failover.controller import Controller
 from failover.dns import make_adapter
 from failover.dns.base import Adapter
@@ -86,6 +86,8 @@ def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False) -
     if once and cfg.controller.cluster is not None:
         raise InputError("run --once writes DNS alone, outside the fleet's election: it cannot "
                          "run with controller.cluster; `failover plan` shows what would change")
+    if cfg.controller.cluster is not None and cfg.controller.cluster.not_listed():
+        raise InputError(str(cfg.controller.cluster.not_listed()))
     adapter = adapter_for(cfg)
     state = open_state(cfg, exclusive=True)
     # planning and writing run on threads beside the loop that runs the probes: hand the
@@ -110,9 +112,15 @@ def api_token(cfg: Config) -> Token | None:
 
 def _same_process(old: Config, new: Config) -> None:
     """Settings a reload cannot change in a running process; raises InputError."""
-    if old.controller.cluster != new.controller.cluster:
+    def fixed(c: ClusterSettings | None) -> ClusterSettings | None:
+        return None if c is None else c.model_copy(update={"vantages": None})
+
+    # the fleet's vantages (who votes) a reload does change: a new instance joins with it
+    if fixed(old.controller.cluster) != fixed(new.controller.cluster):
         raise InputError("controller.cluster changed: a restart applies it, a reload cannot "
                          "(the running controller keeps its config)")
+    if new.controller.cluster is not None and new.controller.cluster.not_listed():
+        raise InputError(str(new.controller.cluster.not_listed()))
     for what in ("listen", "state"):
         if getattr(old.controller, what) != getattr(new.controller, what) or (
                 what == "state" and old.path(old.controller.state)

@@ -190,3 +190,16 @@ def test_every_option_of_every_command_has_help() -> None:
                for opt in command.params
                if getattr(opt, "help", None) is None and opt.param_type_name == "option"]
     assert missing == []
+
+
+def test_run_refuses_an_instance_whose_vantage_the_fleet_would_not_count(tmp_path: Path) -> None:
+    listen = "  listen: 127.0.0.1:9053        # /healthz /readyz /status /metrics\n"
+    path = tmp_path / "fleet.yaml"
+    path.write_text(CONTRACT.read_text().replace(listen, listen + (
+        "  cluster:\n    etcd: {endpoints: ['http://127.0.0.1:1']}\n    vantage: ap-south-1\n"
+        "    vantages: [us-east-1, eu-west-1]\n"), 1))
+    r = failover("run", "--config", str(path), env={"FAILOVER_TSIG_SECRET": "c2VjcmV0"})
+    assert r.returncode == 2, r.stderr
+    assert "this instance's vantage 'ap-south-1' (controller.cluster.vantage) is not in " \
+        "controller.cluster.vantages" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -361,3 +361,27 @@ def test_a_large_config_is_read_from_the_cache_until_it_changes(
     path.write_text(CONTRACT_TEXT + records)
     os.chmod(entry, 0o666)
     assert configcache.get(path.read_bytes()) is None
+
+
+LISTEN = "  listen: 127.0.0.1:9053        # /healthz /readyz /status /metrics\n"
+
+
+def fleet(etcd: str, vantages: str | None = "[us-east-1, eu-west-1]",
+          vantage: str = "us-east-1") -> str:
+    return broken(LISTEN, LISTEN + f"  cluster:\n    etcd: {etcd}\n    vantage: {vantage}\n"
+                  + (f"    vantages: {vantages}\n" if vantages is not None else ""))
+
+
+def test_a_fleet_names_the_vantages_whose_views_count() -> None:
+    etcd = "{endpoints: [http://10.0.1.5:2379]}"
+    [(path, _, message)] = errors_of(fleet(etcd, vantages=None))
+    assert path == "controller.cluster.vantages" and "required for a fleet" in message
+    assert errors_of(fleet(etcd, vantages="[]"))[0][0] == "controller.cluster.vantages"
+    assert errors_of(fleet(etcd, vantages="[us-east-1, 'bad name']"))[0][0] == \
+        "controller.cluster.vantages[1]"
+    cluster = parse_config(fleet(etcd)).controller.cluster
+    assert cluster is not None and cluster.vantages == ["us-east-1", "eu-west-1"]
+    assert cluster.not_listed() is None
+    # an instance whose own vantage is not listed: the others would not count it
+    stray = parse_config(fleet(etcd, vantage="ap-south-1")).controller.cluster
+    assert stray is not None and "'ap-south-1'" in (stray.not_listed() or "")

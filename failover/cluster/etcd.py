@@ -76,7 +76,8 @@ def prefix_end(prefix: str) -> str:
 
 
 def kv_of(item: dict[str, Any]) -> KV:
-    return KV(base64.b64decode(item.get("key", "")).decode(),
+    # a key that is not UTF-8 (anyone who can write to etcd can make one) is read, not fatal
+    return KV(base64.b64decode(item.get("key", "")).decode(errors="replace"),
               base64.b64decode(item.get("value", "")),
               int(item.get("create_revision", 0)), int(item.get("mod_revision", 0)),
               int(item.get("version", 0)), int(item.get("lease", 0)))
