@@ -54,6 +54,8 @@ def validate(config_path: str) -> None:
     exposed = cfg.controller.exposed()
     if exposed:
         click.echo(f"warning: {exposed}", err=True)
+    if cfg.controller.cluster is not None and cfg.controller.cluster.etcd.in_clear():
+        click.echo(f"warning: {cfg.controller.cluster.etcd.in_clear()}", err=True)
     try:
         cfg.tsig_secret()
     except SecretError as exc:

@@ -314,6 +314,24 @@ class EtcdSettings(Model):
     password_env: EnvName | None = None
     password_file: str | None = None
 
+    def in_clear(self) -> str | None:
+        """A warning when the etcd password crosses plain http:// to a loopback member (off
+        loopback that is refused by validation)."""
+        if self.user and any(u.startswith("http://") for u in self.endpoints):
+            return (f"controller.cluster.etcd: user {self.user!r} authenticates over "
+                    "http://: its password travels unencrypted (on loopback only); use "
+                    "https:// with ca_file")
+        return None
+
+
+def loopback_url(url: str) -> bool:
+    """Whether an http(s)://HOST:PORT URL names this host (a loopback address, localhost)."""
+    host = url.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
 
 def _vantage_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
@@ -884,6 +902,11 @@ def _check_provider(cfg: Config) -> Iterator[Issue]:
             yield ((*at, "password_env"), "give at most one of password_env or password_file")
         if e.user and not (e.password_env or e.password_file):
             yield ((*at, "user"), "etcd auth needs password_env or password_file")
+        for i, url in enumerate(e.endpoints):
+            if e.user and url.startswith("http://") and not loopback_url(url):
+                yield ((*at, "endpoints", i), f"{url}: with user, the etcd password would "
+                       "cross the network unencrypted over http://; use https:// (with "
+                       "ca_file), or an etcd member on loopback")
         if c.cluster.vantages is None:
             yield (("controller", "cluster", "vantages"), "required for a fleet: list every "
                    "instance's vantage (its vantage, or its host name), such as [us-east-1, "

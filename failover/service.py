@@ -152,6 +152,8 @@ async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: A
         member.start()
         log.info("event=fleet_member vantage=%s prefix=%s lease_ttl=%d", member.vantage,
                  cluster.etcd.prefix, cluster.lease_ttl)
+        if cluster.etcd.in_clear():
+            log.warning("event=etcd_password_in_clear %s", cluster.etcd.in_clear())
     try:
         await _serve(config_path, cfg, adapter, state, member, dry_run=dry_run, once=once,
                      force=force)

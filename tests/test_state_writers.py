@@ -1,11 +1,13 @@
 """Whoever can write the state (a fleet's etcd prefix, a state file) can disturb the
 controller at worst, never choose what DNS serves: a poisoned decision, views of
 vantages the config does not name and a malformed key change nothing named serves and
-stop no instance (real etcd, real named, real controller processes)."""
+stop no instance; and write access to the prefix is what an etcd role limited to it
+gives (real etcd with auth, real named, real controller processes)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,8 +15,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from failover.cluster.etcd import Etcd
+import pytest
+
+from failover.cluster import watch
+from failover.cluster.etcd import Etcd, EtcdError
+from failover.cluster.watch import PrefixCache
 from failover.health import CheckState
+from failover.localdns import LocalNamed
+from failover.localetcd import LocalEtcd
 from failover.state.etcd import EtcdState
 from failover.state.sqlite import SqliteState
 from policies import Decision
@@ -185,3 +193,91 @@ def test_a_malformed_view_or_override_is_named_and_skipped_and_no_instance_exits
     assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
     assert all(i.process is not None and i.process.poll() is None
                for i in fleet.instances.values())
+
+
+# ---------------------------------------------------------------- etcd roles
+
+def etcdctl(etcd: LocalEtcd, *args: str, user: str | None = None) -> None:
+    subprocess.run(["etcdctl", "--endpoints", ",".join(etcd.endpoints),
+                    *(["--user", user] if user else []), *args], check=True,
+                   capture_output=True, text=True, timeout=30,
+                   env={**os.environ, "ETCDCTL_API": "3"})
+
+
+def as_user(fleet: Fleet, vantage: str, user: str, password: str) -> Instance:
+    """An instance (or a CLI machine) whose config signs in to etcd as `user`."""
+    inst = fleet.add(vantage)
+    (inst.config.parent / "etcd.password").write_text(password + "\n")
+    text = inst.config.read_text()
+    assert f"prefix: {PREFIX}}}" in text
+    inst.config.write_text(text.replace(f"prefix: {PREFIX}}}", f"prefix: {PREFIX}, user: "
+                                        f"{user}, password_file: ./etcd.password}}"))
+    return inst
+
+
+def test_a_role_limited_to_the_prefix_runs_the_fleet_and_a_user_outside_it_is_refused(
+        fleet: Fleet, named: LocalNamed, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    e = fleet.etcd
+    etcdctl(e, "user", "add", "root:root-pw")
+    etcdctl(e, "role", "add", "failover")
+    etcdctl(e, "role", "grant-permission", "failover", "--prefix=true", "readwrite",
+            f"{PREFIX}/")
+    etcdctl(e, "user", "add", "failover:fleet-pw")
+    etcdctl(e, "user", "grant-role", "failover", "failover")
+    etcdctl(e, "role", "add", "other")
+    etcdctl(e, "role", "grant-permission", "other", "--prefix=true", "readwrite", "/other/")
+    etcdctl(e, "user", "add", "intruder:intruder-pw")
+    etcdctl(e, "user", "grant-role", "intruder", "other")
+    etcdctl(e, "auth", "enable")
+    # the store as the fleet's user: what the controller does besides the election,
+    # all within the prefix (history retention compacts etcd)
+    store = EtcdState(Etcd(e.endpoints, user="failover", password="fleet-pw"), PREFIX, "x")
+    monkeypatch.setattr(watch, "READ_TIMEOUT", 0.2)  # a quiet watch checks etcd is there
+    watcher = Etcd(e.endpoints, user="failover", password="fleet-pw")
+    checks: list[str] = []
+    revision = watcher.revision
+    monkeypatch.setattr(watcher, "revision", lambda *key: checks.append("") or revision(*key))
+    cache = PrefixCache(watcher, f"{PREFIX}/live/")
+    try:
+        store.watch()
+        store.reopen()
+        store.record([])
+        store.prune(older_than=0.0, keep=1000)
+        store.prune(older_than=0.0, keep=1000)
+        assert store.overrides() == []
+        cache.start()
+        assert wait_for(lambda: len(checks) >= 2, 10)  # two quiet watches, etcd checked
+        assert cache.error is None and "etcd_watch_failed" not in caplog.text, caplog.text
+    finally:
+        cache.stop()
+        watcher.close()
+        store.close()
+    inst = as_user(fleet, "us-east-1", "failover", "fleet-pw")
+    fleet.start("us-east-1")
+    assert wait_for(lambda: inst.leads(), 60), fleet.logs()
+    assert wait_for(lambda: fleet.env.answer() == {EAST} and fence_held(named), 30), fleet.logs()
+    # a drain from another machine signed in as the fleet's user is applied
+    ops = as_user(fleet, "laptop", "failover", "fleet-pw")
+    done = cli(ops.config, "drain", "us-east-1", "--reason", "maintenance")
+    assert done.returncode == 0, done.stderr
+    assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
+    assert wait_for(lambda: readyz(inst.api_port)[0] == 200, 30), readyz(inst.api_port)
+    # a user whose role is elsewhere, or nobody signed in, cannot write under the prefix
+    for client in (Etcd(e.endpoints, user="intruder", password="intruder-pw"),
+                   Etcd(e.endpoints)):
+        try:
+            for key in (f"{PREFIX}/live/vantages/intruder", f"{PREFIX}/decisions/meta"):
+                try:
+                    client.put(key, view(down=[EAST_ID, WEST_ID]))
+                except EtcdError as exc:
+                    assert "permission denied" in str(exc) or "user name" in str(exc), exc
+                else:
+                    raise AssertionError(f"{key} was written without the fleet's role")
+        finally:
+            client.close()
+    intruder = as_user(fleet, "elsewhere", "intruder", "intruder-pw")
+    refused = cli(intruder.config, "restore", "us-east-1")
+    assert refused.returncode == 1 and "permission denied" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert fleet.env.answer() == {WEST}

@@ -69,7 +69,7 @@ class EtcdState:
         return None
 
     def reopen(self) -> None:
-        self.client.revision()
+        self.client.revision(self.prefix + "/")
 
     def changed_elsewhere(self) -> bool:
         if self._cache is None:
@@ -215,7 +215,7 @@ class EtcdState:
                 dropped += self.client.delete(base, end=last + "\0")
         # etcd keeps every revision of every key until compacted: compact to the revision
         # of the previous prune (an hour ago), so a watch never loses what it is reading
-        revision = self.client.revision()
+        revision = self.client.revision(base)
         if self._compact_next is not None:
             self.client.compact(self._compact_next)
         self._compact_next = revision
