@@ -154,6 +154,7 @@ controller:
   cluster:
     etcd: {{endpoints: [{", ".join(etcd.endpoints)}], prefix: /failover/load}}
     vantage: {v}
+    vantages: [{", ".join(VANTAGES)}]
 checks:
   tcp: {{type: TCP, port: {port}, request_interval: 1, failure_threshold: 2}}
 regions:

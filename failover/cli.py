@@ -58,6 +58,8 @@ def validate(config_path: str) -> None:
     exposed = cfg.controller.exposed()
     if exposed:
         click.echo(f"warning: {exposed}", err=True)
+    if cfg.controller.cluster is not None and cfg.controller.cluster.etcd.in_clear():
+        click.echo(f"warning: {cfg.controller.cluster.etcd.in_clear()}", err=True)
     # a secret not there yet is a warning (the service's environment may hold it); one
     # that is there but blank, short or malformed is an error
     try:
@@ -98,9 +100,11 @@ def _kept_state(cfg: Config) -> tuple[Any, dict[Any, Any], Any]:
 
     if not cfg.path(cfg.controller.state).exists():
         return None, {}, Overrides()
+    from policies.stored import vet
+
     state = open_state(cfg)
     try:
-        return (state.load_health(), state.load_decisions(),
+        return (state.load_health(), vet(cfg, state.load_decisions(), time.time()).decisions,
                 as_overrides(state.overrides(), time.time()))
     finally:
         state.close()
@@ -442,7 +446,8 @@ def _status_from_state(cfg: Config, now: float, served: dict[tuple[str, str], li
             from failover.state.etcd import EtcdState
 
             assert isinstance(state, EtcdState)
-            data["cluster"] = fleet_view(state.client, cfg.controller.cluster.etcd.prefix)
+            data["cluster"] = fleet_view(state.client, cfg.controller.cluster.etcd.prefix,
+                                         cfg.controller.cluster.vantages)
     finally:
         state.close()
     if errors:
@@ -498,9 +503,14 @@ def _print_status(data: dict[str, Any]) -> None:
                                 f"{lead['pid']}, epoch {lead['epoch']})" if lead else
                                 "NO LEADER: nobody writes DNS"))
         for v in fleet["vantages"]:
+            if "sees_down" not in v:
+                click.echo(f"  vantage {v['vantage']!r}: NOT COUNTED: {v['why']}")
+                continue
             sees = ("sees down: " + ", ".join(v["sees_down"])) if v["sees_down"] else \
                 "sees every endpoint up"
-            click.echo(f"  vantage {v['vantage']} (host {v['host']}, PID {v['pid']}): {sees}")
+            counted = "" if v.get("counted", True) else f" NOT COUNTED: {v['why']};"
+            click.echo(f"  vantage {v['vantage']} (host {v['host']}, PID {v['pid']}):"
+                       f"{counted} {sees}")
     if data.get("last_error"):
         e = data["last_error"]
         click.echo(f"last error (within the hour) at {clock(e['at'])}: {e['message']}")

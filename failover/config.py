@@ -361,6 +361,24 @@ class EtcdSettings(Model):
     password_env: EnvName | None = None
     password_file: str | None = None
 
+    def in_clear(self) -> str | None:
+        """A warning when the etcd password crosses plain http:// to a loopback member (off
+        loopback that is refused by validation)."""
+        if self.user and any(u.startswith("http://") for u in self.endpoints):
+            return (f"controller.cluster.etcd: user {self.user!r} authenticates over "
+                    "http://: its password travels unencrypted (on loopback only); use "
+                    "https:// with ca_file")
+        return None
+
+
+def loopback_url(url: str) -> bool:
+    """Whether an http(s)://HOST:PORT URL names this host (a loopback address, localhost)."""
+    host = url.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
 
 def _vantage_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
@@ -370,12 +388,28 @@ def _vantage_name(value: str) -> str:
     return value
 
 
+VantageName = Annotated[str, AfterValidator(_vantage_name)]
+
+
 class ClusterSettings(Model):
     """A fleet: every instance probes from its vantage, one elected leader writes DNS."""
 
     etcd: EtcdSettings
-    vantage: Annotated[str, AfterValidator(_vantage_name)] | None = None  # default: host name
+    vantage: VantageName | None = None  # default: host name
+    # required: the fleet's vantages, the only ones whose views count (a view under any
+    # other name, which whoever can write to etcd could add, is left out and named)
+    vantages: Annotated[list[VantageName], Field(min_length=1)] | None = None
     lease_ttl: Annotated[int, Between(2, 60, "lease_ttl", " s")] = 3
+
+    def not_listed(self) -> str | None:
+        """Why this instance's view would not count (its vantage is not in `vantages`)."""
+        me = self.vantage_name()
+        if self.vantages is None or me in self.vantages:
+            return None
+        return (f"this instance's vantage {me!r} ("
+                + ("controller.cluster.vantage" if self.vantage else "its host name")
+                + ") is not in controller.cluster.vantages: the fleet would not count its "
+                "view; add it there (or set vantage)")
 
     def vantage_name(self) -> str:
         """This instance's vantage: the configured one, or the host name."""
@@ -952,6 +986,16 @@ def _check_provider(cfg: Config) -> Iterator[Issue]:
             yield ((*at, "password_env"), "give at most one of password_env or password_file")
         if e.user and not (e.password_env or e.password_file):
             yield ((*at, "user"), "etcd auth needs password_env or password_file")
+        for i, url in enumerate(e.endpoints):
+            if e.user and url.startswith("http://") and not loopback_url(url):
+                yield ((*at, "endpoints", i), f"{url}: with user, the etcd password would "
+                       "cross the network unencrypted over http://; use https:// (with "
+                       "ca_file), or an etcd member on loopback")
+        if c.cluster.vantages is None:
+            yield (("controller", "cluster", "vantages"), "required for a fleet: list every "
+                   "instance's vantage (its vantage, or its host name), such as [us-east-1, "
+                   "eu-west-1, ap-south-1]; only their views count, so a vantage added in etcd "
+                   "by someone else does not vote (docs/ha.md)")
         if bool(e.cert_file) != bool(e.key_file):
             yield ((*at, "cert_file"), "give cert_file and key_file together")
         if (e.cert_file or e.ca_file) and not all(u.startswith("https") for u in e.endpoints):

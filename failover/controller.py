@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from failover.cluster.voters import Voters
 from failover.dns.base import (
     DnsConflict,
     DnsError,
@@ -45,6 +46,7 @@ from failover.repeats import Repeats
 from failover.state.held import HeldOverrides
 from failover.state.store import Event, Override, StateStore, as_overrides
 from policies import decide_all
+from policies.stored import vet
 
 if TYPE_CHECKING:
     from failover.cluster.member import Member
@@ -128,6 +130,7 @@ class Controller:
         self._fence_due = False  # a new leader takes the DNS fence before writing
         self._epoch: int | None = None  # alone: the epoch its writes carry
         self._remote: dict[str, Any] = {}  # vantage -> (view revision, its leaf states)
+        self._voters = Voters(member.prefix if member is not None else "")  # views that count
         self._expired: dict[str, float] = {}  # vantage -> when its view expired
         self._published_changes = -1  # board.local_changes when the view was published
         self._published_at = 0.0
@@ -147,8 +150,9 @@ class Controller:
         self.metrics = Metrics()
         self.last = Tick()
         self._load_error: str | None = None  # what could not be loaded at start
-        self.decisions: dict[tuple[str, str], Decision] = self._load(
-            "decisions", state.load_decisions, {})
+        # only what the config vouches for: the store may hold anything (policies/stored.py)
+        remembered = vet(cfg, self._load("decisions", state.load_decisions, {}), self.clock())
+        self.decisions: dict[tuple[str, str], Decision] = remembered.decisions
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._scheduler: Scheduler | None = None
@@ -195,6 +199,10 @@ class Controller:
         self._setup(cfg, adapter, self._load("health", state.load_checks, {}),
                     self._load("health", state.load_health, None))
         self._state_error = self._state_error or self._load_error
+        for dropped in remembered.dropped:
+            log.warning("event=stored_decision_distrusted %s", dropped)
+            self.event("error", "state", f"stored decision not trusted, values dropped: "
+                       f"{dropped} (the config changed since, or someone else wrote it)")
 
     def _load(self, what: str, load: Callable[[], Any], empty: Any) -> Any:
         """What the state holds, or `empty` when it cannot be read at start (a fleet's
@@ -361,6 +369,8 @@ class Controller:
             self._scheduler = self._scheduler_task = None
             asyncio.get_running_loop().create_task(_stop_scheduler(*old))
         self._setup(cfg, adapter, checks, health)
+        # what the old config answered and the new one does not have is forgotten
+        self.decisions = vet(cfg, self.decisions, self.clock()).decisions
         # a reload does not pause failover: a controller that was ready stays ready, and
         # an endpoint the new config adds starts healthy (Route 53's rule for a new check)
         # until its own probes say otherwise, within one interval
@@ -861,27 +871,32 @@ class Controller:
         member = self.member
         assert member is not None
         now = self.clock()
-        from failover.cluster import views as codec
-
-        live = {v: kv for v, kv in member.views().items() if v != member.vantage}
+        cluster = self.cfg.controller.cluster
+        live = member.views()
+        # only the views of the config's vantages that parse whole count (cluster/voters.py)
+        for note in self._voters.sort(live, cluster.vantages if cluster else None):
+            log.log(note.level, "event=vantage_%s vantage=%r %s", "refused" if note.refused
+                    else "readmitted", note.vantage, note.message)
+            if self._writer():
+                self.event("error" if note.refused else "controller", "fleet", note.message)
+            self._version += 1
         changed = False
-        for vantage, kv in live.items():
-            try:
-                data = kv.json()
-            except ValueError:
-                continue
-            if not data.get("ready"):
+        for vantage, (revision, view) in self._voters.counted.items():
+            if not view.ready or vantage == member.vantage:
                 continue  # still on its first probe round: it does not vote yet
             held = self._remote.get(vantage)
-            if held is None or held[0] != kv.mod_revision:
+            if held is None or held[0] != revision:
                 if held is None and self._writer():
                     self.event("controller", "fleet", f"vantage {vantage} reports "
-                               f"(host {data.get('host')}, PID {data.get('pid')})")
+                               f"(host {view.host}, PID {view.pid})")
                     self._expired.pop(vantage, None)
-                self._remote[vantage] = (kv.mod_revision, codec.decode(data.get("checks", {})))
+                self._remote[vantage] = (revision, view.checks)
                 changed = True
-        for vantage in [v for v in self._remote if v not in live]:
+        for vantage in [v for v in self._remote if v not in self._voters.counted]:
             del self._remote[vantage]
+            if vantage in live:  # left out of the vote (said above), not expired
+                changed = True
+                continue
             self._expired[vantage] = time.time()
             if self._writer():
                 self.event("error", "fleet", f"vantage {vantage}'s view expired (its lease "
@@ -1021,7 +1036,8 @@ class Controller:
         snapshot = self.board.snapshot(self.clock())
         all_views = {member.vantage: self.board.local_states(),
                      **{v: st for v, (_, st) in self._remote.items()}}
-        live, expired, leader = member.views(), dict(self._expired), member.leader()
+        live, expired, leader = dict(self._voters.counted), dict(self._expired), member.leader()
+        unknown, malformed = dict(self._voters.unknown), dict(self._voters.malformed)
         # what the write path checks: past its deadline a leader writes nothing
         epoch = self._leading if member.leading() == self._leading else None
         head = {"vantage": member.vantage, "role": "leader" if epoch is not None else "follower",
@@ -1036,24 +1052,26 @@ class Controller:
             result = {eid: h.healthy for eid, h in snapshot.endpoints.items()}
             odd = codec.odd_ones(all_views, result)
             vantages = []
-            for vantage, kv in sorted(live.items()):
-                try:
-                    data = kv.json()
-                except ValueError:
-                    data = {}
+            for vantage, (_, view) in sorted(live.items()):
                 states = all_views.get(vantage, {})
                 down = sorted({e for (e, _), st in states.items() if not st.healthy})
                 vantages.append({
-                    "vantage": vantage, "live": True, "ready": bool(data.get("ready")),
-                    "host": data.get("host"), "pid": data.get("pid"),
-                    "reported_at": data.get("at"), "sees_down": down,
+                    "vantage": vantage, "live": True, "ready": view.ready,
+                    "host": view.host, "pid": view.pid,
+                    "reported_at": view.at, "sees_down": down,
                     "disagrees": odd.get(vantage, []),
                     "odd": bool(odd.get(vantage)) and all(
                         not st.healthy for st in states.values()) and any(result.values())})
             for vantage, at in sorted(expired.items()):
                 vantages.append({"vantage": vantage, "live": False, "expired_at": at,
                                  "note": "its view expired with its lease: not counted"})
-            return {**head, "vantages": vantages, "odd_ones": sorted(odd)}
+            return {**head, "vantages": vantages, "odd_ones": sorted(odd),
+                    # views left out of the vote (cluster/voters.py)
+                    "unknown_vantages": [{"vantage": v, "published_by": who, "note": "not in "
+                                          "controller.cluster.vantages: not counted"}
+                                         for v, who in sorted(unknown.items())],
+                    "unreadable_views": [{"vantage": v, "why": why, "note": "not counted"}
+                                         for v, why in sorted(malformed.items())]}
 
         return make
 
@@ -1141,6 +1159,9 @@ class Controller:
                 out.append("the fleet has no leader: nobody writes DNS until one is elected")
             if self._publish_error is not None:
                 out.append(f"this vantage's view could not be published: {self._publish_error}")
+            left_out = self._voters.problem()
+            if left_out is not None:
+                out.append(left_out)
         if self._refused:
             since = self.repeats.since("refused") or self.clock()
             out.append(f"plan refused by safety guards for {self.clock() - since:.0f} s, "

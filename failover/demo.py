@@ -259,7 +259,8 @@ def run_fleet_demo(directory: Path, members: int, dns_port: int = 15353) -> None
                 f"  listen: 127.0.0.1:{api_port}\n",
                 f"  listen: 127.0.0.1:{api_port}\n  cluster:\n"
                 f"    etcd: {{endpoints: [{', '.join(etcd.endpoints)}], prefix: /failover/demo}}\n"
-                f"    vantage: {vantage}\n    lease_ttl: 3\n")
+                f"    vantage: {vantage}\n    lease_ttl: 3\n"
+                f"    vantages: [{', '.join(FLEET_VANTAGES[:members])}]\n")
             write_private(d / "failover.yaml", text)
             proc = subprocess.Popen([sys.executable, "-m", "failover", "run", "--config",
                                      str(d / "failover.yaml")],

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from failover.api import ApiServer, Published, Token
-from failover.config import Config, load_config, split_host_port
+from failover.config import ClusterSettings, Config, load_config, split_host_port
 from failover.controller import Controller
 from failover.dns import make_adapter
 from failover.dns.base import Adapter
@@ -89,6 +89,8 @@ def serve(config_path: str, *, dry_run: bool, once: bool, force: bool = False,
     if once and cfg.controller.cluster is not None:
         raise InputError("run --once writes DNS alone, outside the fleet's election: it cannot "
                          "run with controller.cluster; `failover plan` shows what would change")
+    if cfg.controller.cluster is not None and cfg.controller.cluster.not_listed():
+        raise InputError(str(cfg.controller.cluster.not_listed()))
     api_token(cfg)  # a blank or short token is refused before anything starts
     adapter = adapter_for(cfg)
     state = open_state(cfg, exclusive=True)  # a corrupt SQLite file is set aside
@@ -135,9 +137,15 @@ def api_token(cfg: Config) -> Token | None:
 
 def _same_process(old: Config, new: Config) -> None:
     """Settings a reload cannot change in a running process; raises InputError."""
-    if old.controller.cluster != new.controller.cluster:
+    def fixed(c: ClusterSettings | None) -> ClusterSettings | None:
+        return None if c is None else c.model_copy(update={"vantages": None})
+
+    # the fleet's vantages (who votes) a reload does change: a new instance joins with it
+    if fixed(old.controller.cluster) != fixed(new.controller.cluster):
         raise InputError("controller.cluster changed: a restart applies it, a reload cannot "
                          "(the running controller keeps its config)")
+    if new.controller.cluster is not None and new.controller.cluster.not_listed():
+        raise InputError(str(new.controller.cluster.not_listed()))
     for what in ("listen", "state"):
         if getattr(old.controller, what) != getattr(new.controller, what) or (
                 what == "state" and old.path(old.controller.state)
@@ -169,6 +177,8 @@ async def _main(config_path: str, cfg: Config, adapter: Adapter | None, state: A
         member.start()
         log.info("event=fleet_member vantage=%s prefix=%s lease_ttl=%d", member.vantage,
                  cluster.etcd.prefix, cluster.lease_ttl)
+        if cluster.etcd.in_clear():
+            log.warning("event=etcd_password_in_clear %s", cluster.etcd.in_clear())
     try:
         await _serve(config_path, cfg, adapter, state, member, dry_run=dry_run, once=once,
                      force=force, take_over=take_over)

@@ -29,6 +29,7 @@ controller:
   cluster:
     etcd: {{endpoints: [{endpoints}], prefix: /failover/test}}
     vantage: {vantage}
+    vantages: [{vantages}]
     lease_ttl: {ttl}
 """ + CHECKS_AND_REGIONS + """records:
   - name: api.example.test.
@@ -67,6 +68,9 @@ class Fleet:
     instances: dict[str, Instance] = field(default_factory=dict)
     east: str = EAST  # the regions' endpoint addresses
     west: str = WEST
+    # controller.cluster.vantages: the instances' names and the extra views tests publish
+    vantages: tuple[str, ...] = ("us-east-1", "eu-west-1", "ap-south-1", "sa-east-1",
+                                 "lonely", "laptop")
 
     def add(self, vantage: str, host: str = "127.0.0.1") -> Instance:
         d = self.dir / vantage
@@ -76,7 +80,7 @@ class Fleet:
         config = d / "failover.yaml"
         config.write_text(FLEET_CONFIG.format(
             dns_host=self.named.host, dns_port=self.named.port, api_port=port,
-            listen_host=host, ttl=self.ttl, vantage=vantage,
+            listen_host=host, ttl=self.ttl, vantage=vantage, vantages=", ".join(self.vantages),
             endpoints=", ".join(self.etcd.endpoints), http_port=self.env.http_port,
             east=self.east, west=self.west))
         inst = Instance(vantage, port, config, host=host)

@@ -270,3 +270,35 @@ def test_validate_warns_about_a_secret_file_others_can_read(tmp_path: Path) -> N
     (tmp_path / "token").chmod(0o600)
     r = failover("validate", "--config", str(config), env={"FAILOVER_TSIG_SECRET": "c2VjcmV0"})
     assert r.returncode == 0 and "readable by" not in r.stderr
+
+
+def test_validate_refuses_an_etcd_password_over_plain_http_and_warns_on_loopback(
+        tmp_path: Path) -> None:
+    listen = "  listen: 127.0.0.1:9053        # /healthz /readyz /status /metrics\n"
+    env = {"FAILOVER_TSIG_SECRET": "c2VjcmV0"}
+    for url, code in (("http://10.0.1.5:2379", 2), ("http://127.0.0.1:2379", 0)):
+        path = tmp_path / "fleet.yaml"
+        path.write_text(CONTRACT.read_text().replace(listen, listen + (
+            f"  cluster:\n    etcd: {{endpoints: [{url}], user: failover, "
+            "password_env: ETCD_PASSWORD}\n    vantages: [us-east-1]\n"), 1))
+        r = failover("validate", "--config", str(path), env=env)
+        assert r.returncode == code, r.stderr
+        if code == 2:
+            assert "controller.cluster.etcd.endpoints[0]: http://10.0.1.5:2379: with user, " \
+                "the etcd password would cross the network unencrypted" in r.stderr
+        else:
+            assert "warning: controller.cluster.etcd: user 'failover' authenticates over " \
+                "http://" in r.stderr
+
+
+def test_run_refuses_an_instance_whose_vantage_the_fleet_would_not_count(tmp_path: Path) -> None:
+    listen = "  listen: 127.0.0.1:9053        # /healthz /readyz /status /metrics\n"
+    path = tmp_path / "fleet.yaml"
+    path.write_text(CONTRACT.read_text().replace(listen, listen + (
+        "  cluster:\n    etcd: {endpoints: ['http://127.0.0.1:1']}\n    vantage: ap-south-1\n"
+        "    vantages: [us-east-1, eu-west-1]\n"), 1))
+    r = failover("run", "--config", str(path), env={"FAILOVER_TSIG_SECRET": "c2VjcmV0"})
+    assert r.returncode == 2, r.stderr
+    assert "this instance's vantage 'ap-south-1' (controller.cluster.vantage) is not in " \
+        "controller.cluster.vantages" in r.stderr
+    assert "Traceback" not in r.stderr

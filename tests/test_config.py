@@ -393,3 +393,48 @@ def test_a_large_config_is_read_from_the_cache_until_it_changes(
     path.write_text(CONTRACT_TEXT + records)
     os.chmod(entry, 0o666)
     assert configcache.get(path.read_bytes()) is None
+
+
+LISTEN = "  listen: 127.0.0.1:9053        # /healthz /readyz /status /metrics\n"
+
+
+def fleet(etcd: str, vantages: str | None = "[us-east-1, eu-west-1]",
+          vantage: str = "us-east-1") -> str:
+    return broken(LISTEN, LISTEN + f"  cluster:\n    etcd: {etcd}\n    vantage: {vantage}\n"
+                  + (f"    vantages: {vantages}\n" if vantages is not None else ""))
+
+
+def test_a_fleet_names_the_vantages_whose_views_count() -> None:
+    etcd = "{endpoints: [http://10.0.1.5:2379]}"
+    [(path, _, message)] = errors_of(fleet(etcd, vantages=None))
+    assert path == "controller.cluster.vantages" and "required for a fleet" in message
+    assert errors_of(fleet(etcd, vantages="[]"))[0][0] == "controller.cluster.vantages"
+    assert errors_of(fleet(etcd, vantages="[us-east-1, 'bad name']"))[0][0] == \
+        "controller.cluster.vantages[1]"
+    cluster = parse_config(fleet(etcd)).controller.cluster
+    assert cluster is not None and cluster.vantages == ["us-east-1", "eu-west-1"]
+    assert cluster.not_listed() is None
+    # an instance whose own vantage is not listed: the others would not count it
+    stray = parse_config(fleet(etcd, vantage="ap-south-1")).controller.cluster
+    assert stray is not None and "'ap-south-1'" in (stray.not_listed() or "")
+
+
+@pytest.mark.parametrize("url", ["http://10.0.1.5:2379", "http://etcd.example:2379",
+                                 "http://[2001:db8::1]:2379"])
+def test_an_etcd_password_over_plain_http_off_loopback_is_refused(url: str) -> None:
+    issues = errors_of(fleet(f"{{endpoints: [https://127.0.0.1:2379, '{url}'], user: failover, "
+                             "password_env: ETCD_PASSWORD}"))
+    assert [(p, "unencrypted" in m) for p, _, m in issues] == [
+        ("controller.cluster.etcd.endpoints[1]", True)], issues
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:2379", "http://localhost:2379",
+                                 "http://[::1]:2379"])
+def test_an_etcd_password_over_loopback_http_is_taken_with_a_warning(url: str) -> None:
+    cfg = parse_config(fleet(f"{{endpoints: ['{url}'], user: failover, "
+                             "password_env: ETCD_PASSWORD}"))
+    assert cfg.controller.cluster is not None
+    assert "unencrypted" in (cfg.controller.cluster.etcd.in_clear() or "")
+    https = parse_config(fleet("{endpoints: [https://10.0.1.5:2379], user: failover, "
+                               "password_env: ETCD_PASSWORD}"))
+    assert https.controller.cluster is not None and https.controller.cluster.etcd.in_clear() is None

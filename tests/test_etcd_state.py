@@ -4,7 +4,10 @@ gone."""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -127,3 +130,62 @@ def test_health_and_checks_are_kept_per_vantage(store: EtcdState, etcd: LocalEtc
         assert health is not None and not health.endpoints["us-east-1/a"].healthy
     finally:
         other.close()
+
+
+def test_stored_values_of_the_wrong_shape_are_skipped_and_named_once(
+        store: EtcdState, caplog: pytest.LogCaptureFixture) -> None:
+    """Whoever can write under the prefix can put anything there: a bad override, check,
+    snapshot, decision or event is left out and named by its key, the rest is read."""
+    from failover.health import CheckState, EndpointHealth, HealthSnapshot
+
+    p, put = "/failover/unit", store.client.put
+    store.set_override(Override("drain", "us-east-1", "us-east-1", "ops", "maint", 5.0))
+    put(f"{p}/overrides/drain/eu-west-1", "[1]")
+    put(f"{p}/overrides/pin/api", json.dumps({"kind": "pin", "target": "api"}))
+    put(f"{p}/overrides/drain/x", "{not json")
+    store.save_checks({"us-east-1/a|web|local": CheckState(False, 3.0, 0, "down")})
+    checks = json.loads(store.client.get(f"{p}/checks/us-east-1").value)  # type: ignore[union-attr]
+    checks["eu-west-1/b|web"] = checks["us-east-1/a|web|local"]  # no vantage part
+    checks["eu-west-1/c|web|local"] = {"healthy": "no"}
+    put(f"{p}/checks/us-east-1", json.dumps(checks))
+    store.save_health(HealthSnapshot(4.0, {"us-east-1/a": EndpointHealth(False, "down", 3.0)}))
+    health = json.loads(store.client.get(f"{p}/health/us-east-1").value)  # type: ignore[union-attr]
+    health["endpoints"]["eu-west-1/b"] = {"healthy": True, "reason": 7}
+    put(f"{p}/health/us-east-1", json.dumps(health))
+    store.record([Event(1000.0, "health", "s", "good", {})])
+    put(f"{p}/history/{'9' * 15}-000000-x", json.dumps({"at": "soon", "kind": "health"}))
+    caplog.set_level(logging.WARNING, logger="failover.state.codec")
+    for _ in range(3):  # read at every tick: said once
+        assert [o.target for o in store.overrides()] == ["us-east-1"]
+    assert list(store.load_checks()) == ["us-east-1/a|web|local"]
+    kept = store.load_health()
+    assert kept is not None and list(kept.endpoints) == ["us-east-1/a"]
+    assert [e.message for e in store.history()] == ["good"]
+    said = [r.getMessage() for r in caplog.records]
+    for key in ("overrides/drain/eu-west-1", "overrides/pin/api", "overrides/drain/x",
+                "eu-west-1/b|web", "eu-west-1/c|web|local", "endpoint eu-west-1/b",
+                f"history/{'9' * 15}-000000-x"):
+        assert sum(key in line for line in said) == 1, (key, said)
+
+
+def test_decisions_that_are_not_decisions_are_skipped_not_fatal(
+        store: EtcdState, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(etcd_state, "MAX_DECISIONS_TEXT", 64 * 1024)
+    p, put = "/failover/unit/decisions", store.client.put
+    store.save_decisions([decision(1), decision(2)])
+    chunk = json.loads(zlib.decompress(store.client.get(f"{p}/000000").value))  # type: ignore[union-attr]
+    chunk[1]["last_good"] = [["us-east-1"]]  # half a last_good
+    put(f"{p}/000000", zlib.compress(json.dumps(chunk).encode()))
+    caplog.set_level(logging.WARNING, logger="failover.state.codec")
+    assert list(store.load_decisions()) == [("n1.example.test.", "A")]
+    assert "decision n2.example.test." in caplog.text and "last_good" in caplog.text
+    for meta, chunk_value in ((b"{}", None), (b'{"chunks": "1"}', None),
+                              (b'{"chunks": 1}', b"not zlib"),
+                              (b'{"chunks": 1}', zlib.compress(b'{"a": 1}')),
+                              (b'{"chunks": 1}', zlib.compress(b"\0" * (1 << 20)))):
+        put(f"{p}/meta", meta)
+        if chunk_value is not None:
+            put(f"{p}/000000", chunk_value)
+        assert store.load_decisions() == {}
+    assert "inflates to more than 65536 bytes" in caplog.text  # the zip bomb, stopped

@@ -90,7 +90,8 @@ def net(tmp_path: Path) -> Iterator[Net]:
         etcd = LocalEtcd.start(tmp_path / "etcd", host=here)
         port = free_port()
         env = Env(dir=tmp_path, named=named, http_port=port, api_port=free_port())
-        fleet = Fleet(tmp_path, named, etcd, env, east=east, west=west)
+        fleet = Fleet(tmp_path, named, etcd, env, east=east, west=west,
+                      vantages=tuple(VANTAGES))
         n = Net(lab, fleet, named, regions, east, west, port)
         n.start_region("east", east)
         n.start_region("west", west)

@@ -76,7 +76,8 @@ def prefix_end(prefix: str) -> str:
 
 
 def kv_of(item: dict[str, Any]) -> KV:
-    return KV(base64.b64decode(item.get("key", "")).decode(),
+    # a key that is not UTF-8 (anyone who can write to etcd can make one) is read, not fatal
+    return KV(base64.b64decode(item.get("key", "")).decode(errors="replace"),
               base64.b64decode(item.get("value", "")),
               int(item.get("create_revision", 0)), int(item.get("mod_revision", 0)),
               int(item.get("version", 0)), int(item.get("lease", 0)))
@@ -117,13 +118,17 @@ class Etcd:
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.timeout = timeout
         verify: Any = True
-        if ca:
+        if ca or cert:
             import ssl
 
+            # the client certificate is presented whether the members' CA is ours or the
+            # system's
             verify = ssl.create_default_context(cafile=ca)
             if cert:
                 verify.load_cert_chain(cert, key)
-        self._http = httpx.Client(verify=verify, timeout=timeout,
+        # trust_env off: a proxy set in the environment (HTTP_PROXY, ALL_PROXY) must never
+        # carry etcd's traffic, its credentials or its TLS
+        self._http = httpx.Client(verify=verify, timeout=timeout, trust_env=False,
                                   limits=httpx.Limits(max_keepalive_connections=8))
         self._current = 0
         self._lock = threading.Lock()
@@ -237,8 +242,10 @@ class Etcd:
                                     "failure": failure or []})
         return bool(data.get("succeeded")), list(data.get("responses") or [])
 
-    def revision(self) -> int:
-        data = self.call("kv/range", {"key": b64("\0"), "count_only": True})
+    def revision(self, key: str = "\0") -> int:
+        """The cluster's revision now, read by counting `key`: give one the user may read
+        (with etcd auth, a role limited to a prefix may read nothing else)."""
+        data = self.call("kv/range", {"key": b64(key), "count_only": True})
         return int(data["header"]["revision"])
 
     def compact(self, revision: int) -> None:

@@ -25,7 +25,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from failover.cluster.etcd import (
@@ -39,6 +39,7 @@ from failover.cluster.etcd import (
     kv_of,
     put_op,
 )
+from failover.cluster.views import BadView, parse
 from failover.cluster.watch import PrefixCache
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,12 @@ def _leader_of(kv: KV | None) -> dict[str, Any] | None:
     if kv is None:
         return None
     try:
-        data = dict(kv.json())
-    except ValueError:
-        data = {}
+        stored = kv.json()
+    except (ValueError, RecursionError):
+        stored = None
+    # who leads is the key's lease and revision; what it says of itself is only shown
+    data = {k: v for k, v in stored.items() if k in ("vantage", "host", "pid", "started")
+            and isinstance(v, str | int | float)} if isinstance(stored, dict) else {}
     data["epoch"] = kv.create_revision
     data["lease"] = kv.lease
     return data
@@ -280,25 +284,33 @@ class Member:
             self.on_change()
 
 
-def fleet_view(client: Etcd, prefix: str) -> dict[str, Any]:
+def fleet_view(client: Etcd, prefix: str,
+               allowed: Collection[str] | None = None) -> dict[str, Any]:
     """The fleet as etcd holds it now (for `failover status` from any machine): the
-    leader with its epoch, and every live vantage with what it sees down."""
+    leader with its epoch, and every live vantage with what it sees down; a vantage not
+    in `allowed` (controller.cluster.vantages) or whose view cannot be read is listed
+    with why it does not count."""
     kvs, _ = client.get_prefix(f"{prefix.rstrip('/')}/live/")
     by_key = {kv.key: kv for kv in kvs}
     views_prefix = f"{prefix.rstrip('/')}/live/vantages/"
-    vantages = []
+    vantages: list[dict[str, Any]] = []
     for key, kv in sorted(by_key.items()):
         if not key.startswith(views_prefix):
             continue
+        vantage = key[len(views_prefix):]
         try:
-            data = kv.json()
-        except ValueError:
-            data = {}
-        down = sorted({k.rpartition("|")[0] for k, v in (data.get("checks") or {}).items()
-                       if not v[0]})
-        vantages.append({"vantage": key[len(views_prefix):], "host": data.get("host"),
-                         "pid": data.get("pid"), "reported_at": data.get("at"),
-                         "sees_down": down})
+            view = parse(kv.value)
+        except BadView as exc:
+            vantages.append({"vantage": vantage, "counted": False,
+                             "why": f"its view cannot be read: {exc}"})
+            continue
+        entry = {"vantage": vantage, "host": view.host, "pid": view.pid,
+                 "reported_at": view.at,
+                 "sees_down": sorted({e for (e, _), st in view.checks.items()
+                                      if not st.healthy})}
+        if allowed is not None and vantage not in allowed:
+            entry.update(counted=False, why="not in controller.cluster.vantages")
+        vantages.append(entry)
     leader = _leader_of(by_key.get(leader_key(prefix)))
     return {"leader": None if leader is None else {
         k: leader.get(k) for k in ("vantage", "host", "pid", "epoch", "started")},

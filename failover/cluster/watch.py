@@ -78,7 +78,7 @@ class PrefixCache:
                     # a quiet watch: make sure etcd is still there (and has quorum), so a
                     # cut-off instance says so instead of trusting a stale cache
                     if not self._stop.is_set():
-                        self.client.revision()
+                        self.client.revision(self.prefix)
                         self.ok_at = time.monotonic()
             except WatchCompacted:
                 continue  # read everything again

@@ -30,6 +30,7 @@ from failover.state.store import Event, Override, OverrideChange, OverrideKind
 from policies import Decision
 
 CHUNK = 512 * 1024  # bytes of compressed decisions per key (etcd takes 1.5 MiB requests)
+MAX_DECISIONS_TEXT = 1 << 30  # bytes the decisions may inflate to (a zip bomb stops here)
 MAX_OPS = 100  # operations per transaction (etcd's default limit is 128)
 HISTORY_PAGE = 1000
 
@@ -47,6 +48,7 @@ class EtcdState:
         self._changed = threading.Event()
         self._seq = itertools.count()
         self._compact_next: int | None = None  # the revision to compact to at the next prune
+        self._skip = codec.Skipped()  # keys of the wrong shape, named once each
 
     def _key(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
@@ -67,7 +69,7 @@ class EtcdState:
         return None
 
     def reopen(self) -> None:
-        self.client.revision()
+        self.client.revision(self.prefix + "/")
 
     def changed_elsewhere(self) -> bool:
         if self._cache is None:
@@ -85,7 +87,9 @@ class EtcdState:
             kvs = list(self._cache.snapshot().values())
         else:
             kvs, _ = self.client.get_prefix(self._key("overrides") + "/")
-        return sorted((codec.override_from(kv.json()) for kv in kvs), key=lambda o: o.at)
+        found = (codec.override_from(codec.parsed(kv.value, kv.key, self._skip), kv.key,
+                                     self._skip) for kv in kvs)
+        return sorted((o for o in found if o is not None), key=lambda o: o.at)
 
     def set_override(self, override: Override) -> None:
         self.client.put(self._key("overrides", override.kind, override.target),
@@ -104,7 +108,9 @@ class EtcdState:
         assert change.clear is not None
         key = self._key("overrides", change.clear.kind, change.clear.target)
         kv = self.client.get(key)
-        if kv is None or codec.override_from(kv.json()).at != change.clear.at:
+        held_now = None if kv is None else codec.override_from(
+            codec.parsed(kv.value, kv.key, self._skip), kv.key, self._skip)
+        if kv is None or held_now is None or held_now.at != change.clear.at:
             return False
         # removed only if nobody wrote it since it was read
         held, _ = self.client.txn(
@@ -121,7 +127,9 @@ class EtcdState:
 
     def load_health(self) -> HealthSnapshot | None:
         kv = self.client.get(self._key("health", self.vantage))
-        return codec.health_from(kv.json()) if kv is not None else None
+        if kv is None:
+            return None
+        return codec.health_from(codec.parsed(kv.value, kv.key, self._skip), kv.key, self._skip)
 
     def save_checks(self, states: Mapping[str, CheckState]) -> None:
         self.client.put(self._key("checks", self.vantage),
@@ -129,7 +137,9 @@ class EtcdState:
 
     def load_checks(self) -> dict[str, CheckState]:
         kv = self.client.get(self._key("checks", self.vantage))
-        return codec.checks_from(kv.json() if kv is not None else None)
+        if kv is None:
+            return {}
+        return codec.checks_from(codec.parsed(kv.value, kv.key, self._skip), kv.key, self._skip)
 
     def save_decisions(self, decisions: list[Decision]) -> None:
         packed = zlib.compress(codec.decisions_text(decisions).encode(), 6)
@@ -154,14 +164,29 @@ class EtcdState:
         meta = by_key.get("meta")
         if meta is None:
             return {}
-        n = int(meta.json()["chunks"])
+        info = codec.parsed(meta.value, meta.key, self._skip)
+        n = info.get("chunks") if isinstance(info, dict) else None
+        if info is codec.UNREADABLE:
+            return {}
+        if type(n) is not int or not 0 <= n < MAX_OPS:
+            self._skip(meta.key, "not {chunks: N} with N a chunk count: decisions ignored")
+            return {}
         try:
             packed = b"".join(by_key[f"{i:06d}"].value for i in range(n))
         except KeyError:
             return {}  # a save in between: the next reading finds it whole
         if not packed:
             return {}
-        return codec.decisions_from(json.loads(zlib.decompress(packed)))
+        where = self._key("decisions") + "/"
+        try:
+            inflate = zlib.decompressobj()
+            text = inflate.decompress(packed, MAX_DECISIONS_TEXT)
+            if inflate.unconsumed_tail:
+                raise ValueError(f"inflates to more than {MAX_DECISIONS_TEXT} bytes")
+        except (zlib.error, ValueError) as exc:
+            self._skip(where, f"not zlib'd decisions, ignored: {exc}")
+            return {}
+        return codec.decisions_from(codec.parsed(text, where, self._skip), where, self._skip)
 
     # -------------------------------------------------------------------- history
 
@@ -177,7 +202,7 @@ class EtcdState:
     def history(self, since: float | None = None, limit: int = 1000,
                 kind: str | None = None) -> list[Event]:
         start = self._key("history", f"{int((since or 0.0) * 1000):015d}")
-        end = prefix_end(self._key("history") + "/")
+        end: str | bytes = prefix_end(self._key("history") + "/")
         out: list[Event] = []
         while len(out) < limit:
             page = min(HISTORY_PAGE, limit - len(out)) if kind is None else HISTORY_PAGE
@@ -186,14 +211,16 @@ class EtcdState:
                 "sort_order": "DESCEND", "sort_target": "KEY"})
             kvs = data.get("kvs") or []
             for item in kvs:
-                e = codec.event_from(json.loads(base64.b64decode(item.get("value", ""))))
-                if kind is None or e.kind == kind:
+                key = base64.b64decode(item.get("key", "")).decode(errors="replace")
+                e = codec.event_from(codec.parsed(base64.b64decode(item.get("value", "")), key,
+                                                  self._skip), key, self._skip)
+                if e is not None and (kind is None or e.kind == kind):
                     out.append(e)
                     if len(out) >= limit:
                         break
             if len(kvs) < page:
                 break
-            end = base64.b64decode(kvs[-1]["key"]).decode()  # the next page: older keys
+            end = base64.b64decode(kvs[-1]["key"])  # the next page: older keys (as bytes)
         out.reverse()
         return out
 
@@ -211,7 +238,7 @@ class EtcdState:
                 dropped += self.client.delete(base, end=last + "\0")
         # etcd keeps every revision of every key until compacted: compact to the revision
         # of the previous prune (an hour ago), so a watch never loses what it is reading
-        revision = self.client.revision()
+        revision = self.client.revision(base)
         if self._compact_next is not None:
             self.client.compact(self._compact_next)
         self._compact_next = revision

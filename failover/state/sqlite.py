@@ -46,6 +46,9 @@ CREATE INDEX IF NOT EXISTS events_at ON events (at);
 """
 
 
+OVERRIDE_COLUMNS = ("kind", "target", "region", "who", "why", "at", "expires")
+
+
 def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
@@ -114,6 +117,7 @@ class SqliteState:
         self._version: int | None = None
         self._inode: tuple[int, int] | None = None
         self._reserve = Reserve(path)
+        self._skip = codec.Skipped()  # values of the wrong shape, named once each
         if exclusive:
             self._take_lock()
         try:
@@ -302,7 +306,10 @@ class SqliteState:
     def overrides(self) -> list[Override]:
         rows = self._run("SELECT kind, target, region, who, why, at, expires FROM overrides "
                          "ORDER BY at")
-        return [Override(*row) for row in rows]
+        found = (codec.override_from(dict(zip(OVERRIDE_COLUMNS, row, strict=True)),
+                                     f"{self.path} overrides {row[0]!s:.20}/{row[1]!s:.200}",
+                                     self._skip) for row in rows)
+        return [o for o in found if o is not None]
 
     def set_override(self, override: Override) -> None:
         self._run("INSERT OR REPLACE INTO overrides VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -362,27 +369,28 @@ class SqliteState:
         self._reserve.keep()  # the controller saves every 10 s: room again, made again
 
     def load_health(self) -> HealthSnapshot | None:
-        return codec.health_from(self._get("health"))
+        return codec.health_from(self._get("health"), f"{self.path} health", self._skip)
 
     def save_checks(self, states: Mapping[str, CheckState]) -> None:
         self._put("checks", codec.checks_data(states))
 
     def load_checks(self) -> dict[str, CheckState]:
-        return codec.checks_from(self._get("checks"))
+        return codec.checks_from(self._get("checks"), f"{self.path} checks", self._skip)
 
     def save_decisions(self, decisions: list[Decision]) -> None:
         self._run("INSERT OR REPLACE INTO kv VALUES (?, ?)",
                   ("decisions", codec.decisions_text(decisions)))
 
     def load_decisions(self) -> dict[tuple[str, str], Decision]:
-        return codec.decisions_from(self._get("decisions"))
+        return codec.decisions_from(self._get("decisions"), f"{self.path} decisions",
+                                    self._skip)
 
     def _put(self, key: str, value: Any) -> None:
         self._run("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value)))
 
     def _get(self, key: str) -> Any:
         rows = self._run("SELECT value FROM kv WHERE key = ?", (key,))
-        return json.loads(rows[0][0]) if rows else None
+        return codec.parsed(rows[0][0], f"{self.path} {key}", self._skip) if rows else None
 
     # history
     def record(self, events: list[Event]) -> None:
@@ -402,11 +410,15 @@ class SqliteState:
 
     def history(self, since: float | None = None, limit: int = 1000,
                 kind: str | None = None) -> list[Event]:
-        rows = self._run("SELECT at, kind, subject, message, detail FROM events WHERE at >= ? "
+        rows = self._run("SELECT id, at, kind, subject, message, detail FROM events WHERE at >= ? "
                          "AND (? IS NULL OR kind = ?) ORDER BY id DESC LIMIT ?",
                          (since or 0.0, kind, kind, limit))
-        return [Event(at, kind, subject, message, json.loads(detail))
-                for at, kind, subject, message, detail in reversed(rows)]
+        found = (codec.event_from({"at": at, "kind": kind, "subject": subject,
+                                   "message": message, "detail": codec.parsed(
+                                       detail, f"{self.path} event {row_id}", self._skip)},
+                                  f"{self.path} event {row_id}", self._skip)
+                 for row_id, at, kind, subject, message, detail in reversed(rows))
+        return [e for e in found if e is not None]
 
     def prune(self, older_than: float, keep: int) -> int:
         with self._lock:
