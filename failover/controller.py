@@ -949,15 +949,10 @@ class Controller:
         since = self.repeats.since("dns")
         if since is None or self._dns_reach is not False or now - since <= member.ttl:
             return
-        able = []
-        for vantage, kv in member.views().items():
-            if vantage == member.vantage:
-                continue
-            try:
-                if kv.json().get("dns") is True:
-                    able.append(vantage)
-            except ValueError:
-                continue
+        # the fleet's own vantages only (the allow-list): a key anyone wrote cannot
+        # make the leader step down
+        able = [v for v, (_, view) in self._voters.counted.items()
+                if v != member.vantage and view.dns is True]
         if not able:
             return  # nobody else reaches DNS either: stepping down would not help
         why = (f"{member.vantage} cannot reach DNS for {now - since:.0f} s "

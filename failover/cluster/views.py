@@ -34,6 +34,7 @@ class View:
     pid: int | None = None
     at: float | None = None
     checks: Mapping[tuple[str, str], CheckState] = field(default_factory=dict)
+    dns: bool | None = None  # whether it reaches the DNS server (None: cannot tell)
 
 
 def encode(states: Mapping[tuple[str, str], CheckState]) -> dict[str, list[Any]]:
@@ -60,7 +61,10 @@ def parse(raw: bytes) -> View:
         raise BadView("pid: not an integer")
     if at is not None and not _time(at):
         raise BadView("at: not a time")
-    return View(ready, host and host[:255], pid, at, decode(data.get("checks", {})))
+    dns = data.get("dns")
+    if dns is not None and not isinstance(dns, bool):
+        raise BadView("dns: not true, false or null")
+    return View(ready, host and host[:255], pid, at, decode(data.get("checks", {})), dns)
 
 
 def decode(checks: Any) -> dict[tuple[str, str], CheckState]:
