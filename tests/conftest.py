@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from failover.localdns import LocalNamed, free_port, named_binary
 from tests.service_env import EAST, WEST, Env
@@ -14,7 +14,24 @@ settings.register_profile("ci", max_examples=400, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=100, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
+# make mutate runs every covering test once per mutant: few examples, no shrinking (a
+# mutant is caught by the first failing example; shrinking it only costs time)
+settings.register_profile("mutate", max_examples=20, deadline=None,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                          suppress_health_check=list(HealthCheck))
+settings.load_profile("mutate" if os.environ.get("FAILOVER_MUTATE") else
+                      "ci" if os.environ.get("CI") == "true" else "dev")
+
+# fixtures that start a server or listen on loopback: their tests are marked `servers`,
+# which `make mutate` leaves out (it runs only tests that need no sockets)
+SERVER_FIXTURES = {"named", "second_named", "env", "moto_server", "plain_moto_server", "etcd",
+                   "store", "fleet", "net", "endpoints", "browser", "server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
 
 
 @pytest.fixture

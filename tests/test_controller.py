@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,24 @@ import pytest
 from failover.state import open_state
 from tests.builders import ROOT
 from tests.service_env import EAST, WEST, Env, only_east_healthy, served_east, wait_for
+
+
+def settled(env: Env) -> Callable[[], bool]:
+    """True once the controller is ready (its first full probe round done) and a tick that
+    began after that has ended: whatever it was going to write by then is written. The
+    positive signal a "nothing changed" check waits for, instead of a fixed sleep."""
+    ready_at: list[float] = []
+
+    def check() -> bool:
+        status = env.status()
+        if not status.get("ready"):
+            return False
+        if not ready_at:
+            ready_at.append(status["at"])
+            return False
+        return (status.get("last_tick") or {}).get("at", 0.0) > ready_at[0]
+
+    return check
 
 
 def test_fails_over_after_n_failures_and_back_after_the_failback_delay(env: Env) -> None:
@@ -63,8 +82,16 @@ def test_flapping_faster_than_the_threshold_changes_nothing(env: Env) -> None:
     env.start_controller()
     assert wait_for(served_east(env)), env.log()
     serial = env.serial()
+    flapping_since = time.time()
     env.start_region(EAST, behaviour="flap")  # 200, 503, 200, ... never 2 failures in a row
-    time.sleep(5)
+
+    def flapped() -> bool:  # the controller saw it fail twice and succeed in between
+        eps = env.status().get("regions", {}).get("us-east-1", {}).get("endpoints", [])
+        seen = [o["ok"] for e in eps for o in e["recent"] if o["at"] > flapping_since]
+        return seen.count(False) >= 2 and True in seen[seen.index(False):]
+
+    assert wait_for(flapped, timeout=20), env.status()
+    assert wait_for(settled(env)), env.status()
     assert env.answer() == {EAST} and env.serial() == serial
     history = json.loads(env.cli("history", "--json").stdout)
     assert not [e for e in history if e["kind"] == "health"]
@@ -79,7 +106,8 @@ def test_drain_moves_the_answer_and_survives_a_restart(env: Env) -> None:
     env.stop_controller(signal.SIGKILL)
     serial = env.serial()
     env.start_controller()
-    time.sleep(4)  # a first probe round and a few ticks
+    assert wait_for(settled(env)), env.log()  # a first probe round, and a tick after it
+    assert env.record().get("values") == [WEST]
     assert env.answer() == {WEST} and env.serial() == serial
     assert env.cli("restore", "us-east-1").returncode == 0
     assert wait_for(served_east(env), timeout=5), env.log()
@@ -100,8 +128,9 @@ def test_sigkill_and_restart_changes_nothing_when_health_did_not(env: Env) -> No
     env.stop_controller(signal.SIGKILL)
     serial = env.serial()
     env.start_controller()
-    time.sleep(5)
+    assert wait_for(settled(env)), env.log()  # a first probe round, and a tick after it
     # us-east-1 is still down: a fresh start must not fail back to it "as new checks"
+    assert env.record().get("values") == [WEST], env.status()
     assert env.answer() == {WEST} and env.serial() == serial, env.log()
 
 
@@ -142,10 +171,12 @@ def test_bad_config_on_sighup_keeps_the_old_one(env: Env) -> None:
 
 def test_dry_run_never_changes_dns(env: Env) -> None:
     env.start_controller("--dry-run")
-    time.sleep(3)
+    assert wait_for(settled(env)), env.log()
+    assert env.record().get("values") == [EAST]  # decided: it would write east
     assert env.answer() == set()
     env.stop_region(EAST)
-    time.sleep(4)
+    assert wait_for(lambda: env.record().get("values") == [WEST], timeout=15), env.status()
+    assert wait_for(settled(env)), env.log()
     assert env.answer() == set()
     history = json.loads(env.cli("history", "--json").stdout)
     assert any(e["subject"] == "dry-run" and "would apply" in e["message"] for e in history)
@@ -289,3 +320,61 @@ def test_a_pin_for_a_while_expires_and_unpin_undoes_a_pin(env: Env) -> None:
     assert wait_for(served_east(env), timeout=5), env.log()
     r = env.cli("unpin", "api")  # not pinned any more: an error, not "nothing to do"
     assert r.returncode == 2, r.stdout + r.stderr
+
+
+def _metric(env: Env, name: str) -> float:
+    code, text = _get(f"http://127.0.0.1:{env.api_port}/metrics")
+    assert code == 200
+    [value] = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(value)
+
+
+def test_the_health_to_served_metric_is_the_time_from_the_flip_to_the_answer(env: Env) -> None:
+    env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    assert wait_for(settled(env)), env.log()
+    assert _metric(env, "failover_health_to_served_seconds_count") == 0
+    stopped = time.time()
+    env.stop_region(EAST)
+    still_east = [stopped]  # the last instant before which named still served east
+
+    def served_west() -> bool:
+        asked = time.time()
+        answer = env.answer()
+        if answer == {EAST}:
+            still_east[0] = asked
+        return answer == {WEST}
+
+    assert wait_for(served_west, timeout=15, step=0.02), env.log()
+    served = time.time()
+    [ep] = env.status()["regions"]["us-east-1"]["endpoints"]
+    flipped = ep["since"]  # when the controller saw it fail (its failure_threshold-th)
+    assert not ep["healthy"] and stopped < flipped < served
+    assert _metric(env, "failover_health_to_served_seconds_count") == 1
+    took = _metric(env, "failover_health_to_served_seconds_sum")
+    # written after named last served east, and before the test saw west served
+    assert still_east[0] - flipped < took <= served - flipped, (still_east, flipped, took,
+                                                                served)
+
+
+def test_plan_decides_from_the_controllers_health_and_drains(env: Env) -> None:
+    env.start_controller("--dry-run")  # it decides and keeps its state, and writes nothing
+
+    def planned() -> tuple[int, list[str], str]:
+        r = env.cli("plan", "--json")
+        out = json.loads(r.stdout)
+        [api] = [c for c in out["changes"] if c["name"] == "api.example.test."]
+        return r.returncode, api["values"], out["health"]
+
+    assert wait_for(settled(env)), env.log()
+    code, values, health = planned()
+    assert code == 2 and values == [EAST]
+    assert health.startswith("health and latency from the controller's state")
+    assert env.cli("drain", "us-east-1").returncode == 0
+    assert planned()[:2] == (2, [WEST])  # the drain in the state
+    assert env.cli("restore", "us-east-1").returncode == 0
+    assert planned()[:2] == (2, [EAST])
+    env.stop_region(EAST)
+    assert wait_for(lambda: env.record().get("values") == [WEST], timeout=15), env.status()
+    assert wait_for(lambda: planned()[:2] == (2, [WEST]), timeout=10)  # once it is saved
+    assert env.answer() == set()

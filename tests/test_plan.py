@@ -66,6 +66,62 @@ def test_renderings() -> None:
     assert plan.to_markdown(plan.diff([], [], set())) == "_no changes_"
 
 
+def test_renderings_in_full() -> None:
+    """What `plan` prints, exactly: every column, the routing, a values change shown as
+    before -> after (a TTL change alone shows the values once), the summary."""
+    actual = [A("api.example.test", "A", 30, ["127.0.1.1"]),
+              A("old.example.test", "AAAA", 300, ["::1"]),
+              A("ttl.example.test", "A", 30, ["127.0.3.1"])]
+    desired = [A("api.example.test", "A", 30, ["127.0.2.1", "127.0.2.2"]),
+               A("ttl.example.test", "A", 60, ["127.0.3.1"]),
+               A("www.example.test", "A", 30, ["127.0.1.1"], set_identifier="us", weight=70),
+               A("www.example.test", "A", 30, ["127.0.4.1"], set_identifier="eu",
+                 region="eu-west-1", failover="PRIMARY")]
+    cs = plan.diff(desired, actual, {("api.example.test.", "A"), ("www.example.test.", "A"),
+                                     ("old.example.test.", "AAAA"), ("ttl.example.test.", "A")},
+                   zone="example.test.")
+    assert plan.to_table(cs) == "\n".join([
+        "          NAME               TYPE  TTL  VALUES                            ROUTING",
+        "- delete  old.example.test.  AAAA  300  ::1",
+        "~ upsert  api.example.test.  A     30   127.0.1.1 -> 127.0.2.1,127.0.2.2",
+        "~ upsert  ttl.example.test.  A     60   127.0.3.1",
+        "+ create  www.example.test.  A     30   127.0.4.1                         "
+        "set=eu region=eu-west-1 failover=PRIMARY",
+        "+ create  www.example.test.  A     30   127.0.1.1                         "
+        "set=us weight=70",
+        "5 changes: 2 create, 2 upsert, 1 delete"])
+    assert plan.to_markdown(cs) == "\n".join([
+        "| action | name | type | ttl | values | routing |",
+        "|---|---|---|---|---|---|",
+        "| delete | `old.example.test.` | AAAA | 300 | `::1` |  |",
+        "| upsert | `api.example.test.` | A | 30 | `127.0.1.1` &rarr; `127.0.2.1`<br>`127.0.2.2` |  |",
+        "| upsert | `ttl.example.test.` | A | 60 | `127.0.3.1` |  |",
+        "| create | `www.example.test.` | A | 30 | `127.0.4.1` | "
+        "set=eu region=eu-west-1 failover=PRIMARY |",
+        "| create | `www.example.test.` | A | 30 | `127.0.1.1` | set=us weight=70 |",
+        "",
+        "**5 changes: 2 create, 2 upsert, 1 delete**"])
+    api = {"name": "api.example.test.", "type": "A", "ttl": 30}
+    ttl = {"name": "ttl.example.test.", "type": "A", "values": ["127.0.3.1"]}
+    www = {"name": "www.example.test.", "type": "A", "ttl": 30}
+    assert plan.to_json(cs) == {
+        "zone": "example.test.", "existing": 3,
+        "summary": {"create": 2, "upsert": 2, "delete": 1},
+        "changes": [
+            {"action": "delete", "name": "old.example.test.", "type": "AAAA", "ttl": 300,
+             "values": ["::1"]},
+            {"action": "upsert", **api, "values": ["127.0.2.1", "127.0.2.2"],
+             "before": {**api, "values": ["127.0.1.1"]}},
+            {"action": "upsert", **ttl, "ttl": 60, "before": {**ttl, "ttl": 30}},
+            {"action": "create", **www, "values": ["127.0.4.1"], "set_identifier": "eu",
+             "region": "eu-west-1", "failover": "PRIMARY"},
+            {"action": "create", **www, "values": ["127.0.1.1"], "set_identifier": "us",
+             "weight": 70}]}
+    one = plan.diff([A("a.example.test", "A", 30, ["127.0.0.1"])], [],
+                    {("a.example.test.", "A")})
+    assert one.summary() == "1 change: 1 create, 0 upsert, 0 delete"
+
+
 # ----------------------------------------------------------------------------- properties
 
 NAMES = ["a.example.test.", "b.example.test.", "c.example.test."]

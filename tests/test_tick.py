@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
+import pytest
+
 from failover.controller import Controller
 from failover.dns.base import ApplyReport
 from failover.dns.ownership import Registry
@@ -154,6 +156,7 @@ def test_the_same_conflict_again_and_again_backs_off_and_degrades(tmp_path: Path
     assert sum("already exists" in m for m in events) == 1  # said once, not per attempt
 
 
+@pytest.mark.servers  # its endpoints listen on loopback
 def test_nothing_is_written_before_the_first_full_probe_round(tmp_path: Path) -> None:
     """Each endpoint's first probe is held open: however often the loop goes round, DNS
     stays untouched until every endpoint has a result, then the answer is written."""

@@ -59,22 +59,24 @@ PAGE = 300  # record sets per ListResourceRecordSets page (Route 53's maximum)
 class RateLimiter:
     """A token bucket: at most `rate` calls per second, bursts of one second's worth."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.rate = rate
+        self.clock, self.sleep = clock, sleep
         self.tokens = rate
-        self.at = time.monotonic()
+        self.at = clock()
         self.lock = threading.Lock()
 
     def acquire(self) -> None:
         """Block until a call is allowed."""
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
             self.at = now
             if self.tokens < 1:
-                time.sleep((1 - self.tokens) / self.rate)
+                self.sleep((1 - self.tokens) / self.rate)
                 self.tokens = 1
-                self.at = time.monotonic()
+                self.at = self.clock()
             self.tokens -= 1
 
 

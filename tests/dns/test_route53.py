@@ -24,7 +24,7 @@ from failover import plan
 from failover.config import Route53Provider, parse_config
 from failover.dns.base import DnsConflict, DnsRejected
 from failover.dns.ownership import marker_value
-from failover.dns.route53 import MAX_ELEMENTS, Route53Adapter, batches
+from failover.dns.route53 import MAX_ELEMENTS, RateLimiter, Route53Adapter, batches
 from failover.errors import FailoverError
 from failover.health import assume_regions, initial_snapshot
 from failover.localdns import free_port
@@ -306,6 +306,93 @@ def test_a_concurrent_edit_is_not_overwritten(zone: str) -> None:
         a.apply(step.changes, stale)
     sync(cfg, a, down=("us-east-1",))  # re-read, re-plan: converges
     assert records(a, "api.example.test.")["primary"].values == ("127.0.2.1",)
+
+
+class FakeClock:
+    """Seconds that pass only when the rate limiter sleeps: no wall clock in the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls: list[float] = []  # when each call was let through
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.now += seconds
+
+    def limiter(self, rate: float) -> RateLimiter:
+        clock = self
+
+        class Counting(RateLimiter):
+            def acquire(self) -> None:
+                super().acquire()
+                clock.calls.append(round(clock.now, 9))
+
+        return Counting(rate, clock=lambda: self.now, sleep=self.sleep)
+
+
+def in_any_window(times: list[float], seconds: float) -> int:
+    """The most calls let through within `seconds` of one another."""
+    return max(sum(1 for u in times if t <= u < t + seconds) for t in times)
+
+
+def test_the_request_budget_lets_a_seconds_worth_through_then_one_call_per_fifth_second(
+        ) -> None:
+    clock = FakeClock()
+    limiter = clock.limiter(5)
+    for _ in range(20):
+        limiter.acquire()
+    assert clock.calls == [0.0] * 5 + [round(0.2 * i, 9) for i in range(1, 16)]
+    # a long idle refills the bucket to one second's worth, never more
+    clock.now += 60
+    for _ in range(7):
+        limiter.acquire()
+    assert clock.calls[20:] == [63.0] * 5 + [63.2, 63.4]
+    # over any window of T seconds no more than 5 + 5 T calls (the burst, then the rate)
+    assert in_any_window(clock.calls, 1.0) == 5 + 4
+    assert in_any_window(clock.calls, 2.0) == 5 + 9
+
+
+def test_every_route53_call_spends_the_budget(zone: str) -> None:
+    cfg = config(zone)
+    a = Route53Adapter(cfg.zone, cfg.provider)
+    clock = FakeClock()
+    a.limiter = clock.limiter(cfg.provider.max_requests_per_second)
+    assert cfg.provider.max_requests_per_second == 5  # the default: Route 53's own limit
+    sync(cfg, a)
+    sync(cfg, a, down=("us-east-1",))
+    assert a.stats.calls == len(clock.calls) > 5
+    assert clock.now == pytest.approx((a.stats.calls - 5) / 5)  # 5 at once, then 5 a second
+    assert in_any_window(clock.calls, 1.0) <= 10
+
+
+def long_cnames(n: int, chars: int = 200) -> list[RecordSet]:
+    target = ("a" * 49 + ".") * (chars // 50)  # `chars` characters, a fully qualified name
+    assert len(target) == chars
+    return [R(f"c{i:03d}.example.test.", "CNAME", 60, [target]) for i in range(n)]
+
+
+def test_a_batch_holds_at_most_32000_characters(zone: str) -> None:
+    # 160 targets of 200 characters are exactly 32,000: one call; one more is a second
+    for n, calls in ((160, 1), (161, 2), (320, 2), (321, 3)):
+        changes = plan.diff(long_cnames(n), [], {(f"c{i:03d}.example.test.", "CNAME")
+                                                 for i in range(n)}).changes
+        assert [len(b) for b in batches(changes)] == [160] * (n // 160) + (
+            [n % 160] if n % 160 else [])
+        assert len(batches(changes)) == calls
+    # a fenced batch leaves room for the fence: 512 characters less, 157 targets
+    changes = plan.diff(long_cnames(320), [], {(f"c{i:03d}.example.test.", "CNAME")
+                                               for i in range(320)}).changes
+    assert [len(b) for b in batches(changes, fenced=True)] == [157, 157, 6]
+    # a replacement costs its old value and its new one: 80 per batch
+    keys = {(f"c{i:03d}.example.test.", "CNAME") for i in range(161)}
+    moved = [R(rs.name, "CNAME", 60, ["b" + rs.values[0][1:]]) for rs in long_cnames(161)]
+    replace = plan.diff(moved, long_cnames(161), keys).changes
+    assert [len(b) for b in batches(replace)] == [80, 80, 1]
+    # and against Route 53: as many calls as batches
+    a = Route53Adapter("example.test.", Route53Provider(type="route53", hosted_zone_id=zone))
+    a.apply(plan.diff(long_cnames(161), [], keys), [])
+    assert a.stats.change_batches == 2
+    assert len(a.read(keys)) == 161
 
 
 # ------------------------------------------------------------- moto_server end to end

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from failover.config import Config
-from failover.health import CheckState, HealthBoard, observe, vantage_healthy
+from failover.health import CheckState, HealthBoard, Outcome, observe, vantage_healthy
 
 
 def run(results: list[bool], threshold: int) -> list[CheckState]:
@@ -116,3 +116,39 @@ def test_inverted_calculated_starts_unhealthy_and_flips() -> None:
     board.observe("r/127.0.1.1", "c0", False, "refused", 1.0)
     t = board.observe("r/127.0.1.1", "c1", False, "refused", 2.0)
     assert t is not None and t.health.healthy and t.health.reason.startswith("inverted: ")
+
+
+def test_reasons_say_what_status_rests_on() -> None:
+    s = observe(CheckState(), True, "HTTP 200", 1.0, 2)
+    assert (s.reason, s.since) == ("HTTP 200", None)  # before any flip: the latest result
+    s = observe(s, False, "HTTP 503", 2.0, 2)
+    assert (s.healthy, s.streak, s.reason) == (True, 1, "HTTP 200")
+    s = observe(s, False, "HTTP 500", 3.0, 2)
+    assert (s.healthy, s.since, s.streak, s.reason) == (False, 3.0, 0,
+                                                        "after 2 failures: HTTP 500")
+    s = observe(s, False, "refused", 4.0, 2)
+    assert s.reason == "after 2 failures: HTTP 500"  # after a flip: what flipped it
+    s = observe(s, True, "HTTP 200", 5.0, 2)
+    assert (s.healthy, s.streak, s.reason) == (False, 1, "after 2 failures: HTTP 500")
+    s = observe(s, True, "HTTP 204", 6.0, 2)
+    assert (s.healthy, s.since, s.reason) == (True, 6.0, "after 2 successes: HTTP 204")
+    assert observe(observe(CheckState(), False, "x", 1.0, 1), True, "ok", 2.0, 1).reason \
+        == "after 1 success: ok"
+
+
+def test_recent_holds_the_last_five_results_with_their_times() -> None:
+    s = CheckState()
+    for i in range(7):
+        s = observe(s, i % 2 == 0, f"r{i}", float(i), 3)
+        assert [o.at for o in s.recent] == [float(j) for j in range(max(0, i - 4), i + 1)]
+    assert s.recent[-1] == Outcome(6.0, True, "r6")
+
+
+def test_latency_comes_from_successes_that_measured_it() -> None:
+    s = observe(CheckState(), True, "ok", 0.0, 3)
+    assert s.latency_ms is None
+    s = observe(s, False, "timeout", 1.0, 3, latency_ms=5000.0)
+    assert s.latency_ms is None  # a failure's time says nothing about latency
+    s = observe(s, True, "ok", 2.0, 3, latency_ms=50.0)
+    s = observe(s, True, "ok", 3.0, 3)
+    assert s.latency_ms == 50.0
