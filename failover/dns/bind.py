@@ -145,6 +145,14 @@ class BindAdapter:
             if self.transport == "tcp":
                 return dns.query.tcp(upd, self.server, port=self.port, timeout=self.timeout)
             return dns.query.udp(upd, self.server, port=self.port, timeout=self.timeout)
+        except (dns.tsig.PeerError, dns.tsig.BadTime) as exc:
+            raise DnsRejected(self._tsig_message(exc)) from None
+        except dns.message.UnknownTSIGKey:
+            raise DnsRejected(f"{self.where} answered with a TSIG key we do not know") from None
+        except dns.exception.FormError as exc:
+            if "requires a TSIG" in str(exc):  # PowerDNS: REFUSED, unsigned, to a bad key
+                raise DnsRejected(self._key_problem("update", "an unsigned answer")) from None
+            raise DnsUnavailable(f"bad answer from {self.where}: {exc}") from None
         except (dns.exception.Timeout, TimeoutError):
             raise DnsUnavailable(f"no answer from {self.where} within {self.timeout:g} s") from None
         except OSError as exc:
