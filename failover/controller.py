@@ -1398,7 +1398,7 @@ class Controller:
         from failover import page
 
         make_status = self.status_maker()
-        state, now = self.state, self.clock()
+        state, now, cfg = self.state, self.clock(), self.cfg
         served: dict[tuple[str, str], list[str]] = {}
         for sets in (self.ledger.actual or {}).values():
             for (name, rtype, _), rs in sets.items():
@@ -1412,7 +1412,7 @@ class Controller:
             except FailoverError as exc:  # the page still shows what the controller holds
                 status.setdefault("problems", []).append(f"history unavailable: {exc}")
                 events, decisions = [], []
-            return page.render(status, events, decisions, served, now)
+            return page.render(status, events, decisions, served, now, page.configured(cfg))
 
         return make
 
