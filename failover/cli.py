@@ -484,12 +484,15 @@ def _live_if_stale(cfg: Config, kept_at: float | None, now: float,
 
 
 def _print_status(data: dict[str, Any]) -> None:
+    from failover import readout
     from policies.reasons import clock
 
-    click.echo(f"zone {data['zone']} (provider {data['provider']})")
+    zones = data.get("zones") or [{"zone": data["zone"], "provider": data["provider"]}]
+    click.echo(", ".join(f"zone {z['zone']} (provider {z['provider']})" for z in zones))
     if data.get("stale_state"):
         click.echo(f"STALE STATE: {data['stale_state']}")
-    for problem in data.get("problems", []):  # the running controller's, when shown
+    # the running controller's problems, when shown, and the records without a usable region
+    for problem in [*readout.all_out(data["records"]), *data.get("problems", [])]:
         click.echo(f"problem: {problem}")
     fleet = data.get("cluster")
     if fleet is not None:
@@ -498,6 +501,10 @@ def _print_status(data: dict[str, Any]) -> None:
                                 f"{lead['pid']}, epoch {lead['epoch']})" if lead else
                                 "NO LEADER: nobody writes DNS"))
         for v in fleet["vantages"]:
+            if v.get("live") is False:
+                click.echo(f"  vantage {v['vantage']}: EXPIRED at {clock(v['expired_at'])}: "
+                           f"{v['note']}")
+                continue
             sees = ("sees down: " + ", ".join(v["sees_down"])) if v["sees_down"] else \
                 "sees every endpoint up"
             click.echo(f"  vantage {v['vantage']} (host {v['host']}, PID {v['pid']}): {sees}")
@@ -506,9 +513,8 @@ def _print_status(data: dict[str, Any]) -> None:
         click.echo(f"last error (within the hour) at {clock(e['at'])}: {e['message']}")
     click.echo("\nregions:")
     for rname, region in data["regions"].items():
-        state = ("drained" if region["drained"] else "") or (
-            "healthy" if region["healthy"] else "UNHEALTHY")
-        click.echo(f"  {rname}: {state}")
+        kind, words = readout.region_state(region)
+        click.echo(f"  {rname}: {'drained' if kind == 'drained' else words}")
         for ep in region["endpoints"]:
             since = f" since {clock(ep['since'])}" if ep["since"] else ""
             health = "healthy" if ep["healthy"] else "UNHEALTHY"
@@ -524,7 +530,9 @@ def _print_status(data: dict[str, Any]) -> None:
     unknown = data.get("served_unknown")
     for r in data["records"]:
         served = r.get("served")
-        line = f"  {r['name']} {r['type']} {r['policy']}: desired {','.join(r['desired']) or '-'}"
+        zone = f" (zone {r['zone']})" if r.get("zone") else ""
+        line = (f"  {r['name']} {r['type']} {r['policy']}{zone}: "
+                f"desired {','.join(r['desired']) or '-'}")
         if unknown is not None:
             line += f", served: unknown ({unknown})"
         elif served is not None:
