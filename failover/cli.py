@@ -322,10 +322,12 @@ def probe_cmd(config_path: str, mode: str, duration: float | None, as_json: bool
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
+    from failover.probes.watch import latency_words
+
     headers = ("ENDPOINT", "CHECK", "RESULT", "LATENCY", "STATUS", "REASON")
     table = [headers] + [(
         r["endpoint"], r["check"], "ok" if r["ok"] else "FAIL",
-        "" if r["latency_ms"] is None else f"{r['latency_ms']:.1f} ms",
+        latency_words(r["ok"], r["reason"], r["latency_ms"]),
         r["status"], r["reason"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers) - 1)]
     for row in table:
