@@ -785,14 +785,24 @@ def history(config_path: str, since: str | None, limit: int, as_json: bool) -> N
     cfg = _load(config_path)
     state = open_state(cfg)
     try:
-        events = state.history(_parse_since(since), limit)
+        events = state.history(_parse_since(since), limit + 1)  # one more: were some left out?
     finally:
         state.close()
+    cut = len(events) > limit
+    events = events[-limit:]
     if as_json:
         click.echo(json.dumps([{"at": e.at, "kind": e.kind, "subject": e.subject,
                                 "message": e.message, "detail": dict(e.detail)}
                                for e in events], indent=2))
-        return
+    else:
+        _print_events(events)
+    if cut:
+        click.echo(f"the newest {limit} events shown; there are older ones"
+                   + (f" since {since}" if since else "")
+                   + ": a larger --limit (or a later --since) shows them", err=True)
+
+
+def _print_events(events: list[Any]) -> None:
     for e in events:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.at))
         about = "" if e.subject in e.message or e.subject in ("controller", "dns", "cli") else (

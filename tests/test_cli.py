@@ -313,3 +313,20 @@ controller: {{state: {tmp_path}/failover.db}}
     assert "www.example.test. A" not in r.stdout.split("regions:")[0]
     assert "  us-east-1: partly healthy: us-east-1/127.0.0.2 down\n" in r.stdout
     assert "  eu-west-1: UNHEALTHY\n" in r.stdout
+
+
+def test_history_says_when_its_limit_left_events_out(tmp_path: Path) -> None:
+    config = tmp_path / "zones.yaml"
+    config.write_text((EXAMPLES / "zones-and-pools.yaml").read_text()
+                      + f"controller: {{state: {tmp_path}/failover.db}}\n")
+    assert failover("run", "--once", "--config", str(config)).returncode == 0
+    every = failover("history", "--config", str(config), "--since", "2h")
+    assert every.returncode == 0 and every.stderr == ""
+    total = len(every.stdout.splitlines())
+    assert total > 3
+    cut = failover("history", "--config", str(config), "--since", "2h", "--limit", "3")
+    assert cut.returncode == 0 and cut.stdout.splitlines() == every.stdout.splitlines()[-3:]
+    assert ("the newest 3 events shown; there are older ones since 2h: a larger --limit "
+            "(or a later --since) shows them") in cut.stderr
+    exact = failover("history", "--config", str(config), "--limit", str(total), "--json")
+    assert len(json.loads(exact.stdout)) == total and exact.stderr == ""
