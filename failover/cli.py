@@ -54,7 +54,10 @@ def validate(config_path: str) -> None:
     counts = ", ".join(_count(n, what) for n, what in (
         (len(cfg.records), "record"), (len(cfg.regions), "region"), (endpoints, "endpoint"),
         (len(cfg.checks), "check template")))
-    click.echo(f"{config_path}: ok: zone {cfg.zone}, provider {cfg.provider.type}, {counts}")
+    zones = (f"zone {cfg.zone}, provider {cfg.provider.type}" if len(cfg.zone_specs) == 1
+             else "zones " + ", ".join(f"{z.zone} (provider {z.provider.type})"
+                                       for z in cfg.zone_specs))
+    click.echo(f"{config_path}: ok: {zones}, {counts}")
     exposed = cfg.controller.exposed()
     if exposed:
         click.echo(f"warning: {exposed}", err=True)
@@ -228,7 +231,8 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
                "refused": refused, "warnings": warnings, "removed_from_config": left}
         click.echo(json.dumps(out, indent=2))
     elif markdown:
-        click.echo(f"### failover plan for `{cfg.zone}`\n")
+        click.echo("### failover plan for " + ", ".join(f"`{z.zone}`" for z in cfg.zone_specs)
+                   + "\n")
         for d in step.decisions:
             click.echo(f"- `{d.name}` {d.type} ({d.policy}): {d.reason}")
         click.echo("\n" + planning.to_markdown(changes))
@@ -242,7 +246,9 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         for warning in warnings:
             click.echo(f"\n> **warning:** {warning}")
     else:
-        click.echo(f"zone {cfg.zone} (actual records {source}; {health})")
+        click.echo(("zone " if len(cfg.zone_specs) == 1 else "zones ")
+                   + ", ".join(z.zone for z in cfg.zone_specs)
+                   + f" (actual records {source}; {health})")
         for d in step.decisions:
             answer = ",".join(d.values) or "(no answer)"
             click.echo(f"  {d.name} {d.type} {d.policy}: {answer}\n      {d.reason}")

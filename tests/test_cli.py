@@ -330,3 +330,17 @@ def test_history_says_when_its_limit_left_events_out(tmp_path: Path) -> None:
             "(or a later --since) shows them") in cut.stderr
     exact = failover("history", "--config", str(config), "--limit", str(total), "--json")
     assert len(json.loads(exact.stdout)) == total and exact.stderr == ""
+
+
+def test_validate_and_plan_name_every_zone() -> None:
+    config = str(EXAMPLES / "zones-and-pools.yaml")
+    r = failover("validate", "--config", config)
+    assert r.returncode == 0, r.stderr
+    assert (": ok: zones example.test. (provider none), billing.example.test. (provider none), "
+            "3 records") in r.stdout
+    r = failover("plan", "--no-read", "--config", config)
+    assert r.stdout.startswith("zones example.test., billing.example.test. (actual records"), \
+        r.stdout
+    r = failover("plan", "--no-read", "--markdown", "--config", config)
+    assert r.stdout.startswith(
+        "### failover plan for `example.test.`, `billing.example.test.`\n"), r.stdout
