@@ -666,9 +666,34 @@ def _with_state(config_path: str, action: str, body: dict[str, Any], make: Any) 
             return
     finally:
         state.close()
+    served = _drained_in_dns(cfg, body["region"]) if action == "drain" else None
+    if served is not None:  # the controller's acknowledgement is late, the answers are not
+        click.echo(f"{message}; saved, and DNS already serves {served}, though the running "
+                   f"controller ({who}) has not acknowledged it within {TAKE_UP_WAIT:g} s")
+        return
     click.echo(f"{message}; saved, but the running controller ({who}) has not taken it "
                f"up within {TAKE_UP_WAIT:g} s: check `failover status` and its log", err=True)
     sys.exit(EXIT_FAILURE)
+
+
+def _drained_in_dns(cfg: Config, region: str) -> str | None:
+    """What DNS serves when every record's answer is already without `region` (as
+    "NAME TYPE without REGION"); None when one still answers from it, or DNS cannot say."""
+    from failover.drill import region_values
+    from failover.reconcile import record_keys
+    from failover.service import adapter_for
+
+    try:
+        adapter = adapter_for(cfg)
+        if adapter is None:
+            return None
+        served = {(r.name, r.type): frozenset(r.values) for r in adapter.served(record_keys(cfg))}
+    except FailoverError:
+        return None
+    keys = [(r.name, r.type) for r in cfg.records]
+    if any(not served.get(k) or served[k] & region_values(cfg, region, k) for k in keys):
+        return None
+    return ", ".join(f"{name} {rtype}" for name, rtype in keys) + f" without {region}"
 
 
 def _write(cfg: Config, make: Any) -> tuple[str, Any]:

@@ -273,6 +273,22 @@ def test_drain_and_pin_exit_1_when_the_running_controller_does_not_take_them_up(
     assert {("pin", "api.example.test."), ("drain", "us-east-1")} <= kinds, kinds
 
 
+def test_a_drain_dns_already_serves_is_not_reported_as_not_taken_up(env: Env) -> None:
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.stop_region(EAST)  # DNS moves to eu-west-1 on health alone
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+    os.kill(proc.pid, signal.SIGSTOP)  # its acknowledgement of the drain will be late
+    try:
+        r = env.cli("drain", "us-east-1")
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "saved, and DNS already serves api.example.test. A without us-east-1, though the " \
+        "running controller" in r.stdout
+    assert "has not acknowledged it within 5 s" in r.stdout
+
+
 def test_a_pin_for_a_while_expires_and_unpin_undoes_a_pin(env: Env) -> None:
     env.start_controller()
     assert wait_for(served_east(env)), env.log()
