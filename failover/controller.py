@@ -37,6 +37,7 @@ from failover.dns.claim import RENEW_EVERY
 from failover.errors import FailoverError
 from failover.health import HealthBoard, Transition
 from failover.metrics import Metrics
+from failover.overrides import expired
 from failover.plan import to_json
 from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.probes.scheduler import Scheduler
@@ -1188,10 +1189,12 @@ class Controller:
         in_force = frozenset((o.kind, o.target, o.at) for o in active)
         if in_force == self._in_force:
             return False
-        self._in_force = in_force
+        was, self._in_force = self._in_force, in_force
         self._version += 1
         if not self._writer():
             return True  # a follower takes it up; the leader says so in the history
+        for e in expired(was, overrides_list, now):
+            self.event(e.kind, e.subject, e.message, dict(e.detail))
         listed = ", ".join(f"{o.kind} {o.target}" for o in active) or "none"
         self.event("override", "controller", f"overrides in force: {listed}", {
             "in_force": [{"kind": o.kind, "target": o.target, "region": o.region, "at": o.at}

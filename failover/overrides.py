@@ -138,6 +138,26 @@ def _undo(state: StateStore, kind: OverrideKind, target: str, was: str, done: st
                                           None, False), clear=found)
 
 
+def expired(in_force: frozenset[tuple[str, str, float]], overrides: list[Override],
+            now: float) -> list[Event]:
+    """History lines for the overrides that were in force (`in_force`: kind, target and
+    set-at of each) and ran out by `now`: "drain of R expired (set by W at T: why)"."""
+    from policies.reasons import clock
+
+    out = []
+    for o in overrides:
+        if o.active(now) or (o.kind, o.target, o.at) not in in_force:
+            continue
+        what = (f"drain of {o.region}" if o.kind == "drain" else
+                f"pin of {o.target} to {o.region}" if o.kind == "pin" else
+                f"drill of {o.region}")
+        out.append(Event(now, "override", o.target, f"{what} expired (set by {o.who} at "
+                         f"{clock(o.at)}Z{': ' + o.why if o.why else ''})",
+                         {"kind": o.kind, "target": o.target, "region": o.region,
+                          "who": o.who, "at": o.at, "expires": o.expires, "expired": True}))
+    return out
+
+
 def record_name(cfg: Config, name: str) -> str:
     """A record's absolute name from what an operator typed: absolute, or relative to
     the zone (`api` in example.com. is api.example.com.). Raises InputError, with the

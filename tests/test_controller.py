@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -180,9 +181,14 @@ def test_api_changes_need_the_bearer_token(env: Env) -> None:
 def test_drain_with_expiry_lapses_by_itself(env: Env) -> None:
     env.start_controller()
     assert wait_for(served_east(env)), env.log()
-    assert env.cli("drain", "us-east-1", "--for", "3s").returncode == 0
+    assert env.cli("drain", "us-east-1", "--for", "3s", "--reason", "db upgrade").returncode == 0
     assert wait_for(lambda: env.answer() == {WEST}, timeout=5), env.log()
     assert wait_for(served_east(env), timeout=10), env.log()
+    # the history says the drain expired, whose it was and when it was set
+    said = re.compile(r"override +drain of us-east-1 expired \(set by \S+@\S+ at "
+                      r"\d\d:\d\d:\d\dZ: db upgrade\)")
+    assert wait_for(lambda: said.search(env.cli("history").stdout) is not None, timeout=5), \
+        env.cli("history").stdout
 
 
 def test_unknown_region_for_drain_exits_2(env: Env) -> None:
