@@ -87,9 +87,20 @@ def test_drain_moves_the_answer_and_survives_a_restart(env: Env) -> None:
 
 
 def test_drain_that_strands_a_record_needs_force(env: Env) -> None:
+    env.add_token()
     only_east_healthy(env)
     r = env.cli("drain", "us-east-1")
     assert r.returncode == 2 and "use --force" in r.stderr
+    # the API says how to force it in its own words
+    url = f"http://127.0.0.1:{env.api_port}/v1/drain"
+    for path, body in (("drain", b'{"region": "us-east-1"}'),
+                       ("pin", b'{"name": "api", "region": "eu-west-1"}')):
+        asked = urllib.request.Request(url.replace("drain", path), data=body, method="POST",
+                                       headers={"Authorization": "Bearer s3cret-token-for-tests"})
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(asked, timeout=5)
+        refusal = json.loads(info.value.read())["error"]
+        assert 'send "force": true to' in refusal and "--force" not in refusal, refusal
     assert env.cli("drain", "us-east-1", "--force").returncode == 0
 
 
