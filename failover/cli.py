@@ -54,7 +54,10 @@ def validate(config_path: str) -> None:
     counts = ", ".join(_count(n, what) for n, what in (
         (len(cfg.records), "record"), (len(cfg.regions), "region"), (endpoints, "endpoint"),
         (len(cfg.checks), "check template")))
-    click.echo(f"{config_path}: ok: zone {cfg.zone}, provider {cfg.provider.type}, {counts}")
+    zones = (f"zone {cfg.zone}, provider {cfg.provider.type}" if len(cfg.zone_specs) == 1
+             else "zones " + ", ".join(f"{z.zone} (provider {z.provider.type})"
+                                       for z in cfg.zone_specs))
+    click.echo(f"{config_path}: ok: {zones}, {counts}")
     exposed = cfg.controller.exposed()
     if exposed:
         click.echo(f"warning: {exposed}", err=True)
@@ -232,7 +235,8 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
                "refused": refused, "warnings": warnings, "removed_from_config": left}
         click.echo(json.dumps(out, indent=2))
     elif markdown:
-        click.echo(f"### failover plan for `{cfg.zone}`\n")
+        click.echo("### failover plan for " + ", ".join(f"`{z.zone}`" for z in cfg.zone_specs)
+                   + "\n")
         for d in step.decisions:
             click.echo(f"- `{d.name}` {d.type} ({d.policy}): {d.reason}")
         click.echo("\n" + planning.to_markdown(changes))
@@ -246,7 +250,9 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         for warning in warnings:
             click.echo(f"\n> **warning:** {warning}")
     else:
-        click.echo(f"zone {cfg.zone} (actual records {source}; {health})")
+        click.echo(("zone " if len(cfg.zone_specs) == 1 else "zones ")
+                   + ", ".join(z.zone for z in cfg.zone_specs)
+                   + f" (actual records {source}; {health})")
         for d in step.decisions:
             answer = ",".join(d.values) or "(no answer)"
             click.echo(f"  {d.name} {d.type} {d.policy}: {answer}\n      {d.reason}")
@@ -326,10 +332,12 @@ def probe_cmd(config_path: str, mode: str, duration: float | None, as_json: bool
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
+    from failover.probes.watch import latency_words
+
     headers = ("ENDPOINT", "CHECK", "RESULT", "LATENCY", "STATUS", "REASON")
     table = [headers] + [(
         r["endpoint"], r["check"], "ok" if r["ok"] else "FAIL",
-        "" if r["latency_ms"] is None else f"{r['latency_ms']:.1f} ms",
+        latency_words(r["ok"], r["reason"], r["latency_ms"]),
         r["status"], r["reason"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers) - 1)]
     for row in table:
@@ -489,12 +497,15 @@ def _live_if_stale(cfg: Config, kept_at: float | None, now: float,
 
 
 def _print_status(data: dict[str, Any]) -> None:
+    from failover import readout
     from policies.reasons import clock
 
-    click.echo(f"zone {data['zone']} (provider {data['provider']})")
+    zones = data.get("zones") or [{"zone": data["zone"], "provider": data["provider"]}]
+    click.echo(", ".join(f"zone {z['zone']} (provider {z['provider']})" for z in zones))
     if data.get("stale_state"):
         click.echo(f"STALE STATE: {data['stale_state']}")
-    for problem in data.get("problems", []):  # the running controller's, when shown
+    # the running controller's problems, when shown, and the records without a usable region
+    for problem in [*readout.all_out(data["records"]), *data.get("problems", [])]:
         click.echo(f"problem: {problem}")
     fleet = data.get("cluster")
     if fleet is not None:
@@ -503,6 +514,10 @@ def _print_status(data: dict[str, Any]) -> None:
                                 f"{lead['pid']}, epoch {lead['epoch']})" if lead else
                                 "NO LEADER: nobody writes DNS"))
         for v in fleet["vantages"]:
+            if v.get("live") is False:
+                click.echo(f"  vantage {v['vantage']}: EXPIRED at {clock(v['expired_at'])}: "
+                           f"{v['note']}")
+                continue
             if "sees_down" not in v:
                 click.echo(f"  vantage {v['vantage']!r}: NOT COUNTED: {v['why']}")
                 continue
@@ -516,9 +531,8 @@ def _print_status(data: dict[str, Any]) -> None:
         click.echo(f"last error (within the hour) at {clock(e['at'])}: {e['message']}")
     click.echo("\nregions:")
     for rname, region in data["regions"].items():
-        state = ("drained" if region["drained"] else "") or (
-            "healthy" if region["healthy"] else "UNHEALTHY")
-        click.echo(f"  {rname}: {state}")
+        kind, words = readout.region_state(region)
+        click.echo(f"  {rname}: {'drained' if kind == 'drained' else words}")
         for ep in region["endpoints"]:
             since = f" since {clock(ep['since'])}" if ep["since"] else ""
             health = "healthy" if ep["healthy"] else "UNHEALTHY"
@@ -534,7 +548,9 @@ def _print_status(data: dict[str, Any]) -> None:
     unknown = data.get("served_unknown")
     for r in data["records"]:
         served = r.get("served")
-        line = f"  {r['name']} {r['type']} {r['policy']}: desired {','.join(r['desired']) or '-'}"
+        zone = f" (zone {r['zone']})" if r.get("zone") else ""
+        line = (f"  {r['name']} {r['type']} {r['policy']}{zone}: "
+                f"desired {','.join(r['desired']) or '-'}")
         if unknown is not None:
             line += f", served: unknown ({unknown})"
         elif served is not None:
@@ -660,9 +676,34 @@ def _with_state(config_path: str, action: str, body: dict[str, Any], make: Any) 
             return
     finally:
         state.close()
+    served = _drained_in_dns(cfg, body["region"]) if action == "drain" else None
+    if served is not None:  # the controller's acknowledgement is late, the answers are not
+        click.echo(f"{message}; saved, and DNS already serves {served}, though the running "
+                   f"controller ({who}) has not acknowledged it within {TAKE_UP_WAIT:g} s")
+        return
     click.echo(f"{message}; saved, but the running controller ({who}) has not taken it "
                f"up within {TAKE_UP_WAIT:g} s: check `failover status` and its log", err=True)
     sys.exit(EXIT_FAILURE)
+
+
+def _drained_in_dns(cfg: Config, region: str) -> str | None:
+    """What DNS serves when every record's answer is already without `region` (as
+    "NAME TYPE without REGION"); None when one still answers from it, or DNS cannot say."""
+    from failover.drill import region_values
+    from failover.reconcile import record_keys
+    from failover.service import adapter_for
+
+    try:
+        adapter = adapter_for(cfg)
+        if adapter is None:
+            return None
+        served = {(r.name, r.type): frozenset(r.values) for r in adapter.served(record_keys(cfg))}
+    except FailoverError:
+        return None
+    keys = [(r.name, r.type) for r in cfg.records]
+    if any(not served.get(k) or served[k] & region_values(cfg, region, k) for k in keys):
+        return None
+    return ", ".join(f"{name} {rtype}" for name, rtype in keys) + f" without {region}"
 
 
 def _write(cfg: Config, make: Any) -> tuple[str, Any]:
@@ -785,14 +826,24 @@ def history(config_path: str, since: str | None, limit: int, as_json: bool) -> N
     cfg = _load(config_path)
     state = open_state(cfg)
     try:
-        events = state.history(_parse_since(since), limit)
+        events = state.history(_parse_since(since), limit + 1)  # one more: were some left out?
     finally:
         state.close()
+    cut = len(events) > limit
+    events = events[-limit:]
     if as_json:
         click.echo(json.dumps([{"at": e.at, "kind": e.kind, "subject": e.subject,
                                 "message": e.message, "detail": dict(e.detail)}
                                for e in events], indent=2))
-        return
+    else:
+        _print_events(events)
+    if cut:
+        click.echo(f"the newest {limit} events shown; there are older ones"
+                   + (f" since {since}" if since else "")
+                   + ": a larger --limit (or a later --since) shows them", err=True)
+
+
+def _print_events(events: list[Any]) -> None:
     for e in events:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.at))
         about = "" if e.subject in e.message or e.subject in ("controller", "dns", "cli") else (

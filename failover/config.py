@@ -27,6 +27,7 @@ import dns.name
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -99,7 +100,27 @@ class Between:
         return out
 
 
-Weight = Annotated[int, Between(0, 255, "weight")]
+def _weight_as_written(value: Any) -> Any:
+    """A weight as YAML gave it: a boolean (YAML 1.1 reads yes/no/on/off so) is refused,
+    and a number YAML left a string (1e3) is read as one, for the range check to name."""
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "weight_boolean", "weight must be a number between 0 and 255, got {value} (YAML "
+            "reads yes, no, on and off as true and false: write the number)",
+            {"value": str(value).lower()})
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if not (math.isfinite(number) and number.is_integer() and 0 <= number <= 255):
+            raise PydanticCustomError("out_of_range", "weight must be between 0 and 255, got "
+                                      "{value}", {"value": value})
+        return int(number)
+    return value
+
+
+Weight = Annotated[int, BeforeValidator(_weight_as_written), Between(0, 255, "weight")]
 Port = Annotated[int, Between(1, 65535, "port")]
 Seconds = Annotated[float, Between(0.001, None, "timeout", " s")]
 
@@ -880,6 +901,9 @@ def _pydantic_issue(err: Any, src: YamlSource) -> ConfigIssue:
         msg = "missing 'type' (rfc2136 (or bind), zonefile, route53 or none)"
     elif kind == "literal_error":
         msg = f"must be one of {ctx.get('expected')}, got {err.get('input')!r}"
+    elif kind == "string_type" and isinstance(err.get("input"), bool):
+        msg = (f"a name is expected, got the boolean {str(err['input']).lower()} (YAML reads "
+               "yes, no, on and off as true and false): quote it")
     elif kind.startswith("too_short") and ctx.get("min_length") == 1:
         msg = "must not be empty"
     elif kind == "string_pattern_mismatch" and loc and loc[-1] == "hosted_zone_id":
@@ -899,6 +923,8 @@ def _merge_union_issues(issues: list[ConfigIssue]) -> list[ConfigIssue]:
         if len(group) > 1 and all(i.message.startswith("Input should be ") for i in group):
             wants = " or ".join(i.message.removeprefix("Input should be ") for i in group)
             out.append(ConfigIssue(group[0].path, f"must be {wants}", group[0].line))
+        elif any("got the boolean" in i.message for i in group):  # the one that says why
+            out.extend(i for i in group if "got the boolean" in i.message)
         else:
             out.extend(group)
     return out

@@ -38,6 +38,7 @@ from failover.dns.claim import RENEW_EVERY
 from failover.errors import FailoverError
 from failover.health import HealthBoard, Transition
 from failover.metrics import Metrics
+from failover.overrides import expired
 from failover.plan import to_json
 from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.probes.scheduler import Scheduler
@@ -1204,10 +1205,12 @@ class Controller:
         in_force = frozenset((o.kind, o.target, o.at) for o in active)
         if in_force == self._in_force:
             return False
-        self._in_force = in_force
+        was, self._in_force = self._in_force, in_force
         self._version += 1
         if not self._writer():
             return True  # a follower takes it up; the leader says so in the history
+        for e in expired(was, overrides_list, now):
+            self.event(e.kind, e.subject, e.message, dict(e.detail))
         listed = ", ".join(f"{o.kind} {o.target}" for o in active) or "none"
         self.event("override", "controller", f"overrides in force: {listed}", {
             "in_force": [{"kind": o.kind, "target": o.target, "region": o.region, "at": o.at}
@@ -1414,7 +1417,7 @@ class Controller:
         from failover import page
 
         make_status = self.status_maker()
-        state, now = self.state, self.clock()
+        state, now, cfg = self.state, self.clock(), self.cfg
         served: dict[tuple[str, str], list[str]] = {}
         for sets in (self.ledger.actual or {}).values():
             for (name, rtype, _), rs in sets.items():
@@ -1428,7 +1431,7 @@ class Controller:
             except FailoverError as exc:  # the page still shows what the controller holds
                 status.setdefault("problems", []).append(f"history unavailable: {exc}")
                 events, decisions = [], []
-            return page.render(status, events, decisions, served, now)
+            return page.render(status, events, decisions, served, now, page.configured(cfg))
 
         return make
 

@@ -189,6 +189,10 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
         # durations on the monotonic clock; t0 (wall) only to read the history
         t0, m0 = time.time(), time.monotonic()
         state.set_override(Override(kind, region, region, who(), "drill", t0))
+        progress((f"{region} drained" if mode == "drain" else
+                  f"checks of {region} failing (each after its failure_threshold probes)")
+                 + f": waiting for {len(affected)} record(s) to move on {len(servers)} "
+                 "server(s)")
         try:
             moved = _wait(read, servers, affected,
                           lambda: lambda k, a: _moved(a, values[k]), deadline, poll, "move",
@@ -198,6 +202,8 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
         finally:
             state.clear_override(kind, region)
         m1 = time.monotonic()
+        progress(f"moved after {m1 - m0:.2f} s; restoring {region}: waiting for the answers "
+                 "to come back")
         slow = [f"{r.name} (failback_delay {r.failback_delay:g} s)" for r in cfg.records
                 if (r.name, r.type) in affected and r.failback_delay >= deadline - m1]
         back = _wait(read, servers, affected,

@@ -27,6 +27,10 @@ from policies import region_views
 if TYPE_CHECKING:
     from failover.config import Config
 
+# how a refused change is forced, in the words of the command line and of the API
+CLI_FORCE = "use --force"
+API_FORCE = 'send "force": true'
+
 
 def who() -> str:
     """Who acts: user@host (FAILOVER_ACTOR overrides it, e.g. in CI or chat-ops)."""
@@ -66,16 +70,16 @@ def commit(state: StateStore, change: OverrideChange) -> str:
 
 def drain(cfg: Config, state: StateStore, region: str, *, why: str, now: float,
           force: bool = False, expires: float | None = None,
-          actor: str | None = None) -> OverrideChange:
+          actor: str | None = None, forcing: str = CLI_FORCE) -> OverrideChange:
     """The change that forces a region out of every answer (`commit` writes it). Raises
     InputError for an unknown region, or when a record would be left with no healthy
-    region and `force` is not set."""
+    region and `force` is not set (saying how to force it: `forcing`)."""
     _region(cfg, region)
     _reason(why)
     left = stranded(cfg, state, {region}, now)
     if left and not force:
         raise InputError(f"draining {region} would leave {', '.join(left)} with no healthy "
-                         "region (they would fail open); use --force to drain anyway")
+                         f"region (they would fail open); {forcing} to drain anyway")
     actor = actor or who()
     message = f"{region} drained" + (f" (forced: {', '.join(left)} fail open)" if left else "")
     return OverrideChange(message, _event(now, region, message, actor, why, expires,
@@ -92,11 +96,11 @@ def restore(cfg: Config, state: StateStore, region: str, *, now: float | None = 
 
 def pin(cfg: Config, state: StateStore, name: str, region: str, *, why: str, now: float,
         expires: float | None = None, actor: str | None = None,
-        force: bool = False) -> OverrideChange:
+        force: bool = False, forcing: str = CLI_FORCE) -> OverrideChange:
     """The change that forces one record name's answer to one region, whatever its
     health. Raises InputError for an unknown name or region, and (without `force`) when
     the region is unhealthy or drained for that name: a pin there would send traffic to
-    an outage."""
+    an outage (saying how to force it: `forcing`)."""
     name = record_name(cfg, name)
     records = [r for r in cfg.records if r.name == name]
     _region(cfg, region)
@@ -110,9 +114,9 @@ def pin(cfg: Config, state: StateStore, name: str, region: str, *, why: str, now
             view = region_views(cfg, rec, snapshot, ov).get(region)
             if view is not None and not view.healthy:
                 raise InputError(f"{region} is unhealthy for {name} ({view.reason}); "
-                                 "use --force to pin it there anyway")
+                                 f"{forcing} to pin it there anyway")
             if view is not None and view.drained:
-                raise InputError(f"{region} is drained; use --force to pin {name} there "
+                raise InputError(f"{region} is drained; {forcing} to pin {name} there "
                                  "anyway")
     actor = actor or who()
     message = f"{name} pinned to {region}" + (" (forced)" if force else "")
@@ -136,6 +140,26 @@ def _undo(state: StateStore, kind: OverrideKind, target: str, was: str, done: st
     message = f"{target} {done}"
     return OverrideChange(message, _event(now, target, message, actor or who(), _reason(why),
                                           None, False), clear=found)
+
+
+def expired(in_force: frozenset[tuple[str, str, float]], overrides: list[Override],
+            now: float) -> list[Event]:
+    """History lines for the overrides that were in force (`in_force`: kind, target and
+    set-at of each) and ran out by `now`: "drain of R expired (set by W at T: why)"."""
+    from policies.reasons import clock
+
+    out = []
+    for o in overrides:
+        if o.active(now) or (o.kind, o.target, o.at) not in in_force:
+            continue
+        what = (f"drain of {o.region}" if o.kind == "drain" else
+                f"pin of {o.target} to {o.region}" if o.kind == "pin" else
+                f"drill of {o.region}")
+        out.append(Event(now, "override", o.target, f"{what} expired (set by {o.who} at "
+                         f"{clock(o.at)}Z{': ' + o.why if o.why else ''})",
+                         {"kind": o.kind, "target": o.target, "region": o.region,
+                          "who": o.who, "at": o.at, "expires": o.expires, "expired": True}))
+    return out
 
 
 def record_name(cfg: Config, name: str) -> str:

@@ -14,9 +14,13 @@ import hashlib
 import html
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from failover import readout
 from failover.state.store import Event
+
+if TYPE_CHECKING:
+    from failover.config import Config
 
 WINDOW = 3600.0  # seconds of timeline
 MAX_RECORDS = 500  # rows in the records table; /status has them all
@@ -32,7 +36,11 @@ th{background:#f0f0f0}.ok{color:#2e7d32;font-weight:600}.bad{color:#c62828;font-
 .drained{color:#ef6c00;font-weight:700}.muted{color:#777}.box{padding:8px 10px;margin:8px 0;
 border-radius:4px}.alert{background:#ffebee;border:1px solid #ef9a9a}.fine{background:#e8f5e9;
 border:1px solid #a5d6a7}.wrap{overflow-x:auto}code{font-size:12px}
-svg text{font:11px system-ui,sans-serif}
+svg text{font:11px system-ui,sans-serif}.partly{color:#ef6c00;font-weight:700}
+@media (max-width:600px){table.cards,.cards tr,.cards td{display:block}
+.cards tr:first-child{display:none}.cards tr{border-bottom:2px solid #ddd;padding:4px 0}
+.cards td{border:0;padding:1px 6px;overflow-wrap:anywhere}
+.cards td::before{content:attr(data-l) ": ";color:#777}}
 """ + "".join(f".c{i}{{color:{c}}}" for i, c in enumerate(PALETTE)) + "\n"
 # what the page may load or run: its own style sheet, nothing else (it has no script)
 CSP = ("default-src 'none'; style-src 'sha256-"
@@ -53,18 +61,27 @@ def _when(at: float | None, now: float) -> str:
     return f"{time.strftime('%H:%M:%S', time.gmtime(at))}Z ({span} ago)"
 
 
+def configured(cfg: Config) -> list[tuple[str, str, str]]:
+    """The records a config manages, (name, type, policy): what the page lists before
+    the first decision, and the records whose timelines it draws."""
+    return [(r.name, r.type, r.policy) for r in cfg.records]
+
+
 def render(status: Mapping[str, Any], events: Sequence[Event],
            decisions: Sequence[Event], served: Mapping[tuple[str, str], Sequence[str]],
-           now: float) -> bytes:
+           now: float, records: Sequence[tuple[str, str, str]] | None = None) -> bytes:
     """The page, from /status's data, the newest events (newest last) and the decision
-    events of the window (oldest first)."""
+    events of the window (oldest first); `records` (from `configured`): the records the
+    config manages now (None: those /status has)."""
+    if records is None:
+        records = [(r["name"], r["type"], r["policy"]) for r in status.get("records", [])]
     out = ["<!doctype html><html lang=en><head><meta charset=utf-8>",
            '<meta name=viewport content="width=device-width,initial-scale=1">',
            '<meta http-equiv=refresh content=5>',
            f"<title>failover: {_e(status.get('zone'))}</title><style>{CSS}</style></head><body>"]
-    zones = ", ".join(z["zone"] for z in status.get("zones", [])) or status.get("zone", "")
+    zones = readout.zones(status)
     ready = status.get("ready")
-    problems = status.get("problems") or []
+    problems = [*readout.all_out(status.get("records", [])), *(status.get("problems") or [])]
     out.append(f"<h1>failover: {_e(zones)}</h1><div class=muted>provider "
                f"{_e(status.get('provider'))}; at {_when(now, now)}"
                f"{'; DRY RUN' if status.get('dry_run') else ''}</div>")
@@ -84,8 +101,8 @@ def render(status: Mapping[str, Any], events: Sequence[Event],
         out.append("<h2>Names it may not write</h2><table><tr><th>name<th>why")
         out += [f"<tr><td>{_e(n['name'])}<td>{_e(n['why'])}" for n in status["not_written"]]
         out.append("</table>")
-    out += _records(status, served)
-    out += _timelines(status, decisions, now)
+    out += _records(status, served, records)
+    out += _timelines({f"{name} {rtype}" for name, rtype, _ in records}, decisions, now)
     out.append("<h2>Last events</h2><div class=wrap><table><tr><th>when<th>kind<th>what")
     out += [f"<tr><td>{_when(e.at, now)}<td>{_e(e.kind)}<td>{_e(e.message)}"
             for e in reversed(events)]
@@ -98,9 +115,9 @@ def _regions(status: Mapping[str, Any], now: float) -> list[str]:
     out = ["<h2>Regions</h2><div class=wrap><table id=regions><tr><th>region<th>state"
            "<th>endpoints"]
     for name, region in status.get("regions", {}).items():
-        state = ("<span class=drained>DRAINED</span>" if region["drained"] else
-                 "<span class=ok>healthy</span>" if region["healthy"] else
-                 "<span class=bad>UNHEALTHY</span>")
+        kind, words = readout.region_state(region)
+        css = {"healthy": "ok", "unhealthy": "bad"}.get(kind, kind)
+        state = f"<span class={css}>{_e(words)}</span>"
         eps = "<br>".join(
             f"{_e(ep['id'])}: " + ("<span class=ok>healthy</span>" if ep["healthy"] else
                                   "<span class=bad>unhealthy</span>")
@@ -116,33 +133,47 @@ def _overrides(status: Mapping[str, Any], now: float) -> list[str]:
     active = [o for o in status.get("overrides", []) if o.get("active")]
     if not active:
         return ["<h2>Overrides</h2><p class=muted>none</p>"]
-    out = ["<h2>Overrides</h2><div class=wrap><table id=overrides><tr><th>what<th>who"
-           "<th>why<th>since<th>expires"]
+    out = ["<h2>Overrides</h2><div class=wrap><table id=overrides class=cards><tr><th>what"
+           "<th>who<th>why<th>since<th>expires"]
     for o in active:
         what = (f"drain {o['region']}" if o["kind"] == "drain" else
                 f"pin {o['target']} to {o['region']}" if o["kind"] == "pin" else
                 f"drill: checks of {o['region']} made to fail")
-        out.append(f"<tr><td>{_e(what)}<td>{_e(o['who'])}<td>{_e(o['why'])}"
-                   f"<td>{_when(o['at'], now)}<td>"
+        out.append(f"<tr><td data-l=what>{_e(what)}<td data-l=who>{_e(o['who'])}"
+                   f"<td data-l=why>{_e(o['why'])}<td data-l=since>{_when(o['at'], now)}"
+                   "<td data-l=expires>"
                    f"{_when(o['expires'], now).split(' (')[0] if o.get('expires') else 'never'}")
     out.append("</table></div>")
     return out
 
 
-def _records(status: Mapping[str, Any], served: Mapping[tuple[str, str], Sequence[str]]
-             ) -> list[str]:
+def _records(status: Mapping[str, Any], served: Mapping[tuple[str, str], Sequence[str]],
+             configured: Sequence[tuple[str, str, str]]) -> list[str]:
     records = status.get("records", [])
-    out = [f"<h2>Records ({len(records)})</h2><div class=wrap><table id=records><tr>"
-           "<th>name<th>type<th>policy<th>desired<th>in DNS<th>why"]
+    if not records and configured:  # no decision yet: the records still have names
+        out = [f"<h2>Records ({len(configured)})</h2><div class=wrap><table id=records "
+               "class=cards><tr><th>name<th>type<th>policy<th>answer"]
+        out += [f"<tr><td data-l=name>{_e(name)}<td data-l=type>{_e(rtype)}"
+                f"<td data-l=policy>{_e(policy)}<td data-l=answer class=muted>"
+                "waiting for the first probe round"
+                for name, rtype, policy in configured[:MAX_RECORDS]]
+        if len(configured) > MAX_RECORDS:
+            out.append(f"<tr><td colspan=4 class=muted>and {len(configured) - MAX_RECORDS} "
+                       "more: see /status")
+        return [*out, "</table></div>"]
+    out = [f"<h2>Records ({len(records)})</h2><div class=wrap><table id=records class=cards>"
+           "<tr><th>name<th>type<th>policy<th>desired<th>in DNS<th>why"]
     for r in records[:MAX_RECORDS]:
         want = sorted(r.get("desired", []))
         have = served.get((r["name"], r["type"]))
         shown = "unknown" if have is None else ", ".join(sorted(have)) or "-"
         differs = have is not None and sorted(have) != want
-        out.append(f"<tr><td>{_e(r['name'])}<td>{_e(r['type'])}<td>{_e(r['policy'])}"
-                   f"<td>{_e(', '.join(want) or '-')}"
-                   f"<td{' class=bad' if differs else ''}>{_e(shown)}"
-                   f"{' (differs)' if differs else ''}<td>{_e(r.get('reason', ''))}")
+        out.append(f"<tr><td data-l=name>{_e(r['name'])}<td data-l=type>{_e(r['type'])}"
+                   f"<td data-l=policy>{_e(r['policy'])}"
+                   f"<td data-l=desired>{_e(', '.join(want) or '-')}"
+                   f"<td data-l='in DNS'{' class=bad' if differs else ''}>{_e(shown)}"
+                   f"{' (differs)' if differs else ''}"
+                   f"<td data-l=why>{_e(r.get('reason', ''))}")
     if len(records) > MAX_RECORDS:
         out.append(f"<tr><td colspan=6 class=muted>and {len(records) - MAX_RECORDS} more: "
                    "see /status")
@@ -150,17 +181,25 @@ def _records(status: Mapping[str, Any], served: Mapping[tuple[str, str], Sequenc
     return out
 
 
-def _timelines(status: Mapping[str, Any], decisions: Sequence[Event], now: float
-               ) -> list[str]:
-    """One bar per record that changed answer in the window: who answered when, and a
-    mark at each change."""
+def _timelines(current: set[str], decisions: Sequence[Event], now: float) -> list[str]:
+    """One bar per record of the config (`current`: "name type") that changed answer in
+    the window: who answered when, and a mark at each change. Records no longer in the
+    config are counted on one line, not drawn."""
     start = now - WINDOW
     changes: dict[str, list[tuple[float, str]]] = {}
+    removed: set[str] = set()
     for e in decisions:
+        if e.subject not in current:
+            if e.at >= start:
+                removed.add(e.subject)
+            continue
         values = ",".join(e.detail.get("values", [])) or "(no answer)"
         changes.setdefault(e.subject, []).append((e.at, values))
     moved = {s: c for s, c in changes.items() if any(at >= start for at, _ in c)}
     out = ["<h2>Last hour</h2>"]
+    if removed:
+        out.append(f"<p class=muted id=removed>{len(removed)} record(s) no longer in the "
+                   "config changed answer in the last hour: not shown</p>")
     if not moved:
         return [*out, "<p class=muted id=timeline>no answer changed in the last hour</p>"]
     colors: dict[str, str] = {}

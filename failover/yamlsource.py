@@ -58,7 +58,7 @@ def load_yaml(text: str) -> YamlSource:
     problems: list[ConfigIssue] = []
     constructor = yaml.SafeLoader("")
     try:
-        src.data = _build(node, (), src.lines, problems, constructor)
+        src.data = _build(node, (), src.lines, problems, constructor, {})
     except yaml.YAMLError as exc:
         raise YamlProblem([_yaml_issue(exc)]) from None
     except RecursionError:
@@ -175,31 +175,48 @@ def _yaml_issue(exc: yaml.YAMLError) -> ConfigIssue:
 
 
 def _build(node: yaml.Node, path: Path, lines: dict[Path, int],
-           problems: list[ConfigIssue], constructor: yaml.SafeLoader) -> Any:
+           problems: list[ConfigIssue], constructor: yaml.SafeLoader,
+           merged: dict[int, int]) -> Any:
+    """The data of `node`; `merged`: per mapping node already flattened, how many of its
+    pairs came from merge keys (an aliased node is built again, flattened already)."""
     if isinstance(node, yaml.MappingNode):
-        constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        if id(node) not in merged:
+            own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+            constructor.flatten_mapping(node)  # resolves YAML merge keys (<<), first
+            merged[id(node)] = len(node.value) - own
         out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        inherited: set[str] = set()  # keys a merge key gave: the mapping's own override them
+        for i, (key_node, value_node) in enumerate(node.value):
             key = constructor.construct_object(key_node, deep=True)
+            if isinstance(key, bool):  # a region named `no:` would be a region "False"
+                problems.append(ConfigIssue(
+                    format_path(path), f"key {key_node.value} is read by YAML as the boolean "
+                    f"{str(key).lower()}: quote it ('{key_node.value}')",
+                    key_node.start_mark.line + 1))
+                continue
             if not isinstance(key, (str, int, float, bool)):
                 problems.append(ConfigIssue(format_path(path), "mapping keys must be scalars",
                                             key_node.start_mark.line + 1))
                 continue
             key = str(key) if not isinstance(key, str) else key
             child: Path = (*path, key)
-            if key in out:
+            if key in out and key in inherited:
+                inherited.discard(key)  # standard YAML: a key after `<<` overrides the merged one
+            elif key in out:
                 problems.append(ConfigIssue(format_path(child),
                                             f"duplicate key '{key}' (first at line {lines[child]})",
                                             key_node.start_mark.line + 1))
                 continue
+            if i < merged[id(node)]:
+                inherited.add(key)
             lines[child] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, child, lines, problems, constructor)
+            out[key] = _build(value_node, child, lines, problems, constructor, merged)
         return out
     if isinstance(node, yaml.SequenceNode):
         items = []
         for i, item in enumerate(node.value):
             child = (*path, i)
             lines[child] = item.start_mark.line + 1
-            items.append(_build(item, child, lines, problems, constructor))
+            items.append(_build(item, child, lines, problems, constructor, merged))
         return items
     return constructor.construct_object(node, deep=True)

@@ -41,7 +41,8 @@ class FakeController:
         status = {"zone": "example.test.", "ready": True, "provider": "none",
                   "regions": {"us-east-1": {"drained": False, "healthy": True,
                                             "endpoints": []}}}
-        return lambda: render(status, [], decisions, {}, 1000.0)
+        return lambda: render(status, [], decisions, {}, 1000.0,
+                              [("api.example.test.", "A", "failover")])
 
 
 def serve(test: Callable[[ApiServer, list[Any]], Awaitable[None]], *,

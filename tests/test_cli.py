@@ -302,3 +302,77 @@ def test_run_refuses_an_instance_whose_vantage_the_fleet_would_not_count(tmp_pat
     assert "this instance's vantage 'ap-south-1' (controller.cluster.vantage) is not in " \
         "controller.cluster.vantages" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_status_names_every_zone_and_each_records_zone(tmp_path: Path) -> None:
+    config = tmp_path / "zones.yaml"
+    config.write_text((EXAMPLES / "zones-and-pools.yaml").read_text()
+                      + f"controller: {{state: {tmp_path}/failover.db}}\n")
+    assert failover("run", "--once", "--config", str(config)).returncode == 0
+    r = failover("status", "--no-read", "--config", str(config))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == ("zone example.test. (provider none), "
+                                        "zone billing.example.test. (provider none)")
+    assert "api.billing.example.test. A failover (zone billing.example.test.): " in r.stdout
+    assert "pay.example.test. A weighted (zone example.test.): " in r.stdout
+
+
+def test_status_says_when_every_region_is_out_and_which_endpoints_are_down(
+        tmp_path: Path) -> None:
+    import socket
+
+    # one endpoint answers the TCP check; the others (same port, other addresses) do not
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        config = tmp_path / "out.yaml"
+        config.write_text(f"""zone: example.test.
+provider: {{type: none}}
+checks: {{tcp: {{type: TCP, port: {port}, request_interval: 1, failure_threshold: 1}}}}
+regions:
+  us-east-1: {{endpoints: [{{address: 127.0.0.1, check: tcp}}, {{address: 127.0.0.2, check: tcp}}]}}
+  eu-west-1: {{endpoints: [{{address: 127.0.0.3, check: tcp}}]}}
+records:
+  - {{name: api.example.test., type: A, policy: failover, order: [eu-west-1]}}
+  - {{name: www.example.test., type: A, policy: failover, order: [us-east-1, eu-west-1]}}
+controller: {{state: {tmp_path}/failover.db}}
+""")
+        assert failover("run", "--once", "--config", str(config)).returncode == 0
+    r = failover("status", "--no-read", "--config", str(config))
+    assert r.returncode == 0, r.stderr
+    assert "problem: every region of api.example.test. A is out: failing open" in r.stdout
+    assert "www.example.test. A" not in r.stdout.split("regions:")[0]
+    assert "  us-east-1: partly healthy: us-east-1/127.0.0.2 down\n" in r.stdout
+    assert "  eu-west-1: UNHEALTHY\n" in r.stdout
+
+
+def test_history_says_when_its_limit_left_events_out(tmp_path: Path) -> None:
+    config = tmp_path / "zones.yaml"
+    config.write_text((EXAMPLES / "zones-and-pools.yaml").read_text()
+                      + f"controller: {{state: {tmp_path}/failover.db}}\n")
+    assert failover("run", "--once", "--config", str(config)).returncode == 0
+    every = failover("history", "--config", str(config), "--since", "2h")
+    assert every.returncode == 0 and every.stderr == ""
+    total = len(every.stdout.splitlines())
+    assert total > 3
+    cut = failover("history", "--config", str(config), "--since", "2h", "--limit", "3")
+    assert cut.returncode == 0 and cut.stdout.splitlines() == every.stdout.splitlines()[-3:]
+    assert ("the newest 3 events shown; there are older ones since 2h: a larger --limit "
+            "(or a later --since) shows them") in cut.stderr
+    exact = failover("history", "--config", str(config), "--limit", str(total), "--json")
+    assert len(json.loads(exact.stdout)) == total and exact.stderr == ""
+
+
+def test_validate_and_plan_name_every_zone() -> None:
+    config = str(EXAMPLES / "zones-and-pools.yaml")
+    r = failover("validate", "--config", config)
+    assert r.returncode == 0, r.stderr
+    assert (": ok: zones example.test. (provider none), billing.example.test. (provider none), "
+            "3 records") in r.stdout
+    r = failover("plan", "--no-read", "--config", config)
+    assert r.stdout.startswith("zones example.test., billing.example.test. (actual records"), \
+        r.stdout
+    r = failover("plan", "--no-read", "--markdown", "--config", config)
+    assert r.stdout.startswith(
+        "### failover plan for `example.test.`, `billing.example.test.`\n"), r.stdout

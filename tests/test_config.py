@@ -438,3 +438,48 @@ def test_an_etcd_password_over_loopback_http_is_taken_with_a_warning(url: str) -
     https = parse_config(fleet("{endpoints: [https://10.0.1.5:2379], user: failover, "
                                "password_env: ETCD_PASSWORD}"))
     assert https.controller.cluster is not None and https.controller.cluster.etcd.in_clear() is None
+
+
+def test_yaml_booleans_where_a_name_or_a_number_is_expected_are_refused_with_the_fix() -> None:
+    # a region named `no` is the boolean false to YAML 1.1: refused, and how to write it
+    text = CONTRACT_TEXT.replace("eu-west-1", "no")
+    found = errors_of(text)
+    assert ("regions", 40, "key no is read by YAML as the boolean false: quote it ('no')") \
+        in found, found
+    quoted = text.replace("  no:", "  'no':").replace("{us-east-1: 70, no: 30}",
+                                                      "{us-east-1: 70, 'no': 30}")
+    assert errors_of(quoted) == [
+        ("records[0].order[1]", 50, "a name is expected, got the boolean false (YAML reads "
+                                    "yes, no, on and off as true and false): quote it"),
+        ("records[2].regions[1]", 60, "a name is expected, got the boolean false (YAML reads "
+                                      "yes, no, on and off as true and false): quote it")]
+    cfg = parse_config(quoted.replace(", no]", ", 'no']"))
+    assert list(cfg.regions) == ["us-east-1", "no"]
+    # a weight of `yes` is not 1, and 1e3 (a string to YAML 1.1) is named as written
+    assert errors_of(broken("eu-west-1: 30}", "eu-west-1: yes}")) == [
+        ("records[1].weights.eu-west-1", 55, "weight must be a number between 0 and 255, got "
+         "true (YAML reads yes, no, on and off as true and false: write the number)")]
+    assert errors_of(broken("eu-west-1: 30}", "eu-west-1: 1e3}")) == [
+        ("records[1].weights.eu-west-1", 55, "weight must be between 0 and 255, got 1e3")]
+
+
+def test_a_key_after_a_merge_key_overrides_the_merged_one() -> None:
+    text = """zone: example.test.
+checks:
+  slow: &slow {type: HTTP, port: 8080, request_interval: 10, failure_threshold: 3}
+  fast: {<<: *slow, request_interval: 1}
+  other_port: &other {<<: *slow, port: 9090}
+  again: *other
+regions:
+  a: {endpoints: [{address: 127.0.1.1, check: fast}]}
+records:
+  - {name: api.example.test., type: A, policy: failover, order: [a]}
+"""
+    checks = parse_config(text).checks
+    assert (checks["fast"].request_interval, checks["fast"].port) == (1, 8080)
+    assert (checks["other_port"].port, checks["again"].port) == (9090, 9090)
+    assert checks["again"].request_interval == 10
+    # a key written twice in the mapping itself is still refused
+    [(path, line, message)] = errors_of(text.replace("request_interval: 1}",
+                                                     "request_interval: 1, request_interval: 2}"))
+    assert (path, line) == ("checks.fast.request_interval", 4) and "duplicate key" in message

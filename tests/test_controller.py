@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -114,9 +115,20 @@ def test_drain_moves_the_answer_and_survives_a_restart(env: Env) -> None:
 
 
 def test_drain_that_strands_a_record_needs_force(env: Env) -> None:
+    env.add_token()
     only_east_healthy(env)
     r = env.cli("drain", "us-east-1")
     assert r.returncode == 2 and "use --force" in r.stderr
+    # the API says how to force it in its own words
+    url = f"http://127.0.0.1:{env.api_port}/v1/drain"
+    for path, body in (("drain", b'{"region": "us-east-1"}'),
+                       ("pin", b'{"name": "api", "region": "eu-west-1"}')):
+        asked = urllib.request.Request(url.replace("drain", path), data=body, method="POST",
+                                       headers={"Authorization": "Bearer s3cret-token-for-tests"})
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(asked, timeout=5)
+        refusal = json.loads(info.value.read())["error"]
+        assert 'send "force": true to' in refusal and "--force" not in refusal, refusal
     assert env.cli("drain", "us-east-1", "--force").returncode == 0
 
 
@@ -211,9 +223,14 @@ def test_api_changes_need_the_bearer_token(env: Env) -> None:
 def test_drain_with_expiry_lapses_by_itself(env: Env) -> None:
     env.start_controller()
     assert wait_for(served_east(env)), env.log()
-    assert env.cli("drain", "us-east-1", "--for", "3s").returncode == 0
+    assert env.cli("drain", "us-east-1", "--for", "3s", "--reason", "db upgrade").returncode == 0
     assert wait_for(lambda: env.answer() == {WEST}, timeout=5), env.log()
     assert wait_for(served_east(env), timeout=10), env.log()
+    # the history says the drain expired, whose it was and when it was set
+    said = re.compile(r"override +drain of us-east-1 expired \(set by \S+@\S+ at "
+                      r"\d\d:\d\d:\d\dZ: db upgrade\)")
+    assert wait_for(lambda: said.search(env.cli("history").stdout) is not None, timeout=5), \
+        env.cli("history").stdout
 
 
 def test_unknown_region_for_drain_exits_2(env: Env) -> None:
@@ -302,6 +319,22 @@ def test_drain_and_pin_exit_1_when_the_running_controller_does_not_take_them_up(
     r = env.cli("status", "--json")
     kinds = {(o["kind"], o["target"]) for o in json.loads(r.stdout)["overrides"]}
     assert {("pin", "api.example.test."), ("drain", "us-east-1")} <= kinds, kinds
+
+
+def test_a_drain_dns_already_serves_is_not_reported_as_not_taken_up(env: Env) -> None:
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    env.stop_region(EAST)  # DNS moves to eu-west-1 on health alone
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=15), env.log()
+    os.kill(proc.pid, signal.SIGSTOP)  # its acknowledgement of the drain will be late
+    try:
+        r = env.cli("drain", "us-east-1")
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "saved, and DNS already serves api.example.test. A without us-east-1, though the " \
+        "running controller" in r.stdout
+    assert "has not acknowledged it within 5 s" in r.stdout
 
 
 def test_a_pin_for_a_while_expires_and_unpin_undoes_a_pin(env: Env) -> None:

@@ -213,8 +213,13 @@ def test_drill_shows_progress_on_a_terminal(env: Env) -> None:
         os.close(leader)
     assert r.returncode == 0, r.stdout
     text = shown.decode()
-    assert f"api.example.test. A moved on 127.0.0.1:{env.named.port} after" in text
-    assert f"api.example.test. A back on 127.0.0.1:{env.named.port} after" in text
+    # a line per phase, in order, as it happens
+    lines = [text.index(line) for line in (
+        "us-east-1 drained: waiting for 1 record(s) to move on 1 server(s)",
+        f"api.example.test. A moved on 127.0.0.1:{env.named.port} after",
+        "restoring us-east-1: waiting for the answers to come back",
+        f"api.example.test. A back on 127.0.0.1:{env.named.port} after")]
+    assert lines == sorted(lines), text
     # what the drill cannot watch: a resolver's cached answer lives up to the record's TTL
     assert re.search(r"api\.example\.test\. A: .*; behind resolvers up to 3\d\.\d+ s "
                      r"\(TTL 30 s\)", r.stdout), r.stdout

@@ -11,10 +11,76 @@ from typing import Any
 
 import pytest
 
+from failover.page import render
+from failover.state.store import Event
 from tests.builders import ROOT
 from tests.service_env import EAST, WEST, Env, served_east, wait_for
 
 ARTIFACTS = Path(os.environ.get("FAILOVER_ARTIFACTS", ROOT / "artifacts"))
+
+
+def status(regions: dict[str, list[tuple[str, bool]]], records: list[dict[str, Any]],
+           ready: bool = True) -> dict[str, Any]:
+    """/status data: each region's endpoints (id, healthy), and the records' decisions."""
+    return {"zone": "example.test.", "provider": "bind", "ready": ready, "problems": [],
+            "zones": [{"zone": "example.test.", "provider": "bind"}],
+            "regions": {name: {"drained": False, "healthy": any(ok for _, ok in eps),
+                               "endpoints": [{"id": i, "healthy": ok} for i, ok in eps]}
+                        for name, eps in regions.items()},
+            "overrides": [], "records": records}
+
+
+def decision(name: str, values: list[str], basis: str = "health") -> dict[str, Any]:
+    return {"name": name, "type": "A", "policy": "failover", "desired": values,
+            "basis": basis, "reason": "why"}
+
+
+def part(page: bytes, marker: str, end: str = "</div>") -> str:
+    """The page's text from `marker` (an element's id=...) up to the next `end`."""
+    text = page.decode()
+    start = text.index(marker)
+    return text[start:text.index(end, start)]
+
+
+def test_every_region_out_is_said_in_red_not_ready_in_green() -> None:
+    down = {"us-east-1": [("us-east-1/a", False)], "eu-west-1": [("eu-west-1/a", False)]}
+    page = render(status(down, [decision("api.example.test.", ["127.0.1.1"], "fail_open"),
+                                decision("www.example.test.", [], "closed")]), [], [], {}, 1000.0)
+    banner = part(page, "<div class='box alert' id=problems>")  # red, not the green box
+    assert "nothing degraded" not in page.decode()
+    assert "every region of api.example.test. A is out: failing open" in banner
+    assert "every region of www.example.test. A is out: answering nothing" in banner
+
+
+def test_before_the_first_probe_round_the_records_are_listed_as_waiting() -> None:
+    configured = [("api.example.test.", "A", "failover"), ("www.example.test.", "A", "weighted")]
+    page = render(status({"us-east-1": [("us-east-1/a", True)]}, [], ready=False), [], [], {},
+                  1000.0, configured)
+    assert "<h2>Records (2)</h2>" in page.decode()
+    records = part(page, "id=records")
+    assert records.count("waiting for the first probe round") == 2
+    assert "www.example.test." in records and "weighted" in records
+
+
+def test_a_region_with_one_endpoint_down_is_partly_healthy_and_names_it() -> None:
+    page = render(status({"us-east-1": [("us-east-1/v4", False), ("us-east-1/v6", True)]},
+                         [decision("api.example.test.", ["127.0.2.1"])]), [], [], {}, 1000.0)
+    row = part(page, "data-region='us-east-1'", "</table>")
+    assert "partly healthy: us-east-1/v4 down" in row.split("<td>")[2]
+
+
+def test_last_hour_draws_only_the_records_in_the_config() -> None:
+    current = [(f"r{i}.example.test.", "A", "failover") for i in range(2)]
+    decisions = [Event(at, "decision", f"{name} A", "", {"values": [value]})
+                 for name in [f"r{i}.example.test." for i in range(5)]
+                 for at, value in ((500.0, "192.0.2.1"), (900.0, "192.0.2.2"))]
+    page = render(status({"us-east-1": [("us-east-1/a", True)]},
+                         [decision(n, ["192.0.2.2"]) for n, _, _ in current]),
+                  [], decisions, {}, 1000.0, current).decode()
+    timeline = page[page.index("id=timeline"):page.index("</svg>")]
+    assert "r0.example.test. A" in timeline and "r1.example.test. A" in timeline
+    assert "r2.example.test." not in timeline and "r4.example.test." not in timeline
+    assert "3 record(s) no longer in the config changed answer in the last hour" in page
 
 
 @pytest.fixture
@@ -84,3 +150,18 @@ def test_the_status_page_shows_a_drain_and_a_failover(env: Env, browser: Any) ->
     shot = ARTIFACTS / "status-page.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     print(f"status page screenshot: {shot}")
+
+    # on a 390 px phone each record is a card: what DNS serves and why are on screen
+    browser.set_window_size(390, 900)
+    browser.get(url)
+    width = browser.execute_script("return document.documentElement.clientWidth")
+    assert width <= 390
+    for table, label in (("records", "in DNS"), ("records", "why"), ("overrides", "expires")):
+        cell = browser.find_element(By.CSS_SELECTOR, f"#{table} td[data-l='{label}']")
+        assert cell.is_displayed() and cell.text
+        assert cell.rect["x"] >= 0 and cell.rect["x"] + cell.rect["width"] <= width, (
+            label, cell.rect, width)
+    assert browser.find_element(By.CSS_SELECTOR, "#records td[data-l='in DNS']").text \
+        .startswith(WEST)
+    shot = ARTIFACTS / "status-page-390px.png"
+    assert browser.save_screenshot(str(shot))

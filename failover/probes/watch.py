@@ -28,6 +28,14 @@ def _status(board: HealthBoard, target: ProbeTarget, threshold: int) -> str:
     return text
 
 
+def latency_words(ok: bool, reason: str, latency_ms: float | None) -> str:
+    """The latency a person reads: a probe that timed out spent its timeout, not the
+    connect time its result carries, so it reads "timeout"; "" when none was measured."""
+    if not ok and reason.startswith("timeout"):
+        return "timeout"
+    return "" if latency_ms is None else f"{latency_ms:.1f} ms"
+
+
 def _row(board: HealthBoard, cfg: Config, t: ProbeTarget, r: ProbeResult) -> dict[str, Any]:
     return {"endpoint": t.endpoint, "check": t.check, "target": t.where, "ok": r.ok,
             "reason": r.reason, "at": r.at, "connect_ms": r.connect_ms,
@@ -61,8 +69,9 @@ async def watch(cfg: Config, duration: float | None, emit: Callable[[str], None]
             emit(json.dumps({"type": "result", **row}))
         else:
             clock = time.strftime("%H:%M:%S", time.gmtime(r.at))
-            lat = "" if r.latency_ms is None else f" {r.latency_ms:.1f} ms"
-            emit(f"{clock} {t.endpoint} {t.check} {'ok' if r.ok else 'FAIL'}{lat}: "
+            lat = latency_words(r.ok, r.reason, r.latency_ms)
+            emit(f"{clock} {t.endpoint} {t.check} {'ok' if r.ok else 'FAIL'}"
+                 f"{' ' + lat if lat else ''}: "
                  f"{r.reason} [{row['status']}]")
         if flip is not None:
             state = "healthy" if flip.health.healthy else "unhealthy"

@@ -53,3 +53,17 @@ def test_probe_once_and_watch(tmp_path: Path) -> None:
         assert [(f["endpoint"], f["healthy"]) for f in flips] == [("b/127.0.0.1", False)]
         assert flips[0]["reason"] == "after 2 failures: status 503"
         assert sum(1 for x in lines if x["type"] == "result" and x["endpoint"] == "a/127.0.0.1") >= 2
+
+
+def test_a_probe_that_timed_out_shows_timeout_not_its_connect_time(tmp_path: Path) -> None:
+    with fleet([{"name": "ok", "behaviour": "ok"}, {"name": "hung", "behaviour": "hang"}]) as ready:
+        cfg = write_config(tmp_path, ready["ok"][1], ready["hung"][1])
+        cfg.write_text(cfg.read_text().replace("failure_threshold: 2}",
+                                               "failure_threshold: 2, response_timeout: 0.3}"))
+        once = failover("probe", "--config", str(cfg))
+        watched = failover("probe", "--config", str(cfg), "--watch", "--duration", "1.5")
+    assert once.returncode == 0, once.stderr
+    [hung] = [line.split() for line in once.stdout.splitlines() if line.startswith("b/")]
+    assert hung[2:4] == ["FAIL", "timeout"], once.stdout
+    line = next(x for x in watched.stdout.splitlines() if " b/127.0.0.1 " in x)
+    assert " FAIL timeout: timeout after 0.3 s" in line and " ms" not in line, line
