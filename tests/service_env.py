@@ -145,16 +145,7 @@ class Env:
     def readyz(self) -> tuple[int, str]:
         """The running controller's /readyz: its code and text; (0, "") while it does
         not answer."""
-        import urllib.error
-
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/readyz",
-                                        timeout=5) as r:
-                return int(r.status), r.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-        except OSError:
-            return 0, ""
+        return http_get(self.api_port, "/readyz")
 
     def record(self, name: str = "api.example.test.") -> dict[str, Any]:
         """One record's entry in /status (decision, desired, served); {} when unknown."""
@@ -163,6 +154,20 @@ class Env:
     def log(self) -> str:
         path = self.dir / "controller.log"
         return path.read_text() if path.exists() else ""
+
+
+def http_get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, str]:
+    """A controller's answer to GET `path`: its code and text; (0, "") while it does not
+    answer."""
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as r:
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
 
 
 def api_status(port: int, host: str = "127.0.0.1") -> dict[str, Any]:

@@ -11,8 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,7 +26,7 @@ from failover.state.sqlite import SqliteState
 from policies import Decision
 from tests.builders import ROOT
 from tests.fleet_env import Fleet, Instance
-from tests.service_env import EAST, WEST, Env, wait_for
+from tests.service_env import EAST, WEST, Env, http_get, wait_for
 from tests.test_fleet import Watcher, fence_held, started
 from tests.test_fleet import etcd as etcd
 from tests.test_fleet import fleet as fleet
@@ -60,13 +58,7 @@ def last_known_good(config: Path) -> None:
 
 
 def readyz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
+    return http_get(port, "/readyz")
 
 
 def record(inst: Instance) -> dict[str, object]:

@@ -559,8 +559,8 @@ def test_run_once_refuses_a_plan_the_guards_refuse_and_force_applies_it(
 def test_a_refused_plan_degrades_readyz_logs_an_error_and_clears(
         moto_server: str, tmp_path: Path) -> None:
     import json
-    import urllib.error
-    import urllib.request
+
+    from tests.service_env import http_get, wait_for
 
     client, zone_id, cfg, port = _guarded_zone(moto_server, tmp_path)
     log = (tmp_path / "run.log").open("w")
@@ -568,21 +568,10 @@ def test_a_refused_plan_degrades_readyz_logs_an_error_and_clears(
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def readyz() -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-        except OSError:
-            return 0, ""
+        return http_get(port, "/readyz")
 
     def until(check: Any, timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return True
-            time.sleep(0.1)
-        return False
+        return wait_for(check, timeout)
 
     try:
         assert until(lambda: _weighted(client, zone_id) == ALL_WEIGHTED and readyz()[0] == 200), \
