@@ -70,7 +70,7 @@ def test_status_page_and_history_say_a_weighted_record_is_served_in_equal_shares
     assert served["shares_note"] == NOTE
     with urllib.request.urlopen(f"http://127.0.0.1:{env.api_port}/", timeout=5) as r:
         page = r.read().decode()
-    row = next(line for line in page.splitlines() if f"<td>{WWW}<td>" in line)
+    row = next(line for line in page.splitlines() if f"<td data-l=name>{WWW}<td" in line)
     assert NOTE in row and "us-east-1 50%, eu-west-1 50%" in row
 
     data = json.loads(env.cli("status", "--json").stdout)
