@@ -123,6 +123,8 @@ class _Decision(_Stored):
     by_region: dict[Text, Names] = {}
     changed_at: Time | None = None
     hold_until: Time | None = None
+    policy_shares: dict[Text, Annotated[float, Field(ge=0, le=1)]] = {}
+    shares_note: Text = ""
 
     def value(self) -> Decision:
         good = self.last_good
@@ -133,7 +135,8 @@ class _Decision(_Stored):
             last_good=None if good is None else (tuple(good[0]), tuple(good[1])),
             usable=tuple(self.usable),
             by_region={r: tuple(v) for r, v in self.by_region.items()},
-            changed_at=self.changed_at, hold_until=self.hold_until)
+            changed_at=self.changed_at, hold_until=self.hold_until,
+            policy_shares=dict(self.policy_shares), shares_note=self.shares_note)
 
 
 class _Override(_Stored):
