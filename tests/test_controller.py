@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -379,11 +380,17 @@ def test_the_health_to_served_metric_is_the_time_from_the_flip_to_the_answer(env
         return answer == {WEST}
 
     assert wait_for(served_west, timeout=15, step=0.02), env.log()
-    served = time.time()
-    [ep] = env.status()["regions"]["us-east-1"]["endpoints"]
-    flipped = ep["since"]  # when the controller saw it fail (its failure_threshold-th)
-    assert not ep["healthy"] and stopped < flipped < served
-    assert _metric(env, "failover_health_to_served_seconds_count") == 1
+    # observed once the write is confirmed (a moment after named serves it)
+    assert wait_for(lambda: _metric(env, "failover_health_to_served_seconds_count") == 1,
+                    timeout=15), env.log()
+    served = time.time()  # after the controller took its measure
+
+    def east() -> dict[str, Any]:
+        return dict(env.status()["regions"]["us-east-1"]["endpoints"][0])
+
+    assert wait_for(lambda: not east()["healthy"], timeout=15), east()  # /status follows
+    flipped = east()["since"]  # when the controller saw it fail (its failure_threshold-th)
+    assert stopped < flipped < served
     took = _metric(env, "failover_health_to_served_seconds_sum")
     # written after named last served east, and before the test saw west served
     assert still_east[0] - flipped < took <= served - flipped, (still_east, flipped, took,
