@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from failover.cluster.fleet_side import Deposed, FleetSide
+from failover.cluster.fleet_side import FleetSide
 from failover.control.decider import Decider
+from failover.control.house import Deposed, House, Tick
 from failover.control.journal import Journal
 from failover.control.probe_side import ProbeSide
 from failover.control.status_side import StatusSide, build_status, status_records
@@ -33,10 +33,8 @@ from failover.control.writer import Waiting, Writer, native_for
 from failover.control.zone_fence import HeldElsewhere, ZoneFence
 from failover.dns.base import DnsError, DnsFenced, WriterDeposed
 from failover.health import HealthBoard
-from failover.metrics import Metrics
 from failover.probes import ProbeResult, ProbeTarget, targets_for
-from failover.reconcile import Ledger, Planned
-from failover.repeats import Repeats
+from failover.reconcile import Ledger
 from failover.state.store import as_overrides
 from policies.stored import vet
 
@@ -51,20 +49,7 @@ __all__ = ["Controller", "Tick", "build_status", "status_records", "steady_clock
 RECONCILE_INTERVAL = 1.0  # seconds between ticks when nothing wakes the loop earlier
 
 
-@dataclass
-class Tick:
-    """What the last tick saw and did, for /status and tests."""
-
-    at: float = 0.0
-    planned: Planned | None = None  # the last write planned in this tick
-    applied: int = 0
-    error: str | None = None
-    refused: list[str] = field(default_factory=list)
-    decide_s: float = 0.0  # deciding every record, when something changed
-    snapshot: Any = None  # the health this tick decided on, when it decided
-
-
-class Controller:
+class Controller(House):
     """One controller for one config; `run()` until stopped, `reload()` a new config."""
 
     def __init__(self, cfg: Config, *, state: StateStore, adapter: Adapter | None,
@@ -72,28 +57,23 @@ class Controller:
                  clock: Callable[[], float] | None = None,
                  reconcile_interval: float = RECONCILE_INTERVAL,
                  member: Member | None = None, take_over: bool = False) -> None:
-        self.state, self.member = state, member
-        self.dry_run = dry_run
-        self.force = force  # apply plans that break the safety guards
-        self.clock = clock or steady_clock()
-        self.reconcile_interval = reconcile_interval
-        self.metrics = Metrics()
-        self.repeats = Repeats()  # errors said once, then at growing intervals
-        self.last = Tick()
+        super().__init__(state=state, member=member, dry_run=dry_run, force=force,
+                         clock=clock or steady_clock(), reconcile_interval=reconcile_interval)
         self.on_tick: Callable[[], None] | None = None  # called after every loop turn
-        self._wake: asyncio.Event | None = None
-        # the roles, each a file of its own
-        self.journal = Journal(self)
-        self.fleet = FleetSide(self, member)
-        self.zone_fence = ZoneFence(self, take_over)
-        self.probes = ProbeSide(self)
+        # the roles, each a file of its own, each handed the house and the roles below it
+        self.journal = journal = Journal(self)
         self.writer = Writer(self)
-        self.status_side = StatusSide(self)
+        self.zone_fence = ZoneFence(self, self.writer, take_over)
+        self.decider = Decider(self, self.writer, journal)
+        self.fleet = FleetSide(self, journal, self.zone_fence, self.writer)
+        self.probes = ProbeSide(self, self.fleet, self.decider, self.writer, journal)
+        self.fleet.on_flip = self.probes.on_flip  # a flip in the fleet's vote
+        self.status_side = StatusSide(self, writer=self.writer, zone_fence=self.zone_fence,
+                                      journal=journal, fleet=self.fleet, probes=self.probes,
+                                      decider=self.decider)
         # only what the config vouches for: the store may hold anything (policies/stored.py)
-        remembered = vet(cfg, self.journal.load("decisions", state.load_decisions, {}),
-                         self.clock())
-        self.decider = Decider(self, remembered.decisions)
-        journal = self.journal
+        remembered = vet(cfg, journal.load("decisions", state.load_decisions, {}), self.clock())
+        self.decisions = remembered.decisions
         journal.state_error = journal.state_error or journal.load_error
         self._setup(cfg, adapter, journal.load("health", state.load_checks, {}),
                     journal.load("health", state.load_health, None))
@@ -117,9 +97,9 @@ class Controller:
                              decorate=adapter.decorate if adapter is not None else None)
         self.decider.decide = True  # decide every record at the next tick
         self.writer.reset()
-        self.status_side.decisions_version += 1
+        self.decider.decisions_version += 1
         self.latency_records = any(r.policy == "latency" for r in cfg.records)
-        self.status_side.changed()
+        self.changed()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -186,7 +166,7 @@ class Controller:
             self.probes.stop_soon()  # the old config's probes; the new ones start below
         self._setup(cfg, adapter, checks, health)
         # what the old config answered and the new one does not have is forgotten
-        self.decider.decisions = vet(cfg, self.decider.decisions, self.clock()).decisions
+        self.decisions = vet(cfg, self.decisions, self.clock()).decisions
         # a reload does not pause failover: a controller that was ready stays ready, and
         # an endpoint the new config adds starts healthy (Route 53's rule for a new check)
         # until its own probes say otherwise, within one interval
@@ -199,11 +179,6 @@ class Controller:
     def _published(self) -> None:
         if self.on_tick is not None:
             self.on_tick()
-
-    def wake(self) -> None:
-        """Reconcile as soon as possible (health or overrides changed)."""
-        if self._wake is not None:
-            self._wake.set()
 
     # ---------------------------------------------------------------------- tick
 
@@ -224,7 +199,7 @@ class Controller:
         if journal.note_overrides(overrides_list, now):
             decider.decide = True
         snapshot = self.board.snapshot(now)
-        writing = self.fleet.writer()
+        writing = self.is_writer()
         try:
             if writing:
                 await self._reconcile(tick, overrides, now)
@@ -259,7 +234,7 @@ class Controller:
             else:
                 writer.drop_work()
         if tick.error != self.last.error:
-            self.status_side.changed()
+            self.changed()
         self.status_side.update_gauges(snapshot if tick.snapshot is None else tick.snapshot,
                                        overrides_list, now)
         self.last = tick
@@ -287,11 +262,6 @@ class Controller:
         """Feed one probe result to health; a status change wakes the loop."""
         self.probes.on_result(target, result)
 
-    def event(self, kind: str, subject: str, message: str,
-              detail: dict[str, Any] | None = None) -> None:
-        """Record one history event (written with the next save)."""
-        self.journal.event(kind, subject, message, detail)
-
     def problems(self) -> list[str]:
         """Why the controller is degraded (for /readyz, /status and the metric)."""
         return self.status_side.problems()
@@ -311,11 +281,6 @@ class Controller:
     def status_due(self, built_at: float, version: int) -> bool:
         """Whether /status built at `built_at` from `version` is stale."""
         return self.status_side.status_due(built_at, version)
-
-    @property
-    def version(self) -> int:
-        """A number that moves whenever something /status shows changed."""
-        return self.status_side.version
 
 
 def steady_clock() -> Callable[[], float]:

@@ -246,7 +246,7 @@ def test_status_and_the_leader_metric_follow_the_write_paths_deadline(tmp_path: 
     state = SqliteState(tmp_path / "state.db")
     try:
         controller = Controller(cfg, state=state, adapter=None, member=PastDeadline())  # type: ignore[arg-type]
-        controller.fleet.leading = 9  # it led, and has not yet taken up that it no longer does
+        controller.leading = 9  # it led, and has not yet taken up that it no longer does
         maker = controller.cluster_maker()
         assert maker is not None
         assert maker()["role"] == "follower"

@@ -18,12 +18,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from failover.cluster.voters import Voters
-from failover.control.zone_fence import fence, reachable
+from failover.control.journal import Journal
+from failover.control.writer import Writer
+from failover.control.zone_fence import ZoneFence, fence, reachable
 
 if TYPE_CHECKING:
     from failover.cluster.member import Member
-    from failover.controller import Controller
+    from failover.control.house import House
     from failover.dns.base import DnsFenced
+    from failover.health import Transition
     from failover.probes import ProbeTarget
 
 # the controller's logger: operators' log filters key on its name
@@ -32,17 +35,17 @@ log = logging.getLogger("failover.controller")
 VIEW_REFRESH = 5.0  # seconds between republished views when only latencies moved
 
 
-class Deposed(Exception):
-    """A fleet member is no longer the leader (or its deadline passed): it writes nothing."""
-
-
 class FleetSide:
     """Votes, views, leadership and DNS reachability of one fleet member (or: alone)."""
 
-    def __init__(self, house: Controller, member: Member | None) -> None:
+    def __init__(self, house: House, journal: Journal, zone_fence: ZoneFence,
+                 writer: Writer) -> None:
         self.house = house
+        self.journal, self.zone_fence, self.writer = journal, zone_fence, writer
+        member = house.member
         self.member = member  # a fleet: this instance's lease, election and views
-        self.leading: int | None = None  # the epoch it writes under (fleet leader)
+        # what a flip in the fleet's vote does (the probe side's, wired by the controller)
+        self.on_flip: Callable[[Transition], None] = lambda _: None
         self.remote: dict[str, Any] = {}  # vantage -> (view revision, its leaf states)
         self.voters = Voters(member.prefix if member is not None else "")  # views that count
         self.expired: dict[str, float] = {}  # vantage -> when its view expired
@@ -57,23 +60,9 @@ class FleetSide:
         self.fresh: dict[str, int] | None = {} if member is not None else None
         self.fresh_done = 0  # checks in `fresh` that reached their failure_threshold
         self.seen_changes = 0  # board.local_changes when a result last woke the loop
-        # whether this vantage reaches the DNS server (published in its view, so a leader
-        # cut off from DNS hands over to one that reaches it)
-        self.dns_reach: bool | None = None
         self.reach_at = 0.0
         self.reaching: asyncio.Future[Any] | None = None
         self.published_reach: bool | None = None
-
-    def writer(self) -> bool:
-        """Whether this instance writes DNS: always alone, only the leader in a fleet."""
-        return self.member is None or self.leading is not None
-
-    def check_leading(self) -> None:
-        """Raise Deposed unless this instance still leads, under the same epoch, before
-        its local deadline (last renewal sent + TTL - margin)."""
-        if self.member is not None and (self.leading is None
-                                        or self.member.leading() != self.leading):
-            raise Deposed
 
     def restore_remote(self, now: float) -> None:
         """A new health board (a reload) takes up the views already counted."""
@@ -109,16 +98,16 @@ class FleetSide:
         for note in self.voters.sort(live, cluster.vantages if cluster else None):
             log.log(note.level, "event=vantage_%s vantage=%r %s", "refused" if note.refused
                     else "readmitted", note.vantage, note.message)
-            if self.writer():
+            if h.is_writer():
                 h.event("error" if note.refused else "controller", "fleet", note.message)
-            h.status_side.changed()
+            h.changed()
         changed = False
         for vantage, (revision, view) in self.voters.counted.items():
             if not view.ready or vantage == member.vantage:
                 continue  # still on its first probe round: it does not vote yet
             held = self.remote.get(vantage)
             if held is None or held[0] != revision:
-                if held is None and self.writer():
+                if held is None and h.is_writer():
                     h.event("controller", "fleet", f"vantage {vantage} reports "
                             f"(host {view.host}, PID {view.pid})")
                     self.expired.pop(vantage, None)
@@ -130,7 +119,7 @@ class FleetSide:
                 changed = True
                 continue
             self.expired[vantage] = time.time()
-            if self.writer():
+            if h.is_writer():
                 h.event("error", "fleet", f"vantage {vantage}'s view expired (its lease "
                         "ended: the instance stopped or cannot reach etcd); it no longer "
                         "votes")
@@ -139,8 +128,8 @@ class FleetSide:
         if changed:
             flips = h.board.set_remote({v: st for v, (_, st) in self.remote.items()}, now)
             for flip in flips:
-                h.probes.on_flip(flip)
-            h.status_side.changed()
+                self.on_flip(flip)
+            h.changed()
         self.take_leadership(member.leading())
         self.check_reach(member, now)
         if member.generation != self.generation:
@@ -153,7 +142,7 @@ class FleetSide:
         if h.ready and self.publishing is None and self.votes() and (
                 h.board.local_changes != self.published_changes or (
                     h.latency_records and now - self.published_at >= VIEW_REFRESH)
-                or not self.published_at or self.dns_reach != self.published_reach):
+                or not self.published_at or h.dns_reach != self.published_reach):
             self.publish_view(member, now)
 
     def check_reach(self, member: Member, now: float) -> None:
@@ -165,7 +154,7 @@ class FleetSide:
         adapter = h.adapter
         if adapter is None or h.dry_run:
             return
-        if not self.writer():
+        if not h.is_writer():
             if self.reaching is None and now - self.reach_at >= max(1.0, member.ttl / 2):
                 self.reach_at = now
                 self.reaching = asyncio.ensure_future(asyncio.to_thread(reachable, adapter))
@@ -173,14 +162,14 @@ class FleetSide:
                 def done(fut: asyncio.Future[Any]) -> None:
                     self.reaching = None
                     if not fut.cancelled() and fut.exception() is None and (
-                            fut.result() != self.dns_reach):
-                        self.dns_reach = fut.result()
+                            fut.result() != h.dns_reach):
+                        h.dns_reach = fut.result()
                         h.wake()  # publish it
 
                 self.reaching.add_done_callback(done)
             return
         since = h.repeats.since("dns")
-        if since is None or self.dns_reach is not False or now - since <= member.ttl:
+        if since is None or h.dns_reach is not False or now - since <= member.ttl:
             return
         # the fleet's own vantages only (the allow-list): a key anyone wrote cannot
         # make the leader step down
@@ -188,7 +177,7 @@ class FleetSide:
                 if v != member.vantage and view.dns is True]
         if not able:
             return  # nobody else reaches DNS either: stepping down would not help
-        dns_error = h.writer.dns_error
+        dns_error = self.writer.dns_error
         why = (f"{member.vantage} cannot reach DNS for {now - since:.0f} s "
                f"({dns_error}) while {', '.join(sorted(able))} can: it steps down "
                "so that one of them writes")
@@ -211,11 +200,12 @@ class FleetSide:
         """Publish this vantage's view (its checks' states, whether it reaches DNS)."""
         from failover.cluster import views as codec
 
-        board = self.house.board
+        h = self.house
+        board = h.board
         self.published_changes = board.local_changes
         self.published_at = now
-        self.published_reach = self.dns_reach
-        view = {"ready": True, "at": time.time(), "dns": self.dns_reach,
+        self.published_reach = h.dns_reach
+        view = {"ready": True, "at": time.time(), "dns": h.dns_reach,
                 "checks": codec.encode(board.local_states())}
 
         def done(fut: asyncio.Future[Any]) -> None:
@@ -233,9 +223,9 @@ class FleetSide:
     def take_leadership(self, epoch: int | None) -> None:
         """Follow this instance's leadership: a new leader fences the adapter with its
         epoch and takes the DNS fence before its first write."""
-        if epoch == self.leading:
-            return
         h = self.house
+        if epoch == h.leading:
+            return
         assert self.member is not None
         vantage = self.member.vantage
         if epoch is not None:
@@ -245,24 +235,25 @@ class FleetSide:
                 member = self.member
                 fence(h.adapter, epoch, vantage, h.cfg.ownership.owner_id,
                       lambda: member.leading() == epoch)
-            h.zone_fence.fence_due = True
+            self.zone_fence.fence_due = True
             h.ledger.actual = None  # what the previous leader wrote: read it afresh
-            h.journal.in_force = frozenset()  # say which overrides are in force, as leader
-            h.journal.decisions_dirty = True
+            self.journal.in_force = frozenset()  # say which overrides are in force, as leader
+            self.journal.decisions_dirty = True
             h.wake()
         else:
             h.event("controller", "fleet", f"{vantage} no longer leads (epoch "
-                    f"{self.leading}): it writes nothing")
-            log.warning("event=following vantage=%s epoch=%s", vantage, self.leading)
-        self.leading = epoch
-        h.status_side.changed()
+                    f"{h.leading}): it writes nothing")
+            log.warning("event=following vantage=%s epoch=%s", vantage, h.leading)
+        h.leading = epoch
+        h.changed()
 
     async def fenced(self, error: DnsFenced) -> None:
         """The DNS server refused a write under this leader's epoch: a newer leader
         holds the fence, so this one resigns and takes that up at once."""
         assert self.member is not None
-        self.house.event("error", "fence", str(error), {"epoch": error.epoch})
-        log.error("event=fenced epoch=%s newer=%d error=%r", self.leading, error.epoch,
+        h = self.house
+        h.event("error", "fence", str(error), {"epoch": error.epoch})
+        log.error("event=fenced epoch=%s newer=%d error=%r", h.leading, error.epoch,
                   str(error))
         await asyncio.to_thread(self.member.resign, str(error))
         self.step()
@@ -288,9 +279,10 @@ class FleetSide:
         """The fleet's gauges: leading (and writing), the epoch, vantages counted."""
         if self.member is None:
             return
-        m = self.house.metrics
+        h = self.house
+        m = h.metrics
         leader = self.member.leader()
-        writing = self.leading is not None and self.member.leading() == self.leading
+        writing = h.leading is not None and self.member.leading() == h.leading
         m.fleet_leader.set(1 if writing else 0)
         m.fleet_epoch.set(leader["epoch"] if leader else 0)
         m.fleet_vantages.set(1 + len(self.remote))
@@ -305,14 +297,15 @@ class FleetSide:
             return None
         from failover.cluster import views as codec
 
-        board = self.house.board
-        snapshot = board.snapshot(self.house.clock())
+        h = self.house
+        board = h.board
+        snapshot = board.snapshot(h.clock())
         all_views = {member.vantage: board.local_states(),
                      **{v: st for v, (_, st) in self.remote.items()}}
         live, expired, leader = dict(self.voters.counted), dict(self.expired), member.leader()
         unknown, malformed = dict(self.voters.unknown), dict(self.voters.malformed)
         # what the write path checks: past its deadline a leader writes nothing
-        epoch = self.leading if member.leading() == self.leading else None
+        epoch = h.leading if member.leading() == h.leading else None
         head = {"vantage": member.vantage, "role": "leader" if epoch is not None else "follower",
                 "epoch": epoch, "leader": None if leader is None else {
                     k: leader.get(k) for k in ("vantage", "host", "pid", "epoch", "started")},
@@ -322,7 +315,7 @@ class FleetSide:
                 "lease_renewed_at": member.lease_renewed, "etcd_error": member.problem()}
 
         def make() -> dict[str, Any]:
-            result = {eid: h.healthy for eid, h in snapshot.endpoints.items()}
+            result = {eid: e.healthy for eid, e in snapshot.endpoints.items()}
             odd = codec.odd_ones(all_views, result)
             vantages = []
             for vantage, (_, view) in sorted(live.items()):

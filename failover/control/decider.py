@@ -14,19 +14,23 @@ import gc
 import time
 from typing import TYPE_CHECKING, Any
 
+from failover.control.journal import Journal
+from failover.control.writer import Writer
 from policies import decide_all
 
 if TYPE_CHECKING:
-    from failover.controller import Controller, Tick
+    from failover.control.house import House, Tick
     from policies import Decision
 
 
 class Decider:
     """The decisions in force, when to decide again, and deciding."""
 
-    def __init__(self, house: Controller, decisions: dict[tuple[str, str], Decision]) -> None:
+    def __init__(self, house: House, writer: Writer, journal: Journal) -> None:
         self.house = house
-        self.decisions = decisions
+        self.writer = writer
+        self.journal = journal
+        self.decisions_version = 0  # bumped when a decision /status shows changed
         self.decide = True  # decide every record at the next tick
         self.lat_decided: dict[str, float] = {}  # endpoint -> latency at the last decide
         self.holds: list[Decision] = []  # decisions holding an answer on purpose
@@ -46,7 +50,7 @@ class Decider:
         """Decide every record on health as it is now; the names whose answer moved are
         urgent. Returns the snapshot decided on."""
         h = self.house
-        writer = h.writer
+        writer = self.writer
         # health as it is now, taken with the flag cleared and no wait between: a flip
         # during a read (DNS slow or down) is in this snapshot, and one during the decide
         # below sets the flag for the next tick
@@ -55,7 +59,7 @@ class Decider:
         snapshot = h.board.snapshot(now)
         self.lat_decided = {eid: e.latency_ms for eid, e in snapshot.endpoints.items()
                             if e.latency_ms is not None}
-        previous = self.decisions
+        previous = h.decisions
         t0 = time.perf_counter()
         decisions, moved = await asyncio.to_thread(self.decide_all, snapshot, overrides, now)
         tick.decide_s = time.perf_counter() - t0
@@ -81,7 +85,7 @@ class Decider:
         """Every record's decision, and the names whose desired records moved (a thread:
         10,000 records cost tens of milliseconds the probes must not wait for)."""
         h = self.house
-        decisions = decide_all(h.cfg, snapshot, overrides, self.decisions, now)
+        decisions = decide_all(h.cfg, snapshot, overrides, h.decisions, now)
         moved = h.ledger.set_decisions(decisions)
         self.note_decisions(decisions)  # the loop only appends events and reads decisions
         return decisions, moved
@@ -90,9 +94,9 @@ class Decider:
         """Take up new decisions: the news in the history, the metric, saves due."""
         h = self.house
         changed = False
-        writer = h.fleet.writer()  # a fleet's followers decide too; the leader records it
+        writer = h.is_writer()  # a fleet's followers decide too; the leader records it
         for d in decisions:
-            prev = self.decisions.get(d.key)
+            prev = h.decisions.get(d.key)
             # a latency "hold" keeps the same answer through noise: not news; a failback
             # hold is (it says when traffic will return)
             failback_hold = d.basis == "hold" and d.policy == "failover"
@@ -107,11 +111,11 @@ class Decider:
                     prev.tier != d.tier or prev.usable != d.usable):
                 changed = True
         # the tick runs every second: write decisions to state only when one changed
-        h.journal.decisions_dirty |= changed or len(decisions) != len(self.decisions)
+        self.journal.decisions_dirty |= changed or len(decisions) != len(h.decisions)
         if changed:
-            h.status_side.changed()
-            h.status_side.decisions_version += 1
-        self.decisions = {d.key: d for d in decisions}
+            h.changed()
+            self.decisions_version += 1
+        h.decisions = {d.key: d for d in decisions}
         self.holds = [d for d in decisions if d.basis == "hold"]
         self.release_at = min((d.hold_until for d in self.holds if d.hold_until), default=None)
 

@@ -21,7 +21,7 @@ from failover.overrides import expired
 from failover.state.store import Event, Override
 
 if TYPE_CHECKING:
-    from failover.controller import Controller
+    from failover.control.house import House
 
 # the controller's logger: operators' log filters key on its name
 log = logging.getLogger("failover.controller")
@@ -46,9 +46,8 @@ class Unsaved:
 class Journal:
     """Events, saves and their retry queue, overrides in force, a failing store."""
 
-    def __init__(self, house: Controller) -> None:
+    def __init__(self, house: House) -> None:
         self.house = house
-        self.events: list[Event] = []
         self.saved_at = 0.0
         self.dirty = False  # a health change not yet saved
         self.decisions_dirty = False  # a decision not yet saved
@@ -71,18 +70,10 @@ class Journal:
             log.error("event=state_load_failed what=%s error=%r", what, str(exc))
             return empty
 
-    def event(self, kind: str, subject: str, message: str,
-              detail: dict[str, Any] | None = None) -> None:
-        """Append one history event (written with the next save)."""
-        h = self.house
-        if h.member is not None:  # a fleet: whose history line this is
-            detail = {**(detail or {}), "vantage": h.member.vantage}
-        self.events.append(Event(h.clock(), kind, subject, message, detail or {}))
-
     def distrusted(self, dropped: str) -> None:
         """A stored decision the config does not vouch for was dropped at start."""
         log.warning("event=stored_decision_distrusted %s", dropped)
-        self.event("error", "state", f"stored decision not trusted, values dropped: "
+        self.house.event("error", "state", f"stored decision not trusted, values dropped: "
                    f"{dropped} (the config changed since, or someone else wrote it)")
 
     # ------------------------------------------------------------------ the store
@@ -102,7 +93,7 @@ class Journal:
             if time.monotonic() - checked >= STORE_CHECK_INTERVAL:
                 checked = time.monotonic()
                 await self.check_store()
-                if time.monotonic() - pruned >= PRUNE_INTERVAL and h.fleet.writer():
+                if time.monotonic() - pruned >= PRUNE_INTERVAL and h.is_writer():
                     pruned = time.monotonic()
                     await self.prune()
 
@@ -140,7 +131,7 @@ class Journal:
                 if (o.kind, o.target) not in there:
                     await asyncio.to_thread(state.set_override, o)
                     carried.append(f"{o.kind} {o.target}")
-            self.event("error", "state", f"{why}: reopened it; health, decisions and history "
+            self.house.event("error", "state", f"{why}: reopened it; health, decisions and history "
                        "are kept there again" + (f"; carried over {', '.join(carried)}"
                                                  if carried else ""))
             log.error("event=state_replaced error=%r carried=%r", why, carried)
@@ -174,7 +165,7 @@ class Journal:
             log.error("event=state_error op=%s error=%r%s", op, said,
                       " (failover goes on; kept in memory until the state can be written)"
                       if first else "")
-            self.event("error", "state", f"state store failing: {said}")
+            self.house.event("error", "state", f"state store failing: {said}")
 
     def note_overrides(self, overrides_list: list[Override], now: float) -> bool:
         """Record when the set of overrides in force changes: when the controller took
@@ -184,13 +175,13 @@ class Journal:
         if in_force == self.in_force:
             return False
         was, self.in_force = self.in_force, in_force
-        self.house.status_side.changed()
-        if not self.house.fleet.writer():
+        self.house.changed()
+        if not self.house.is_writer():
             return True  # a follower takes it up; the leader says so in the history
         for e in expired(was, overrides_list, now):
-            self.event(e.kind, e.subject, e.message, dict(e.detail))
+            self.house.event(e.kind, e.subject, e.message, dict(e.detail))
         listed = ", ".join(f"{o.kind} {o.target}" for o in active) or "none"
-        self.event("override", "controller", f"overrides in force: {listed}", {
+        self.house.event("override", "controller", f"overrides in force: {listed}", {
             "in_force": [{"kind": o.kind, "target": o.target, "region": o.region, "at": o.at}
                          for o in active]})
         return True
@@ -216,7 +207,7 @@ class Journal:
                 self.save_gap = 0.0
                 h.metrics.state_ok.set(1)
                 failures = h.repeats.clear("state")
-                self.event("controller", "state", f"state store writable again after "
+                self.house.event("controller", "state", f"state store writable again after "
                            f"{failures} failure(s)" + (f"; {self.events_dropped} history "
                            "events were dropped meanwhile" if self.events_dropped else ""))
                 log.info("event=state_recovered failures=%d dropped_events=%d", failures,
@@ -227,10 +218,10 @@ class Journal:
         self.decisions_dirty |= failed.decisions
         self.dirty |= failed.health
         if failed.events:
-            self.events[:0] = failed.events
-            extra = len(self.events) - MAX_UNSAVED_EVENTS
+            h.events[:0] = failed.events
+            extra = len(h.events) - MAX_UNSAVED_EVENTS
             if extra > 0:
-                del self.events[:extra]
+                del h.events[:extra]
                 self.events_dropped += extra
         self.state_failed("write", failed.error)
 
@@ -245,12 +236,12 @@ class Journal:
         state = h.state
         now = h.clock()
         decisions = None
-        if (self.decisions_dirty or force) and not health_only and h.fleet.writer():
-            decisions = list(h.decider.decisions.values())
+        if (self.decisions_dirty or force) and not health_only and h.is_writer():
+            decisions = list(h.decisions.values())
             self.decisions_dirty = False
         events: list[Event] = []
         if not health_only:
-            events, self.events = self.events, []
+            events, h.events = h.events, []
         checks = health = None
         if force or health_only or self.dirty or now - self.saved_at >= SAVE_INTERVAL:
             checks, health = h.board.export(), h.board.snapshot(now)

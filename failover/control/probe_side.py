@@ -12,11 +12,15 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from failover.cluster.fleet_side import FleetSide
+from failover.control.decider import Decider
+from failover.control.journal import Journal
+from failover.control.writer import Writer
 from failover.probes import ProbeResult, ProbeTarget
 from failover.probes.scheduler import Scheduler
 
 if TYPE_CHECKING:
-    from failover.controller import Controller
+    from failover.control.house import House
     from failover.health import Transition
 
 # the controller's logger: operators' log filters key on its name
@@ -28,8 +32,10 @@ LATENCY_STEP_MS, LATENCY_STEP_SHARE = 1.0, 0.05  # a latency move that re-decide
 class ProbeSide:
     """The probe scheduler, and what each probe result changes."""
 
-    def __init__(self, house: Controller) -> None:
+    def __init__(self, house: House, fleet: FleetSide, decider: Decider, writer: Writer,
+                 journal: Journal) -> None:
         self.house = house
+        self.fleet, self.decider, self.writer, self.journal = fleet, decider, writer, journal
         self.scheduler: Scheduler | None = None
         self.scheduler_task: asyncio.Task[None] | None = None
         self.seen: set[str] = set()  # targets with a result since the config was set
@@ -73,7 +79,7 @@ class ProbeSide:
         except KeyError:
             return  # a result for a config that was just reloaded away
         self.seen.add(target.key)
-        h.fleet.on_result(target)
+        self.fleet.on_result(target)
         if flip is not None:
             self.on_flip(flip)
         elif h.latency_records and result.latency_ms is not None:
@@ -91,25 +97,25 @@ class ProbeSide:
         now = h.board.latency(endpoint)
         if now is None:
             return
-        then = h.decider.lat_decided.get(endpoint)
+        then = self.decider.lat_decided.get(endpoint)
         if then is None or abs(now - then) > max(LATENCY_STEP_MS, LATENCY_STEP_SHARE * then):
-            h.decider.decide = True
+            self.decider.decide = True
             h.wake()
 
     def on_flip(self, flip: Transition) -> None:
         """An endpoint's status changed (here or in the fleet's vote): decide again."""
         h = self.house
         state = "healthy" if flip.health.healthy else "unhealthy"
-        if h.fleet.writer():  # in a fleet every instance sees the flip; the leader records it
+        if h.is_writer():  # in a fleet every instance sees the flip; the leader records it
             h.event("health", flip.endpoint,
                     f"{flip.endpoint} is {state}: {flip.health.reason}",
                     {"healthy": flip.health.healthy})
         log.info("event=health endpoint=%s healthy=%s reason=%r", flip.endpoint,
                  flip.health.healthy, flip.health.reason)
-        h.writer.pending.append(flip.health.since or h.clock())
-        h.journal.dirty = True
-        h.decider.decide = True
-        h.status_side.changed()
+        self.writer.pending.append(flip.health.since or h.clock())
+        self.journal.dirty = True
+        self.decider.decide = True
+        h.changed()
         h.wake()
 
     def schedule_lag(self) -> float | None:

@@ -13,14 +13,19 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from failover.control.writer import CONFLICTS_STUCK
+from failover.cluster.fleet_side import FleetSide
+from failover.control.decider import Decider
+from failover.control.journal import Journal
+from failover.control.probe_side import ProbeSide
+from failover.control.writer import CONFLICTS_STUCK, Writer
+from failover.control.zone_fence import ZoneFence
 from failover.errors import FailoverError
 from failover.state.held import HeldOverrides
 from failover.state.store import as_overrides
 
 if TYPE_CHECKING:
     from failover.config import Config
-    from failover.controller import Controller, Tick
+    from failover.control.house import House, Tick
     from policies import Decision
 
 STATUS_REFRESH = 2.0  # seconds between rebuilds of /status when nothing changed
@@ -29,22 +34,20 @@ STATUS_REFRESH = 2.0  # seconds between rebuilds of /status when nothing changed
 class StatusSide:
     """/status, the page, the problems that make /readyz degraded, and the gauges."""
 
-    def __init__(self, house: Controller) -> None:
+    def __init__(self, house: House, *, writer: Writer, zone_fence: ZoneFence,
+                 journal: Journal, fleet: FleetSide, probes: ProbeSide,
+                 decider: Decider) -> None:
         self.house = house
-        self.version = 0  # bumped by every change /status shows
+        self.writer, self.zone_fence, self.journal = writer, zone_fence, journal
+        self.fleet, self.probes, self.decider = fleet, probes, decider
         self.records_json: tuple[int, str] | None = None  # /status's records, by version
-        self.decisions_version = 0
-
-    def changed(self) -> None:
-        """Something /status shows changed: the next /status is built afresh."""
-        self.version += 1
 
     def problems(self) -> list[str]:
         """Why the controller is degraded (for /readyz, /status and the metric): DNS
         failing for longer than a tick or two, the state store failing, managed names it
         may not write. Empty when all is well."""
         h = self.house
-        w = h.writer
+        w = self.writer
         out = []
         since = h.repeats.since("dns")
         if since is not None and h.clock() - since > max(2.0, 2 * h.reconcile_interval):
@@ -52,16 +55,16 @@ class StatusSide:
             out.append(f"DNS failing for {h.clock() - since:.0f} s: {w.dns_error}"
                        + (f"; {waiting} changed answer(s) will be written when DNS answers"
                           if waiting else ""))
-        if h.zone_fence.held_by is not None:
-            out.append(f"not writing DNS: {h.zone_fence.held_by}")
+        if self.zone_fence.held_by is not None:
+            out.append(f"not writing DNS: {self.zone_fence.held_by}")
         if w.conflicts >= CONFLICTS_STUCK:
             out.append(f"DNS writes refused as conflicts {w.conflicts} times in a row "
                        f"(re-read and re-planned each time): {w.dns_error}")
-        if h.journal.state_error is not None:
-            out.append(h.journal.state_error)
+        if self.journal.state_error is not None:
+            out.append(self.journal.state_error)
         if isinstance(h.state, HeldOverrides) and (held := h.state.problem()):
             out.append(held)
-        out += h.fleet.problems()
+        out += self.fleet.problems()
         if w.refused:
             since = h.repeats.since("refused") or h.clock()
             out.append(f"plan refused by safety guards for {h.clock() - since:.0f} s, "
@@ -94,16 +97,16 @@ class StatusSide:
         for o in overrides:
             if o.active(now):
                 m.override_started.labels(o.kind, o.target).set(o.at)
-        m.unserved.set(len(h.writer.urgent) + len(h.writer.backlog))
+        m.unserved.set(len(self.writer.urgent) + len(self.writer.backlog))
         kinds = {"owned by another controller": 0, "no marker": 0, "cannot be written": 0}
-        for why in h.writer.blocked.values():
+        for why in self.writer.blocked.values():
             kinds["owned by another controller" if why.startswith("owned by") else
                   "no marker" if "no failover marker" in why else "cannot be written"] += 1
         for reason, n in kinds.items():
             m.not_written.labels(reason).set(n)
         m.degraded.set(1 if self.problems() else 0)
-        h.fleet.update_gauges()
-        lag = h.probes.schedule_lag()
+        self.fleet.update_gauges()
+        lag = self.probes.schedule_lag()
         if lag is not None:
             m.schedule_lag.set(lag)
 
@@ -119,13 +122,13 @@ class StatusSide:
         which runs the probes, is never held for long."""
         h = self.house
         now = h.clock()
-        snapshot, overrides = h.board.snapshot(now), h.journal.read_overrides()
+        snapshot, overrides = h.board.snapshot(now), self.journal.read_overrides()
         cfg, ready, dry_run, last = h.cfg, h.ready, h.dry_run, h.last
-        problems, blocked = self.problems(), dict(h.writer.blocked)
-        cached, version = self.records_json, self.decisions_version
+        problems, blocked = self.problems(), dict(self.writer.blocked)
+        cached, version = self.records_json, self.decider.decisions_version
         decisions = None if cached is not None and cached[0] == version else list(
-            h.decider.decisions.values())
-        cluster = h.fleet.cluster_maker()
+            h.decisions.values())
+        cluster = self.fleet.cluster_maker()
 
         def make() -> bytes:
             built = build_status(cfg, snapshot, overrides, [], now, ready=ready,
@@ -173,7 +176,7 @@ class StatusSide:
     def status_due(self, built_at: float, version: int) -> bool:
         """Whether /status built at `built_at` (steady clock) from `version` is stale:
         something it shows changed, or STATUS_REFRESH passed (health details, times)."""
-        return version != self.version or self.house.clock() - built_at >= STATUS_REFRESH
+        return version != self.house.version or self.house.clock() - built_at >= STATUS_REFRESH
 
 
 def status_records(cfg: Config, decisions: list[Decision],

@@ -23,7 +23,7 @@ from failover.plan import to_json
 from failover.reconcile import Ledger, read_actual
 
 if TYPE_CHECKING:
-    from failover.controller import Controller, Tick
+    from failover.control.house import House, Tick
     from failover.dns.base import Adapter
 
 # the controller's logger: operators' log filters key on its name
@@ -41,7 +41,7 @@ class Waiting(Exception):
 class Writer:
     """What is still to write, how DNS answered, and the writes themselves."""
 
-    def __init__(self, house: Controller) -> None:
+    def __init__(self, house: House) -> None:
         self.house = house
         self.urgent: set[str] = set()  # names whose decision changed, not yet written
         self.backlog: list[str] = []  # names found different by a full comparison
@@ -189,7 +189,7 @@ class Writer:
             del self.blocked[name]
         self.blocked.update(planned.blocked)
         if was != planned.blocked:
-            h.status_side.changed()  # /status lists them
+            h.changed()  # /status lists them
         self.note_blocked(planned.blocked)
         if urgent:
             self.urgent -= set(planned.blocked)
@@ -213,7 +213,7 @@ class Writer:
             return
         adapter = h.adapter
         before = ledger.actual_of(names)
-        h.fleet.check_leading()  # the fleet's deadline, checked as late as can be
+        h.check_leading()  # the fleet's deadline, checked as late as can be
         self.writes += 1  # a reading taken before this write is stale once it lands
         report = await asyncio.to_thread(adapter.apply, changes, before)
         done = h.clock()
@@ -284,7 +284,7 @@ class Writer:
                 h.wake()
             return
         if isinstance(exc, DnsUnavailable):
-            h.fleet.dns_reach = False
+            h.dns_reach = False
         # said once, then at growing intervals; tried again after 1, 2, 4, 5, 5... s
         self.back_off(str(exc), now)
         said = h.repeats.say("dns", str(exc), now)
@@ -301,8 +301,8 @@ class Writer:
     def succeeded(self, tick: Tick) -> None:
         """A tick without DNS errors: failures and conflicts are over, said once."""
         h = self.house
-        if h.fleet.writer() and h.adapter is not None and tick.applied:
-            h.fleet.dns_reach = True
+        if h.is_writer() and h.adapter is not None and tick.applied:
+            h.dns_reach = True
         failures = h.repeats.clear("dns")
         if self.conflicts and (tick.applied or not self.urgent):
             # a write went through, or nothing is left to write: resolved
@@ -322,7 +322,7 @@ class Writer:
         self.refused.update(names)
         if violations != self.refusal:
             self.refusal = violations
-            h.status_side.changed()
+            h.changed()
         said = h.repeats.say("refused", "; ".join(violations), h.clock())
         if said is None:
             return
@@ -343,7 +343,7 @@ class Writer:
             return
         h = self.house
         self.refusal = []
-        h.status_side.changed()
+        h.changed()
         failures = h.repeats.clear("refused")
         h.event("dns", "plan", f"plans pass the safety guards again (after {failures} "
                 "refused)")
@@ -359,7 +359,7 @@ class Writer:
         for name in cleared:
             del self.blocked[name]
         self.noted.pop("blocked", None)  # a name blocked again is said again
-        h.status_side.changed()
+        h.changed()
         shown = ", ".join(sorted(cleared)[:3]) + (f" and {len(cleared) - 3} more"
                                                    if len(cleared) > 3 else "")
         h.event("dns", "dns", f"{shown}: written by this controller again (found as "

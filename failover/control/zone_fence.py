@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from failover.control.writer import serial_after
+from failover.control.writer import Writer, serial_after
 from failover.dns.base import DnsError
 from failover.dns.claim import RENEW_EVERY
 
 if TYPE_CHECKING:
-    from failover.controller import Controller
+    from failover.control.house import House
     from failover.dns.base import Adapter
 
 # the controller's logger: operators' log filters key on its name
@@ -34,8 +34,9 @@ class HeldElsewhere(Exception):
 class ZoneFence:
     """This controller's hold on the zones' fence: the claim alone, renewal, take-over."""
 
-    def __init__(self, house: Controller, take_over: bool) -> None:
+    def __init__(self, house: House, writer: Writer, take_over: bool) -> None:
         self.house = house
+        self.writer = writer
         self.take_over_zone = take_over  # --take-over: take a fence another holds
         self.held_by: str | None = None  # why it may not write: another holds the zone
         self.claim_retry_at = 0.0
@@ -69,15 +70,15 @@ class ZoneFence:
         if not (self.fence_due and h.adapter is not None and not h.dry_run):
             return
         adapter = h.adapter
-        h.fleet.check_leading()
+        h.check_leading()
         took = await asyncio.to_thread(take_over, adapter)
         self.fence_due = False
         if self.renewing:
             self.renewing = False
-            h.writer.serial = await asyncio.to_thread(serial_after, adapter, h.writer.serial,
+            self.writer.serial = await asyncio.to_thread(serial_after, adapter, self.writer.serial,
                                                       1 if took else 0)
         else:
-            epoch = h.fleet.leading if h.member is not None else self.epoch
+            epoch = h.leading if h.member is not None else self.epoch
             h.event("dns", "fence", f"took the DNS fence: writes now carry epoch "
                     f"{epoch}" + ("" if took else " (it held it already)"), {"epoch": epoch})
 
@@ -104,7 +105,7 @@ class ZoneFence:
         self.renewed_at = now - max(0.0, time.time() - got.renewed)
         if self.held_by is not None:
             self.held_by = None
-            h.status_side.changed()
+            h.changed()
             h.repeats.clear("held")
 
     def renew(self, now: float) -> None:
@@ -124,7 +125,7 @@ class ZoneFence:
         history), and look again every RENEW_EVERY (its fence may go stale)."""
         h = self.house
         if self.held_by != why:
-            h.status_side.changed()
+            h.changed()
         self.held_by = why
         self.claim_due = True
         self.claim_retry_at = now + RENEW_EVERY
