@@ -360,7 +360,7 @@ def test_a_large_config_is_read_from_the_cache_until_it_changes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from failover import configcache
+    from failover.config import cache as configcache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("FAILOVER_NO_CONFIG_CACHE", raising=False)
@@ -373,13 +373,13 @@ def test_a_large_config_is_read_from_the_cache_until_it_changes(
     [entry] = (tmp_path / "cache" / "failover").glob("*.pickle")
     assert oct(entry.stat().st_mode & 0o777) == "0o600"
     # the second load is the cache's: the YAML is not read again
-    import failover.config
+    import failover.config.loading
 
     def unread(*args: object, **kwargs: object) -> None:
         raise AssertionError("the config was parsed again")
 
     with monkeypatch.context() as m:
-        m.setattr(failover.config, "parse_config", unread)
+        m.setattr(failover.config.loading, "parse_config", unread)
         again = load_config(path)
     assert again.records == first.records and again.path("x") == tmp_path / "x"
     # an edit misses; a broken edit is still reported

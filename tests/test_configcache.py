@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from failover import configcache
 from failover.config import Config, load_config
+from failover.config import cache as configcache
 from tests.builders import EXAMPLES, ROOT
 
 CONTRACT_TEXT = (EXAMPLES / "contract.yaml").read_text()

@@ -247,11 +247,11 @@ def test_status_and_the_leader_metric_follow_the_write_paths_deadline(tmp_path: 
     state = SqliteState(tmp_path / "state.db")
     try:
         controller = Controller(cfg, state=state, adapter=None, member=PastDeadline())  # type: ignore[arg-type]
-        controller._leading = 9  # it led, and has not yet taken up that it no longer does
+        controller.leading = 9  # it led, and has not yet taken up that it no longer does
         maker = controller.cluster_maker()
         assert maker is not None
         assert maker()["role"] == "follower"
-        controller._update_gauges(controller.board.snapshot(0.0), [], 0.0)
+        controller.status_side.update_gauges(controller.board.snapshot(0.0), [], 0.0)
         assert controller.metrics.fleet_leader._value.get() == 0  # type: ignore[attr-defined]
     finally:
         state.close()

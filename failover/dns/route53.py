@@ -141,7 +141,7 @@ class Route53Adapter:
         if provider.health_checks and cfg is not None:
             from failover.dns.route53_checks import HealthChecks
 
-            self.checks = HealthChecks(self, cfg.ownership.owner_id)
+            self.checks = HealthChecks(self.call, cfg.ownership.owner_id)
 
     def name_servers(self) -> list[str]:
         """The hosted zone's delegation set: the servers that answer for it."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,6 @@ from failover.records import RecordSet
 
 if TYPE_CHECKING:
     from failover.config import Config
-    from failover.dns.route53 import Route53Adapter
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +57,10 @@ def leaf_config(cfg: Config, t: ProbeTarget) -> dict[str, Any]:
 class HealthChecks:
     """Our Route 53 health checks for one config, found by tag and kept in sync."""
 
-    def __init__(self, adapter: Route53Adapter, owner: str) -> None:
-        self.adapter = adapter
+    def __init__(self, call: Callable[..., Any], owner: str) -> None:
+        # the adapter's Route 53 API call (its request budget and retries): the adapter
+        # owns this mirror, and the mirror knows nothing else of it
+        self.call = call
         self.owner = owner
         self.ids: dict[str, str] = {}  # our key -> health check id
         self.configs: dict[str, dict[str, Any]] = {}
@@ -71,7 +72,7 @@ class HealthChecks:
         checks: dict[str, dict[str, Any]] = {}
         kwargs: dict[str, Any] = {}
         while True:
-            page = self.adapter.call("list_health_checks", **kwargs)
+            page = self.call("list_health_checks", **kwargs)
             for hc in page["HealthChecks"]:
                 checks[hc["Id"]] = hc["HealthCheckConfig"]
             if not page.get("IsTruncated"):
@@ -80,8 +81,8 @@ class HealthChecks:
         ids = list(checks)
         self.ids, self.configs, self.strays = {}, {}, set()
         for i in range(0, len(ids), 10):
-            tags = self.adapter.call("list_tags_for_resources", ResourceType="healthcheck",
-                                      ResourceIds=ids[i:i + 10])
+            tags = self.call("list_tags_for_resources", ResourceType="healthcheck",
+                             ResourceIds=ids[i:i + 10])
             for item in tags["ResourceTagSets"]:
                 t = {x["Key"]: x["Value"] for x in item.get("Tags", [])}
                 if t.get(TAG_OWNER) != self.owner or TAG_KEY not in t:
@@ -140,7 +141,7 @@ class HealthChecks:
         """Delete our checks that nothing wants; one still in use waits for the next run."""
         for hid in sorted(self.strays):
             try:
-                self.adapter.call("delete_health_check", HealthCheckId=hid)
+                self.call("delete_health_check", HealthCheckId=hid)
                 self.strays.discard(hid)
             except DnsError as exc:
                 log.info("event=health_check_kept id=%s reason=%r", hid, str(exc))
@@ -152,16 +153,16 @@ class HealthChecks:
         if have is not None and all(have.get(k) == config.get(k) for k in config
                                     if k not in UPDATABLE):
             changes = {k: v for k, v in config.items() if k in UPDATABLE and have.get(k) != v}
-            self.adapter.call("update_health_check", HealthCheckId=self.ids[key], **changes)
+            self.call("update_health_check", HealthCheckId=self.ids[key], **changes)
             self.configs[key] = {**have, **changes}
             return
         if have is not None:  # a field Route 53 cannot change: replace the check
             self.strays.add(self.ids.pop(key))
-        result = self.adapter.call("create_health_check",
-                                    CallerReference=f"failover-{self.owner}-{time.time_ns()}",
-                                    HealthCheckConfig=config)
+        result = self.call("create_health_check",
+                           CallerReference=f"failover-{self.owner}-{time.time_ns()}",
+                           HealthCheckConfig=config)
         hid = result["HealthCheck"]["Id"]
-        self.adapter.call("change_tags_for_resource", ResourceType="healthcheck",
-                           ResourceId=hid, AddTags=[{"Key": TAG_OWNER, "Value": self.owner},
-                                                    {"Key": TAG_KEY, "Value": key}])
+        self.call("change_tags_for_resource", ResourceType="healthcheck",
+                  ResourceId=hid, AddTags=[{"Key": TAG_OWNER, "Value": self.owner},
+                                           {"Key": TAG_KEY, "Value": key}])
         self.ids[key], self.configs[key] = hid, config

@@ -1,5 +1,6 @@
 """A cache of validated large configs, so the CLI at 10,000 records does not spend a
-second and a half reading YAML on every `status`, `drain` or `plan`.
+second and a half reading YAML on every `status`, `drain` or `plan` (loading.py keeps
+and finds them here).
 
 Only configs that validated are kept, keyed by the file's bytes and by this code (its
 version and the files of the package), so an edit of either misses. The cache lives in
@@ -22,10 +23,8 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from failover.config import Config
+from failover.config.models import Config
 
 MIN_SIZE = 256 * 1024  # bytes of YAML below which parsing is fast enough
 KEEP = 8  # entries kept
@@ -45,7 +44,7 @@ def _code_key() -> str:
     if _code is None:
         import sys
 
-        root = Path(__file__).resolve().parent
+        root = Path(__file__).resolve().parents[1]  # the whole failover package
         digest = hashlib.sha256(sys.version.encode())
         for folder in (root, root.parent / "policies"):
             for path in sorted(folder.rglob("*.py")):
@@ -110,8 +109,6 @@ def get(raw: bytes) -> Config | None:
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError,
             TypeError, ValueError):
         return None
-    from failover.config import Config
-
     return cfg if isinstance(cfg, Config) else None
 
 

@@ -1,5 +1,5 @@
 """Descriptions for every field of the config's JSON Schema (`failover schema`), so an
-editor explains each key: the comment written beside the field in failover/config.py,
+editor explains each key: the comment written beside the field in failover/config/,
 else the sentence below (the same words as docs/configuration.md)."""
 
 from __future__ import annotations

@@ -1,0 +1,27 @@
+"""The JSON Schema of the config file, for editors (`failover schema`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from failover.config import fields, settings
+from failover.config import models as models_module
+from failover.config.models import Config
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, for editors."""
+    from failover.config.descriptions import describe  # `inspect`: only when asked
+
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "failover configuration"
+    # `secret` is declared only to refuse an inline secret with a clear message: an
+    # editor must not offer it
+    schema["$defs"]["TsigKey"]["properties"].pop("secret", None)
+    models = {name: obj for module in (fields, settings, models_module)
+              for name, obj in vars(module).items()
+              if isinstance(obj, type) and issubclass(obj, BaseModel)}
+    return describe(schema, models)

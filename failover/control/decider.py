@@ -1,0 +1,125 @@
+"""The decider: health and overrides -> every record's decision, and what moved.
+
+It decides every record (policies.decide_all, on a thread: 10,000 records cost tens of
+milliseconds the probes must not wait for) when something a decision depends on changed
+(a flip, an override, a latency move, a hold ending), hands the names whose answer moved
+to the writer (urgent: a failover; new names and TTL edits: bulk), and records each
+decision that is news in the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from typing import TYPE_CHECKING, Any
+
+from failover.control.journal import Journal
+from failover.control.writer import Writer
+from policies import decide_all
+
+if TYPE_CHECKING:
+    from failover.control.house import House, Tick
+    from policies import Decision
+
+
+class Decider:
+    """The decisions in force, when to decide again, and deciding."""
+
+    def __init__(self, house: House, writer: Writer, journal: Journal) -> None:
+        self.house = house
+        self.writer = writer
+        self.journal = journal
+        self.decisions_version = 0  # bumped when a decision /status shows changed
+        self.decide = True  # decide every record at the next tick
+        self.lat_decided: dict[str, float] = {}  # endpoint -> latency at the last decide
+        self.holds: list[Decision] = []  # decisions holding an answer on purpose
+        self.release_at: float | None = None  # the earliest end of a timed hold
+
+    def due(self) -> bool:
+        """Whether this tick decides again: something changed, or a hold may end."""
+        return self.decide or self.holding()
+
+    def holding(self) -> bool:
+        """Whether a failback delay is running (its end is a change no probe announces)."""
+        if self.release_at is not None and self.house.clock() >= self.release_at:
+            return True  # a latency answer's minimum hold ended
+        return any(d.basis == "hold" and d.policy == "failover" for d in self.holds)
+
+    async def decide_now(self, tick: Tick, overrides: Any, full: bool) -> Any:
+        """Decide every record on health as it is now; the names whose answer moved are
+        urgent. Returns the snapshot decided on."""
+        h = self.house
+        writer = self.writer
+        # health as it is now, taken with the flag cleared and no wait between: a flip
+        # during a read (DNS slow or down) is in this snapshot, and one during the decide
+        # below sets the flag for the next tick
+        self.decide = False
+        now = h.clock()
+        snapshot = h.board.snapshot(now)
+        self.lat_decided = {eid: e.latency_ms for eid, e in snapshot.endpoints.items()
+                            if e.latency_ms is not None}
+        previous = h.decisions
+        t0 = time.perf_counter()
+        decisions, moved = await asyncio.to_thread(self.decide_all, snapshot, overrides, now)
+        tick.decide_s = time.perf_counter() - t0
+        tick.snapshot = snapshot
+        # the decisions, the ledger and the config are long-lived: keep the cyclic
+        # collector from walking them (a full pass over 10,000 records holds the
+        # interpreter, and so the probes, for over 100 ms); they are acyclic and freed by
+        # reference counting when replaced
+        gc.freeze()
+        # urgent: an answer that moved (a failover, a drain, a pin); a name decided for
+        # the first time is bulk work, like markers and TTL edits
+        urgent = {d.name for d in decisions if d.name in moved and (
+            (p := previous.get(d.key)) is not None and p.values != d.values)}
+        writer.urgent |= urgent
+        if not full:
+            writer.backlog += sorted(moved - urgent - set(writer.backlog))
+        if not urgent:
+            writer.pending.clear()  # nothing to serve for those health changes
+        return snapshot
+
+    def decide_all(self, snapshot: Any, overrides: Any,
+                   now: float) -> tuple[list[Decision], set[str]]:
+        """Every record's decision, and the names whose desired records moved (a thread:
+        10,000 records cost tens of milliseconds the probes must not wait for)."""
+        h = self.house
+        decisions = decide_all(h.cfg, snapshot, overrides, h.decisions, now)
+        moved = h.ledger.set_decisions(decisions)
+        self.note_decisions(decisions)  # the loop only appends events and reads decisions
+        return decisions, moved
+
+    def note_decisions(self, decisions: list[Decision]) -> None:
+        """Take up new decisions: the news in the history, the metric, saves due."""
+        h = self.house
+        changed = False
+        writer = h.is_writer()  # a fleet's followers decide too; the leader records it
+        for d in decisions:
+            prev = h.decisions.get(d.key)
+            # a latency "hold" keeps the same answer through noise: not news; a failback
+            # hold is (it says when traffic will return)
+            failback_hold = d.basis == "hold" and d.policy == "failover"
+            if writer and (prev is None or prev.values != d.values or (
+                    basis_class(prev.basis) != basis_class(d.basis)) or (
+                    failback_hold and prev.basis != "hold")):
+                h.event("decision", f"{d.name} {d.type}", d.reason,
+                        {"values": list(d.values), "basis": d.basis})
+            if prev is not None and prev.values != d.values:
+                h.metrics.answer_changes.inc()
+            if prev is None or prev.values != d.values or prev.basis != d.basis or (
+                    prev.tier != d.tier or prev.usable != d.usable):
+                changed = True
+        # the tick runs every second: write decisions to state only when one changed
+        self.journal.decisions_dirty |= changed or len(decisions) != len(h.decisions)
+        if changed:
+            h.changed()
+            self.decisions_version += 1
+        h.decisions = {d.key: d for d in decisions}
+        self.holds = [d for d in decisions if d.basis == "hold"]
+        self.release_at = min((d.hold_until for d in self.holds if d.hold_until), default=None)
+
+
+def basis_class(basis: str) -> str:
+    """A decision's basis as history tells it apart (a hold is still health)."""
+    return "health" if basis in ("health", "hold") else basis
