@@ -224,6 +224,7 @@ class PastDeadline:
     """A fleet member that was elected (epoch 9) and whose local deadline has passed."""
 
     vantage, ttl, deadline, lease_renewed, generation = "us-east-1", 3, 0.0, None, 1
+    prefix = "/failover"
     on_change = None
 
     def leading(self) -> int | None:
