@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from failover.dns.ownership import marker_value
+from failover.plan import Change, ChangeSet
 from failover.reconcile import Ledger
 from failover.records import RecordSet
 from tests.builders import config
@@ -195,3 +196,34 @@ def test_pruning_is_guarded_as_a_whole_even_a_chunk_at_a_time() -> None:
                    ownership={"owner_id": "east"},
                    plan={"max_delete_share": 0.5, "min_existing": 10})
     assert small.plan([gone[0]]).violations == [] and small.drifted() == gone[:2]
+
+
+def test_what_was_written_is_folded_into_what_dns_holds() -> None:
+    led = ledger(api(), WANT, [*ours(OLD), *ours(API, "127.0.9.9")],
+                 ownership={"owner_id": "east"})
+    assert led.existing == 4
+    # in zone order, whatever order the read gave them in
+    assert led.actual_list() == [marker("east", API), marker("east", OLD),
+                                 *ours(API, "127.0.9.9")[:1], *ours(OLD)[:1]]
+    assert set(led.actual_of([API])) == set(ours(API, "127.0.9.9"))
+    plan = led.plan()
+    [old_answer] = [c for c in plan.changes.changes if c.record == ours(OLD)[0]]
+    [old_marker] = [c for c in plan.changes.changes if c.record == marker("east", OLD)]
+    # the orphan's marker gone first: its answer is still there, and still an orphan's
+    led.applied(plan.changes.only([old_marker]))
+    assert led.existing == 3 and led.actual_of([OLD]) == ours(OLD)[:1]
+    assert led.orphans() == [OLD]
+    # then its answer: nothing of it is left, and it is no longer an orphan
+    led.applied(plan.changes.only([old_answer]))
+    assert led.existing == 2 and led.actual_of([OLD]) == [] and led.orphans() == []
+    # a delete of what DNS no longer holds changes nothing
+    led.applied(plan.changes.only([old_answer]))
+    assert led.existing == 2
+    # the managed name's upsert replaces its answer
+    led.applied(plan.changes.only(c for c in plan.changes.changes if c.record.name == API))
+    assert set(led.actual_of([API])) == {WANT[0], marker("east")}
+    assert led.existing == 2 and not led.plan().changes
+    # a delete at a managed name DNS holds nothing for changes nothing either
+    empty = ledger(api(), WANT, [], ownership={"owner_id": "east"})
+    empty.applied(ChangeSet(zone="example.test.", changes=(Change("delete", WANT[0]),)))
+    assert empty.existing == 0 and empty.actual_list() == []
