@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover.dns.ownership import marker_value
+from failover.dns.ownership import Registry, marker_value, may_write
 from failover.plan import Change, ChangeSet
-from failover.reconcile import Ledger
+from failover.reconcile import Ledger, plan_step
 from failover.records import RecordSet
-from tests.builders import config
+from policies import Overrides
+from policies.model import Decision
+from tests.builders import config, snapshot
 
 R = RecordSet.make
 API = "api.example.test."
@@ -227,3 +229,60 @@ def test_what_was_written_is_folded_into_what_dns_holds() -> None:
     empty = ledger(api(), WANT, [], ownership={"owner_id": "east"})
     empty.applied(ChangeSet(zone="example.test.", changes=(Change("delete", WANT[0]),)))
     assert empty.existing == 0 and empty.actual_list() == []
+
+
+def test_who_may_write_a_name_is_said_with_the_fix() -> None:
+    assert may_write(API, {"west", "north"}, {"A"}, owner="east", take_over=False) == (
+        "owned by controller 'north, west' (set ownership.take_over to take it over)")
+    assert may_write(API, set(), {"AAAA", "A"}, owner="east", take_over=False) == (
+        "holds A, AAAA records but no failover marker (the TXT at the marker name was never "
+        "written, or was deleted by hand or by a sync tool's prune): restore the marker, or "
+        "set ownership.take_over")
+    assert may_write(API, {"west"}, {"A"}, owner="east", take_over=True) is None
+    assert may_write(API, set(), set(), owner="east", take_over=False) is None
+
+
+def test_a_marker_goes_with_the_name_it_marks() -> None:
+    reg = Registry("_failover", "east")
+    assert reg.owner_of(f"_failover.{API}") == API and reg.owner_of(API) == API
+
+
+def plan_step_cfg(**extra: Any) -> Any:
+    return config({"a": ["127.0.1.1"], "b": ["127.0.2.1"]},
+                  [{"name": API, "type": "A", "ttl": 30, "policy": "failover",
+                    "order": ["a", "b"], "failback_delay": 60}],
+                  ownership={"owner_id": "east", "prune": False}, **extra)
+
+
+def test_a_plan_step_decides_claims_and_diffs_as_asked() -> None:
+    cfg = plan_step_cfg()
+    # a back from an outage 10 s ago: held on b for the failback delay (decided at `now`)
+    on_b = Decision(name=API, type="A", ttl=30, policy="failover", regions=("b",),
+                    values=("127.0.2.1",), shares={"b": 1.0}, basis="health", reason="",
+                    at=900.0, tier=1, usable=("b",), by_region={"b": ("127.0.2.1",)})
+    snap = snapshot(cfg, up_since={"a": 990.0}, now=1000.0)
+    actual = ours(OLD)  # a name this owner marked, kept (prune: false)
+    step = plan_step(cfg, snap, Overrides(), {on_b.key: on_b}, 1000.0, actual)
+    [d] = step.decisions
+    assert d.basis == "hold" and d.values == ("127.0.2.1",) and "in 50 s" in d.reason
+    assert {(c.action, c.record) for c in step.changes.changes} == {
+        ("create", R(API, "A", 30, ["127.0.2.1"])), ("create", marker("east"))}
+    assert step.blocked == {} and step.violations == [] and step.pruned == []
+    assert step.kept == [OLD]
+    # without ownership: the answer alone; native (a flag, or per name): routing records
+    bare = plan_step(cfg, snap, Overrides(), {on_b.key: on_b}, 1000.0, [], ownership=False)
+    assert [c.record for c in bare.changes.changes] == [R(API, "A", 30, ["127.0.2.1"])]
+    for native in (False, lambda name: False):
+        plain = plan_step(cfg, snap, Overrides(), {}, 1000.0, [], native=native)
+        assert all(c.record.set_identifier is None for c in plain.changes.changes)
+    routed = plan_step(cfg, snap, Overrides(), {}, 1000.0, [], native=lambda name: True)
+    assert any(c.record.set_identifier for c in routed.changes.changes)
+
+
+def test_a_name_another_owner_marked_is_left_alone_and_said_why() -> None:
+    cfg = plan_step_cfg()
+    step = plan_step(cfg, snapshot(cfg), Overrides(), {}, 1000.0,
+                     [R(API, "A", 30, ["127.0.9.9"]), marker("west")])
+    assert step.blocked == {API: "owned by controller 'west' (set ownership.take_over to "
+                                 "take it over)"}
+    assert not step.changes
