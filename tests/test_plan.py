@@ -155,3 +155,20 @@ def test_applying_a_plan_yields_the_desired_state(desired: list[RecordSet],
     # deletes come first: a batch never holds two record sets for one key
     actions = [c.action for c in cs.changes]
     assert actions == sorted(actions, key=["delete", "upsert", "create"].index)
+
+
+def test_a_part_of_a_plan_keeps_its_zone_base_and_markers() -> None:
+    from failover.plan import Change, ChangeSet
+    from failover.records import RecordSet
+
+    api = RecordSet.make("api.example.test.", "A", 30, ["127.0.1.1"])
+    mark = RecordSet.make("_failover.api.example.test.", "TXT", 30, ['"x"'])
+    whole = ChangeSet(zone="example.test.", changes=(Change("create", api),
+                                                      Change("create", mark)),
+                      existing=7, managed=frozenset({("api.example.test.", "A")}),
+                      marker_prefix="_failover")
+    part = whole.only([whole.changes[1]])
+    assert part == ChangeSet(zone="example.test.", changes=(Change("create", mark),),
+                             existing=7, managed=frozenset({("api.example.test.", "A")}),
+                             marker_prefix="_failover")
+    assert part.owner(mark.name) == "api.example.test."

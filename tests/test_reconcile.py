@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from failover.dns.ownership import Registry, marker_value, may_write
@@ -286,3 +287,29 @@ def test_a_name_another_owner_marked_is_left_alone_and_said_why() -> None:
     assert step.blocked == {API: "owned by controller 'west' (set ownership.take_over to "
                                  "take it over)"}
     assert not step.changes
+
+
+def test_decisions_taken_in_say_which_names_changed_and_keep_their_ttl() -> None:
+    cfg = plan_step_cfg()
+    led = Ledger(cfg, native=lambda name: name == "www.example.test.")
+    [d] = plan_step(cfg, snapshot(cfg), Overrides(), {}, 1000.0, []).decisions
+    assert led.set_decisions([d]) == {API}
+    assert led.desired[d.key] == (R(API, "A", 30, ["127.0.1.1"]),)  # the record's TTL
+    assert led.set_decisions([d]) == set()  # the same again: nothing changed
+    native = Ledger(cfg, native=lambda name: name == API)
+    native.set_decisions([d])
+    assert {rs.set_identifier for rs in native.desired[d.key]} == {"primary", "secondary"}
+
+
+def test_decorated_decisions_compare_as_decorated() -> None:
+    # a provider's attributes (Route 53's health check ids) are part of what is desired:
+    # the same decision again is no change, though undecorated it differs
+    cfg = plan_step_cfg()
+    [d] = plan_step(cfg, snapshot(cfg), Overrides(), {}, 1000.0, []).decisions
+    led = Ledger(cfg, decorate=lambda sets: [replace(rs, health_check_id="hc-1") for rs in sets])
+    assert led.set_decisions([d]) == {API}
+    assert [rs.health_check_id for rs in led.desired[d.key]] == ["hc-1"]
+    assert led.set_decisions([d]) == set()
+    # a decoration that keeps none of a name's record sets leaves it nothing to write
+    bare = Ledger(cfg, decorate=lambda sets: [])
+    assert bare.set_decisions([d]) == {API} and bare.desired[d.key] == ()
