@@ -172,3 +172,24 @@ def test_a_part_of_a_plan_keeps_its_zone_base_and_markers() -> None:
                              existing=7, managed=frozenset({("api.example.test.", "A")}),
                              marker_prefix="_failover")
     assert part.owner(mark.name) == "api.example.test."
+
+
+def test_an_upsert_from_several_values_shows_them_all_and_a_delete_no_before() -> None:
+    from failover.plan import Change, ChangeSet, to_markdown, to_table
+    from failover.records import RecordSet
+
+    before = RecordSet.make("api.example.test.", "A", 30, ["127.0.1.1", "127.0.1.2"])
+    after = RecordSet.make("api.example.test.", "A", 30, ["127.0.2.1"])
+    changes = ChangeSet(zone="example.test.", changes=(Change("upsert", after, before),))
+    assert "127.0.1.1,127.0.1.2 -> 127.0.2.1" in to_table(changes)
+    assert "`127.0.1.1`<br>`127.0.1.2` &rarr; `127.0.2.1`" in to_markdown(changes)
+    gone = Change("delete", before, after)  # what was there is the record itself
+    assert "before" not in gone.to_dict() and "before" in changes.changes[0].to_dict()
+    both = ChangeSet(zone="example.test.", changes=(Change("create", after), gone),
+                     marker_prefix="_failover")
+    assert both.groups() == [[Change("create", after), gone]]
+    www = Change("create", RecordSet.make("www.example.test.", "A", 30, ["127.0.2.1"]))
+    mark = Change("create", RecordSet.make("_failover.api.example.test.", "TXT", 30, ['"x"']))
+    three = ChangeSet(zone="example.test.", changes=(Change("create", after), www, mark),
+                      marker_prefix="_failover")
+    assert three.groups() == [[Change("create", after), mark], [www]]
