@@ -313,3 +313,42 @@ def test_decorated_decisions_compare_as_decorated() -> None:
     # a decoration that keeps none of a name's record sets leaves it nothing to write
     bare = Ledger(cfg, decorate=lambda sets: [])
     assert bare.set_decisions([d]) == {API} and bare.desired[d.key] == ()
+
+
+WWW = "www.example.test."
+OLD2 = "old2.example.test."
+
+
+def test_a_plan_goes_on_past_a_blocked_or_kept_name_and_names_what_it_manages() -> None:
+    actual = [R(API, "A", 30, ["127.0.9.9"]), marker("west"), *ours(OLD), *ours(OLD2)]
+    led = ledger([*api(), {"name": WWW, "type": "A"}], [*WANT, R(WWW, "A", 30, ["127.0.1.1"])],
+                 actual, ownership={"owner_id": "east", "prune": False})
+    p = led.plan()
+    assert list(p.blocked) == [API] and p.kept == [OLD, OLD2] and p.decisions == []
+    assert {(c.action, c.record.name) for c in p.changes.changes} == {
+        ("create", WWW), ("create", f"_failover.{WWW}")}
+    assert p.changes.zone == "example.test."
+    # pruned: the orphans' keys are managed too, beside the names written
+    pruned = ledger([{"name": WWW, "type": "A"}], [R(WWW, "A", 30, ["127.0.1.1"])],
+                    [*ours(OLD)], ownership={"owner_id": "east"}).plan()
+    assert pruned.changes.managed == {(WWW, "A"), (f"_failover.{WWW}", "TXT"), (OLD, "A"),
+                                      (f"_failover.{OLD}", "TXT")}
+
+
+def test_a_marker_shared_with_us_is_ours_to_write_and_a_name_without_answer_keeps_one() -> None:
+    shared = R(f"_failover.{API}", "TXT", 30, [marker_value("east"), marker_value("west")])
+    p = ledger(api(), WANT, [R(API, "A", 30, ["127.0.9.9"]), shared],
+               ownership={"owner_id": "east"}).plan()
+    assert not p.blocked and {c.record.type for c in p.changes.changes} == {"A", "TXT"}
+    # nothing desired (a record failing closed): the marker alone, at 300 s
+    p = ledger(api(fail_mode="closed"), [], [], ownership={"owner_id": "east"}).plan()
+    assert [(c.action, c.record.name, c.record.ttl) for c in p.changes.changes] == [
+        ("create", f"_failover.{API}", 300)]
+
+
+def test_an_orphans_answers_plain_and_routed_are_deleted_in_zone_order() -> None:
+    plain = R(OLD, "A", 30, ["127.0.9.9"])
+    routed = R(OLD, "A", 30, ["127.0.9.8"], set_identifier="primary", failover="PRIMARY")
+    p = ledger(api(), WANT, [*ours(API, "127.0.1.1"), plain, routed, marker("east", OLD)],
+               ownership={"owner_id": "east"}).plan()
+    assert [c.record for c in p.changes.changes] == [marker("east", OLD), plain, routed]
