@@ -61,3 +61,8 @@ def test_an_endpoints_health_is_found_by_its_region_and_label() -> None:
     [(west_region, west)] = [(r, ep) for r, _, _, ep in cfg.all_endpoints()
                              if r == "eu-west-1"]
     assert snap.of(west_region, west) == EndpointHealth(True, "not yet checked")
+
+
+def test_the_starting_snapshot_is_taken_at_the_time_given() -> None:
+    cfg = parse_config((EXAMPLES / "contract.yaml").read_text())
+    assert initial_snapshot(cfg, 5.0).at == 5.0
