@@ -193,3 +193,15 @@ def test_an_upsert_from_several_values_shows_them_all_and_a_delete_no_before() -
     three = ChangeSet(zone="example.test.", changes=(Change("create", after), www, mark),
                       marker_prefix="_failover")
     assert three.groups() == [[Change("create", after), mark], [www]]
+
+
+def test_with_no_minimum_the_share_guard_holds_from_one_existing_record_set() -> None:
+    from failover.plan import Change, ChangeSet, share_violations
+    from failover.records import RecordSet
+
+    gone = Change("delete", RecordSet.make("api.example.test.", "A", 30, ["127.0.1.1"]))
+    one = ChangeSet(zone="example.test.", changes=(gone,), existing=1)
+    assert share_violations(one, max_delete_share=0.5, min_existing=0) == [
+        "1 of 1 managed record sets would be deleted (more than max_delete_share 50%)"]
+    none = ChangeSet(zone="example.test.", changes=(gone,), existing=0)
+    assert share_violations(none, max_delete_share=0.5, min_existing=0) == []

@@ -352,3 +352,8 @@ def test_an_orphans_answers_plain_and_routed_are_deleted_in_zone_order() -> None
     p = ledger(api(), WANT, [*ours(API, "127.0.1.1"), plain, routed, marker("east", OLD)],
                ownership={"owner_id": "east"}).plan()
     assert [c.record for c in p.changes.changes] == [marker("east", OLD), plain, routed]
+
+
+def test_before_any_read_a_ledger_counts_nothing_existing() -> None:
+    led = Ledger(plan_step_cfg())
+    assert led.existing == 0 and led.plan().changes.existing == 0
