@@ -355,5 +355,9 @@ def test_an_orphans_answers_plain_and_routed_are_deleted_in_zone_order() -> None
 
 
 def test_before_any_read_a_ledger_counts_nothing_existing() -> None:
-    led = Ledger(plan_step_cfg())
+    cfg = plan_step_cfg()
+    led = Ledger(cfg)
     assert led.existing == 0 and led.plan().changes.existing == 0
+    # and it claims what it writes unless told otherwise: the answer with its marker
+    led.set_decisions(plan_step(cfg, snapshot(cfg), Overrides(), {}, 1000.0, []).decisions)
+    assert {c.record.name for c in led.plan().changes.changes} == {API, f"_failover.{API}"}
