@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from failover.health.snapshot import EndpointHealth, HealthSnapshot
 from failover.records import RecordSet
 from policies import Overrides, decide, decide_all, desired_records, region_views
 from policies.model import Decision
@@ -148,3 +149,25 @@ def test_records_sharing_one_decision_each_keep_their_own_name_and_key() -> None
     api, www = decide_all(cfg, snapshot(cfg), Overrides(), {}, 1000.0)
     assert api.key == ("api.example.test.", "A") and www.key == ("www.example.test.", "A")
     assert www.name == "www.example.test." and www.values == api.values
+
+
+def test_a_regions_view_says_which_endpoint_failed_last_and_keeps_the_drain() -> None:
+    cfg = config({"a": ["127.0.1.1", "127.0.1.2"], "b": ["127.0.2.1"]}, [FAILOVER],
+                 pools={"edge": {"a": [{"address": "127.0.9.1", "check": "web"}],
+                                 "b": [{"address": "127.0.9.2", "check": "web"}]}})
+    snap = HealthSnapshot(at=1000.0, endpoints={
+        **snapshot(cfg).endpoints,
+        "a/127.0.1.1": EndpointHealth(False, "refused"),  # since unknown
+        "a/127.0.1.2": EndpointHealth(False, "timeout", since=0.5)})
+    ov = Overrides(drained=frozenset({"a", "b"}))
+    views = region_views(cfg, cfg.records[0], snap, ov)
+    a, b = views["a"], views["b"]
+    assert a.healthy is False and a.drained is True and a.since == 0.5
+    assert a.reason == "all 2 endpoints unhealthy, last 127.0.1.2: timeout"
+    assert b.healthy is True and b.drained is True and b.reason == ""
+    # a pooled record sees its pool's endpoints in each region
+    pooled = config({"a": ["127.0.1.1"], "b": ["127.0.2.1"]}, [{**FAILOVER, "pool": "edge"}],
+                    pools={"edge": {"a": [{"address": "127.0.9.1", "check": "web"}],
+                                    "b": [{"address": "127.0.9.2", "check": "web"}]}})
+    views = region_views(pooled, pooled.records[0], snapshot(pooled), Overrides())
+    assert views["a"].values == ("127.0.9.1",) and views["b"].all_values == ("127.0.9.2",)
