@@ -17,6 +17,7 @@ from failover.service import adapter_for
 from tests.builders import EXAMPLES
 from tests.service_env import (
     EAST,
+    WEST,
     Env,
     only_east_healthy,
     overrides_left,
@@ -55,12 +56,20 @@ def test_drill_times_every_authoritative_server_there_and_back(env: Env, mode: s
     for t in rec["servers"].values():  # served: the first server; total: the last
         assert rec["served_s"] <= t["served_s"] <= rec["total_s"]
         assert 0 <= t["back_s"] <= rec["back_s"]
-    # a query may see an update a moment before its acknowledgement reaches the controller
-    assert 0 < rec["detection_s"] <= rec["write_s"] <= rec["served_s"] + 0.005
-    assert rec["served_s"] <= rec["total_s"] == report["total_s"]
-    if mode == "fail-checks":
-        # really detected: two failed probes at 1 s going, two passing ones coming back
-        assert report["total_s"] >= 1.0 and report["back_total_s"] >= 1.0
+    # in causal order: decided, then written (the controller's history), and decided
+    # before any server answered the new way. A query may see an update before its
+    # acknowledgement reaches the controller: the write and the answers are not ordered
+    assert 0 < rec["detection_s"] <= rec["write_s"]
+    assert rec["detection_s"] <= rec["served_s"] <= rec["total_s"] == report["total_s"]
+    # why it moved, as the controller decided it: the drain, or the region's checks really
+    # failing (failure_threshold 2) rather than a drain; how long it took is measured by
+    # bench/failover.py, not asserted here
+    moved = [e["message"] for e in json.loads(env.cli("history", "--json").stdout)
+             if e["kind"] == "decision" and e["subject"] == "api.example.test. A"
+             and e["detail"]["values"] == [WEST]]
+    assert moved and (("us-east-1 drained by operator" in moved[-1]) if mode == "drain" else
+                      ("us-east-1 unhealthy since" in moved[-1]
+                       and "after 2 failures: drill: checks made to fail" in moved[-1])), moved
     assert answers_everywhere(env.named) == [{EAST}, {EAST}]
     history = json.loads(env.cli("history", "--json").stdout)
     assert any(e["kind"] == "drill" and e["detail"]["records"] == report["records"]
@@ -107,8 +116,10 @@ def test_drill_reads_the_controllers_times_on_its_clock(env: Env) -> None:
     r = env.cli("drill", "us-east-1", "--json", "--timeout", "20")
     assert r.returncode == 0, r.stdout + r.stderr
     [rec] = json.loads(r.stdout)["records"]
-    assert 0 < rec["detection_s"] <= rec["write_s"] <= rec["served_s"] + 0.005, rec
-    assert rec["served_s"] <= rec["total_s"] < 5, rec
+    # read on the drill's clock: decided after the drill began, before the answers moved
+    # (on the controller's clock, two minutes off, both would be off by 120 s)
+    assert 0 < rec["detection_s"] <= rec["write_s"], rec
+    assert rec["detection_s"] <= rec["served_s"] <= rec["total_s"], rec
 
 
 def test_drill_that_would_strand_a_record_is_refused(env: Env) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import dns.message
 import dns.query
+import dns.tsigkeyring
+import dns.update
 import pytest
 
 from failover.cluster.etcd import Etcd
@@ -27,6 +29,7 @@ from failover.localetcd import LocalEtcd, etcd_binary
 from tests.builders import ROOT
 from tests.fleet_env import Fleet
 from tests.service_env import EAST, WEST, Env, api_status, wait_for
+from tests.tcp_hold import HeldRelay
 from tests.test_hardening import _alive
 
 
@@ -123,29 +126,79 @@ def test_sigkill_the_leader_another_takes_the_fence_and_the_answer_stays_right(
 
 
 def test_a_paused_leader_stops_writing_and_comes_back_a_follower(fleet: Fleet) -> None:
-    leader = started(fleet, "us-east-1", "eu-west-1", "ap-south-1")
-    proc = fleet.instances[leader].process
-    assert proc is not None
-    os.kill(proc.pid, signal.SIGSTOP)  # cut off: no renewal reaches etcd
+    # the first leader reaches etcd through relays the test controls, named directly, and
+    # reads DNS back every second; once resumed, its lease renewals are held (the rest of
+    # its etcd traffic flows) and it finds api answered otherwise than it decided: a write
+    # it would make at once if it still took itself for the leader
+    relays = [HeldRelay(_host_port(url)) for url in fleet.etcd.endpoints]
     try:
-        assert wait_for(lambda: len([v for v in fleet.leaders() if v != leader]) == 1, 30)
-        fleet.env.stop_region(EAST)
-        assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
-        epoch = fence_held(fleet.named)
-        logged = len(fleet.named.log())
+        leader, others = "us-east-1", ("eu-west-1", "ap-south-1")
+        _refreshing(fleet.add(leader).config, relays)
+        fleet.start(leader)
+        assert wait_for(lambda: fleet.leaders() == [leader], 60), fleet.logs()
+        for v in others:
+            fleet.add(v)
+            fleet.start(v)
+        assert wait_for(lambda: all(
+            sum(x.get("ready", False) for x in fleet.instances[v].cluster().get("vantages", []))
+            == 3 for v in (leader, *others)), 30), fleet.logs()
+        assert fleet.leaders() == [leader] and fleet.env.answer() == {EAST}
+        old = fence_held(fleet.named)
+        proc = fleet.instances[leader].process
+        assert proc is not None and old is not None
+        os.kill(proc.pid, signal.SIGSTOP)  # cut off: no renewal reaches etcd
+        for relay in relays:
+            relay.hold(only=b"/v3/lease/keepalive")
+        try:
+            assert wait_for(lambda: len([v for v in fleet.leaders() if v != leader]) == 1, 30)
+            # the new leader's first write is the fence, with a higher epoch
+            assert wait_for(lambda: (fence_held(fleet.named) or 0) > old, 30), fleet.logs()
+            epoch = fence_held(fleet.named)
+            _answer_otherwise(fleet.named, WEST)  # not what the old leader decided
+            logged = len(fleet.named.log())
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        # past its deadline it writes nothing, though it reads api answered from eu-west-1
+        # while it decided us-east-1; it steps down when a renewal fails
+        assert wait_for(lambda: "event=leader_stepped_down" in fleet.log(leader), 30), \
+            fleet.log(leader)
+        assert wait_for(lambda: "event=following" in fleet.log(leader), 30), fleet.log(leader)
+        for relay in relays:
+            relay.release()
+        assert wait_for(lambda: fleet.instances[leader].cluster().get("role") == "follower",
+                        30)
+        assert fleet.env.answer() == {WEST} and fence_held(fleet.named) == epoch
+        # and it did not even try: a late write would have reached named and been refused
+        # by the fence, and named logs every refused update ("update unsuccessful")
+        late = fleet.named.log()[logged:]
+        assert "update unsuccessful" not in late and "update failed" not in late, late
     finally:
-        os.kill(proc.pid, signal.SIGCONT)
-    # the old leader (which saw us-east-1 healthy when paused) learns it was deposed and
-    # writes nothing: the answer and the fence stay the new leader's
-    assert wait_for(lambda: fleet.instances[leader].cluster().get("role") == "follower", 30)
-    assert fleet.env.answer() == {WEST}
-    assert fence_held(fleet.named) == epoch
-    # and it did not even try: a late write would have reached named and been refused by
-    # the fence, and named logs every refused update ("update unsuccessful")
-    late = fleet.named.log()[logged:]
-    assert "update unsuccessful" not in late and "update failed" not in late, late
-    history = fleet.log(leader)
-    assert "event=following" in history or "event=leader_stepped_down" in history
+        for relay in relays:
+            relay.close()
+
+
+def _answer_otherwise(named: LocalNamed, value: str) -> None:
+    """Replace api's A record at named (its marker stays), as a writer the controllers
+    do not know of would."""
+    keyring = dns.tsigkeyring.from_text({named.tsig_name: named.tsig_secret})
+    update = dns.update.UpdateMessage("example.test.", keyring=keyring)
+    update.replace("api.example.test.", 30, "A", value)
+    assert dns.query.tcp(update, "127.0.0.1", port=named.port, timeout=5).rcode() == 0
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, _, port = url.rpartition("//")[2].rpartition(":")
+    return host, int(port)
+
+
+def _refreshing(config: Path, relays: list[HeldRelay] | None = None) -> None:
+    """An instance's config that reads DNS back every second, reaching etcd through
+    `relays` when given."""
+    text = config.read_text().replace("  cluster:\n", "  refresh: 1\n  cluster:\n", 1)
+    if relays is not None:
+        text = re.sub(r"etcd: \{endpoints: \[[^]]*\]", "etcd: {endpoints: [" + ", ".join(
+            f"http://127.0.0.1:{r.port}" for r in relays) + "]", text)
+    config.write_text(text)
 
 
 def publish_view(etcd: LocalEtcd, vantage: str, down: list[str]) -> tuple[Etcd, int]:

@@ -155,3 +155,53 @@ def test_applying_a_plan_yields_the_desired_state(desired: list[RecordSet],
     # deletes come first: a batch never holds two record sets for one key
     actions = [c.action for c in cs.changes]
     assert actions == sorted(actions, key=["delete", "upsert", "create"].index)
+
+
+def test_a_part_of_a_plan_keeps_its_zone_base_and_markers() -> None:
+    from failover.plan import Change, ChangeSet
+    from failover.records import RecordSet
+
+    api = RecordSet.make("api.example.test.", "A", 30, ["127.0.1.1"])
+    mark = RecordSet.make("_failover.api.example.test.", "TXT", 30, ['"x"'])
+    whole = ChangeSet(zone="example.test.", changes=(Change("create", api),
+                                                      Change("create", mark)),
+                      existing=7, managed=frozenset({("api.example.test.", "A")}),
+                      marker_prefix="_failover")
+    part = whole.only([whole.changes[1]])
+    assert part == ChangeSet(zone="example.test.", changes=(Change("create", mark),),
+                             existing=7, managed=frozenset({("api.example.test.", "A")}),
+                             marker_prefix="_failover")
+    assert part.owner(mark.name) == "api.example.test."
+
+
+def test_an_upsert_from_several_values_shows_them_all_and_a_delete_no_before() -> None:
+    from failover.plan import Change, ChangeSet, to_markdown, to_table
+    from failover.records import RecordSet
+
+    before = RecordSet.make("api.example.test.", "A", 30, ["127.0.1.1", "127.0.1.2"])
+    after = RecordSet.make("api.example.test.", "A", 30, ["127.0.2.1"])
+    changes = ChangeSet(zone="example.test.", changes=(Change("upsert", after, before),))
+    assert "127.0.1.1,127.0.1.2 -> 127.0.2.1" in to_table(changes)
+    assert "`127.0.1.1`<br>`127.0.1.2` &rarr; `127.0.2.1`" in to_markdown(changes)
+    gone = Change("delete", before, after)  # what was there is the record itself
+    assert "before" not in gone.to_dict() and "before" in changes.changes[0].to_dict()
+    both = ChangeSet(zone="example.test.", changes=(Change("create", after), gone),
+                     marker_prefix="_failover")
+    assert both.groups() == [[Change("create", after), gone]]
+    www = Change("create", RecordSet.make("www.example.test.", "A", 30, ["127.0.2.1"]))
+    mark = Change("create", RecordSet.make("_failover.api.example.test.", "TXT", 30, ['"x"']))
+    three = ChangeSet(zone="example.test.", changes=(Change("create", after), www, mark),
+                      marker_prefix="_failover")
+    assert three.groups() == [[Change("create", after), mark], [www]]
+
+
+def test_with_no_minimum_the_share_guard_holds_from_one_existing_record_set() -> None:
+    from failover.plan import Change, ChangeSet, share_violations
+    from failover.records import RecordSet
+
+    gone = Change("delete", RecordSet.make("api.example.test.", "A", 30, ["127.0.1.1"]))
+    one = ChangeSet(zone="example.test.", changes=(gone,), existing=1)
+    assert share_violations(one, max_delete_share=0.5, min_existing=0) == [
+        "1 of 1 managed record sets would be deleted (more than max_delete_share 50%)"]
+    none = ChangeSet(zone="example.test.", changes=(gone,), existing=0)
+    assert share_violations(none, max_delete_share=0.5, min_existing=0) == []

@@ -203,3 +203,18 @@ def test_a_restart_at_any_point_decides_as_if_it_never_happened(
             fresh.restore(restarted.export(), restarted.snapshot(at))
             restarted = fresh
         assert restarted.snapshot(at) == kept_running.snapshot(at)
+
+
+def test_every_local_flip_counts_down_and_up_again() -> None:
+    board = HealthBoard(one_check(threshold=1))
+    board.observe(EP, "web", False, "refused", 1.0)
+    board.observe(EP, "web", True, "HTTP 200", 2.0)
+    assert board.local_changes == 2
+
+
+def test_a_kept_key_with_more_separators_than_expected_does_not_stop_a_restart() -> None:
+    # a store can hold anything: a key with a '|' too many is no reason to crash
+    board = HealthBoard(one_check())
+    board.restore({f"{EP}|web|local": down_state(1.0), f"{EP}|web|local|odd": down_state(1.0)},
+                  None)
+    assert board.snapshot(2.0).endpoints[EP].healthy is False

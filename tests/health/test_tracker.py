@@ -152,3 +152,12 @@ def test_latency_comes_from_successes_that_measured_it() -> None:
     s = observe(s, True, "ok", 2.0, 3, latency_ms=50.0)
     s = observe(s, True, "ok", 3.0, 3)
     assert s.latency_ms == 50.0
+
+
+def test_since_stays_the_flips_time_through_agreeing_and_isolated_results() -> None:
+    # down at t=1 (threshold 2), then a failure, a lone success, a failure: still down
+    # since 1, with the reason of the flip
+    states = run([False, False, False, True, False], 2)
+    assert [s.since for s in states[1:]] == [1.0, 1.0, 1.0, 1.0]
+    assert states[-1].reason == "after 2 failures: connect timeout"
+    assert states[3].streak == 1 and not states[3].healthy

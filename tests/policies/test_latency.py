@@ -110,3 +110,17 @@ def test_a_move_is_to_the_fastest_usable_region_and_never_to_an_unusable_one(
         if c.basis == "health" and (previous is None or previous.regions[0] not in live):
             measured = [lat[r] for r in live if lat[r] is not None]
             assert lat[c.regions[0]] == (min(measured) if measured else None)
+
+
+def test_a_region_measured_at_zero_ms_is_the_fastest_and_every_region_out_is_named() -> None:
+    c = pick({"b": 0.5, "a": 0.0, "x": 9.0, "y": 9.0}, down=("x", "y"))
+    assert c is not None and c.regions == ("a",)
+    assert c.reason.endswith("; x unhealthy after 3 failures: refused; "
+                             "y unhealthy after 3 failures: refused"), c.reason
+
+
+def test_without_hysteresis_hold_or_clock_given_the_fastest_answers_at_once() -> None:
+    # the defaults: no hysteresis, no hold, time 0 (a plan of one instant)
+    c = choose_latency(["a", "b"], views({"a": 20.0, "b": 19.9}), 0.0,
+                       serving("a", at=0.0, changed_at=0.0))
+    assert c is not None and c.regions == ("b",) and c.basis == "health"

@@ -3,7 +3,10 @@ PRIMARY/SECONDARY for failover, one weighted or latency record set per region.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from policies import Overrides, decide_all
+from policies.model import Decision
 from policies.native import native_desired, native_records
 from tests.builders import config, snapshot
 
@@ -109,3 +112,56 @@ def test_one_record_alone() -> None:
            if d.name == "www.example.test."]
     assert [(rs.set_identifier, rs.weight) for rs in native_records(cfg, cfg.records[2], d)] \
         == [("us-east-1", 70), ("eu-west-1", 30)]
+
+
+def decision(record: dict, **fields: object) -> tuple[object, object, Decision]:
+    """A config holding `record` alone, the record, and a decision made up of `fields`."""
+    cfg = config(REGIONS, [record], pools={"edge": {
+        "us-east-1": [{"address": "127.0.9.1", "check": "web"}],
+        "eu-west-1": [{"address": "127.0.9.2", "check": "web"}]}})
+    base = Decision(name=record["name"], type=record["type"], ttl=60, policy=record["policy"],
+                    regions=(), values=(), shares={}, basis="health", reason="", at=1000.0)
+    return cfg, cfg.records[0], replace(base, **fields)  # type: ignore[arg-type]
+
+
+def test_weights_of_one_are_kept_and_a_region_without_values_has_no_record() -> None:
+    cfg, rec, d = decision(
+        {"name": "www.example.test.", "type": "A", "policy": "weighted",
+         "weights": {"us-east-1": 1, "eu-west-1": 1}},
+        regions=("us-east-1", "eu-west-1"), values=(US, EU), usable=("us-east-1",),
+        by_region={"us-east-1": (US,)})
+    [rs] = native_records(cfg, rec, d)
+    assert (rs.set_identifier, rs.values, rs.weight) == ("us-east-1", (US,), 1)
+
+
+def test_a_cname_region_record_holds_one_target() -> None:
+    cfg, rec, d = decision(
+        {"name": "c.example.test.", "type": "CNAME", "policy": "weighted",
+         "weights": {"us-east-1": 1, "eu-west-1": 1}},
+        regions=("us-east-1", "eu-west-1"), values=("us1.example.net.",),
+        by_region={"us-east-1": ("us1.example.net.", "us2.example.net.")})
+    [rs] = native_records(cfg, rec, d)
+    assert rs.values == ("us1.example.net.",)
+
+
+def test_secondary_is_the_first_tier_not_answering_and_a_single_tier_has_none() -> None:
+    cfg, rec, d = decision(
+        {"name": "api.example.test.", "type": "A", "policy": "failover",
+         "order": ["us-east-1", "eu-west-1", "lab", "ap-southeast-2"]},
+        regions=("us-east-1", "eu-west-1"), values=(US, EU), tier=0)
+    # eu-west-1 answers already: the next tier after it, not the last one
+    assert [(rs.set_identifier, rs.values) for rs in native_records(cfg, rec, d)] == [
+        ("primary", (US, EU)), ("secondary", (LAB,))]
+    cfg, rec, d = decision({"name": "api.example.test.", "type": "A", "policy": "failover",
+                            "order": ["us-east-1"]}, regions=("us-east-1",), values=(US,),
+                           tier=0)
+    assert [rs.set_identifier for rs in native_records(cfg, rec, d)] == ["primary"]
+
+
+def test_a_pooled_records_secondary_holds_the_pools_addresses() -> None:
+    cfg, rec, d = decision(
+        {"name": "api.example.test.", "type": "A", "policy": "failover",
+         "order": ["us-east-1", "eu-west-1"], "pool": "edge"},
+        regions=("us-east-1",), values=("127.0.9.1",), tier=0)
+    assert [(rs.set_identifier, rs.values) for rs in native_records(cfg, rec, d)] == [
+        ("primary", ("127.0.9.1",)), ("secondary", ("127.0.9.2",))]

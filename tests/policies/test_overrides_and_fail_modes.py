@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from failover.health.snapshot import EndpointHealth, HealthSnapshot
+from failover.records import RecordSet
 from policies import Overrides, decide, decide_all, desired_records, region_views
 from policies.model import Decision
 from tests.builders import config, snapshot
@@ -103,3 +105,69 @@ def test_a_region_with_some_healthy_endpoints_serves_only_those() -> None:
     snap = HealthSnapshot(at=1.0, endpoints={"a/127.0.1.1": EndpointHealth(False, "status 503")})
     [d] = decide_all(cfg, snap, Overrides(), {}, 1000.0)
     assert d.regions == ("a",) and d.values == ("127.0.1.2",)
+
+
+def test_the_record_sets_asked_for_are_the_answering_decisions_with_their_name_ttl() -> None:
+    cfg = config(REGIONS, [{**FAILOVER, "ttl": 45},
+                           {**FAILOVER, "name": "shut.example.test.", "fail_mode": "closed"}])
+    snap = snapshot(cfg, down={"b": 1.0})
+    api = decide(cfg.records[0], region_views(cfg, cfg.records[0], snap, Overrides()),
+                 Overrides(), None, 1000.0)
+    snap = snapshot(cfg, down={"a": 1.0, "b": 1.0})
+    shut = decide(cfg.records[1], region_views(cfg, cfg.records[1], snap, Overrides()),
+                  Overrides(), None, 1000.0)
+    assert desired_records([api, shut]) == [
+        RecordSet.make("api.example.test.", "A", 45, ("127.0.1.1",))]
+
+
+def test_every_fail_mode_says_each_regions_state() -> None:
+    down = {"a": 1.0, "b": 2.0}
+    states = ("a unhealthy since 00:00:01 after 3 failures: connect timeout; "
+              "b unhealthy since 00:00:02 after 3 failures: connect timeout")
+    assert run({**FAILOVER, "fail_mode": "closed"}, down=down).reason == (
+        f"no answer (fail mode closed): {states}")
+    assert run(FAILOVER, down=down).reason == (
+        f"a serves: every region is out, failing open (answering as if healthy): {states}")
+    both = {"name": "api.example.test.", "type": "A", "policy": "weighted",
+            "weights": {"a": 1, "b": 1}, "fail_mode": "last_known_good"}
+    d = run(both, down=down, previous=run(both))
+    assert d.reason == ("a and b serve: last known good answer (fail mode "
+                        f"last_known_good): {states}")
+    assert d.shares == {"a": 0.5, "b": 0.5} and d.values == ("127.0.1.1", "127.0.2.1")
+
+
+def test_failing_open_answers_every_address_of_the_region_not_only_the_healthy() -> None:
+    cfg = config({"a": ["127.0.1.1", "127.0.1.2"], "b": ["127.0.2.1"]}, [FAILOVER])
+    snap = snapshot(cfg, down={"a": 1.0, "b": 2.0})
+    d = decide(cfg.records[0], region_views(cfg, cfg.records[0], snap, Overrides()),
+               Overrides(), None, 1000.0)
+    assert d.basis == "fail_open" and d.values == ("127.0.1.1", "127.0.1.2")
+
+
+def test_records_sharing_one_decision_each_keep_their_own_name_and_key() -> None:
+    cfg = config(REGIONS, [FAILOVER, {**FAILOVER, "name": "www.example.test."}])
+    api, www = decide_all(cfg, snapshot(cfg), Overrides(), {}, 1000.0)
+    assert api.key == ("api.example.test.", "A") and www.key == ("www.example.test.", "A")
+    assert www.name == "www.example.test." and www.values == api.values
+
+
+def test_a_regions_view_says_which_endpoint_failed_last_and_keeps_the_drain() -> None:
+    cfg = config({"a": ["127.0.1.1", "127.0.1.2"], "b": ["127.0.2.1"]}, [FAILOVER],
+                 pools={"edge": {"a": [{"address": "127.0.9.1", "check": "web"}],
+                                 "b": [{"address": "127.0.9.2", "check": "web"}]}})
+    snap = HealthSnapshot(at=1000.0, endpoints={
+        **snapshot(cfg).endpoints,
+        "a/127.0.1.1": EndpointHealth(False, "refused"),  # since unknown
+        "a/127.0.1.2": EndpointHealth(False, "timeout", since=0.5)})
+    ov = Overrides(drained=frozenset({"a", "b"}))
+    views = region_views(cfg, cfg.records[0], snap, ov)
+    a, b = views["a"], views["b"]
+    assert a.healthy is False and a.drained is True and a.since == 0.5
+    assert a.reason == "all 2 endpoints unhealthy, last 127.0.1.2: timeout"
+    assert b.healthy is True and b.drained is True and b.reason == ""
+    # a pooled record sees its pool's endpoints in each region
+    pooled = config({"a": ["127.0.1.1"], "b": ["127.0.2.1"]}, [{**FAILOVER, "pool": "edge"}],
+                    pools={"edge": {"a": [{"address": "127.0.9.1", "check": "web"}],
+                                    "b": [{"address": "127.0.9.2", "check": "web"}]}})
+    views = region_views(pooled, pooled.records[0], snapshot(pooled), Overrides())
+    assert views["a"].values == ("127.0.9.1",) and views["b"].all_values == ("127.0.9.2",)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from policies import Overrides, decide, region_views
 from policies.model import Decision
 from tests.builders import config, snapshot
@@ -166,3 +168,42 @@ def test_latency_without_measurements_uses_config_order() -> None:
     d = run({"policy": "latency", "regions": ["c", "a"]})
     assert d.regions == ("c",)
     assert "no latency measured" in d.reason
+
+
+TWO_BY_TWO = {"policy": "failover", "order": [["a", "b"], ["c", "d"]], "failback_delay": 60}
+
+
+def on_second_tier(**fields: object) -> Decision:
+    return replace(Decision(name="api.example.test.", type="A", ttl=60, policy="failover",
+                            regions=("c", "d"), values=("127.0.3.1", "127.0.4.1"),
+                            shares={"c": 0.5, "d": 0.5}, basis="health", reason="", at=900.0,
+                            tier=1), **fields)  # type: ignore[arg-type]
+
+
+def test_the_failback_hold_keeps_the_whole_tier_and_says_until_when() -> None:
+    d = run(TWO_BY_TWO, previous=on_second_tier(), up_since={"a": 990.0, "b": 995.0})
+    assert d.basis == "hold" and d.tier == 1 and d.regions == ("c", "d")
+    assert d.shares == {"c": 0.5, "d": 0.5}
+    assert d.reason == ("c and d serve: failback to a, b in 50 s (healthy since 00:16:30, "
+                        "failback delay 60 s)")
+
+
+def test_a_one_second_failback_delay_still_holds_for_its_second() -> None:
+    d = run({**TWO_BY_TWO, "failback_delay": 1}, previous=on_second_tier(),
+            up_since={"a": 999.5, "b": 999.5})
+    assert d.basis == "hold" and d.regions == ("c", "d")
+
+
+def test_no_hold_after_a_pin_an_unknown_tier_or_on_the_first_tier() -> None:
+    back = {"a": 990.0, "b": 995.0}
+    for previous in (on_second_tier(basis="pinned"), on_second_tier(tier=None),
+                     on_second_tier(regions=("a", "b"), tier=0)):
+        d = run(TWO_BY_TWO, previous=previous, up_since=back)
+        assert d.basis == "health" and d.regions == ("a", "b"), previous
+
+
+def test_a_single_tier_is_healthy_and_skipped_tiers_each_say_why() -> None:
+    assert run({"policy": "failover", "order": ["a"]}).reason == "a serves: healthy"
+    d = run({"policy": "failover", "order": [["a", "b"], ["c"]]}, down={"a": 1.0, "b": 2.0})
+    assert d.reason == ("c serves: a unhealthy since 00:00:01 after 3 failures: connect "
+                        "timeout; b unhealthy since 00:00:02 after 3 failures: connect timeout")

@@ -7,6 +7,7 @@ from typing import Any
 
 from policies import Overrides, decide_all
 from policies.model import Decision
+from policies.served import address_shares, as_served
 from tests.builders import config, snapshot
 
 RFC2136 = {"type": "rfc2136", "server": "127.0.0.1"}
@@ -55,3 +56,35 @@ def test_zones_on_different_providers_are_decided_apart() -> None:
                                        zone="", zones=zones)
     assert on_route53.shares == {"a": 0.7, "b": 0.3}
     assert on_rfc2136.shares == {"a": 0.5, "b": 0.5}
+
+
+def weighted(regions: tuple[str, ...], values: tuple[str, ...],
+             by_region: dict[str, tuple[str, ...]], shares: dict[str, float],
+             rtype: str = "A") -> Decision:
+    return Decision(name="www.example.test.", type=rtype, ttl=60, policy="weighted",
+                    regions=regions, values=values, shares=shares, basis="health",
+                    reason="chosen", at=1000.0, by_region=by_region)
+
+
+def test_an_address_two_regions_hold_is_split_between_them() -> None:
+    d = weighted(("a", "b"), ("127.0.1.1", "127.0.9.9"),
+                 {"a": ("127.0.1.1", "127.0.9.9"), "b": ("127.0.9.9",)}, {"a": 0.5, "b": 0.5})
+    assert address_shares(d) == {"a": 0.75, "b": 0.25}
+    # a region answering nothing of its own has no share
+    lone = weighted(("a", "b"), ("127.0.1.1",), {"a": ("127.0.1.1",)}, {"a": 1.0})
+    assert address_shares(lone) == {"a": 1.0}
+
+
+def test_shares_served_as_chosen_leave_the_decision_as_it_is() -> None:
+    d = weighted(("a", "b"), ("127.0.1.1", "127.0.2.1"),
+                 {"a": ("127.0.1.1",), "b": ("127.0.2.1",)}, {"a": 0.5, "b": 0.5})
+    assert as_served(d) is d
+
+
+def test_a_weighted_cname_keeps_its_reason_and_says_it_holds_one_target() -> None:
+    d = weighted(("a", "b"), ("a.example.net.",), {"a": ("a.example.net.",)},
+                 {"a": 0.5, "b": 0.5}, rtype="CNAME")
+    served = as_served(d)
+    assert served.shares == {"a": 1.0} and served.policy_shares == {"a": 0.5, "b": 0.5}
+    assert served.shares_note == "a CNAME holds one target: this server cannot weight"
+    assert served.reason == "chosen"

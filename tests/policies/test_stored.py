@@ -136,3 +136,73 @@ def test_whatever_the_store_held_only_the_configs_addresses_are_ever_served(
     views = region_views(s.cfg, record, s.snapshot, s.overrides)
     d = decide(record, views, s.overrides, vetted, NOW)
     assert set(d.values) <= configured, (d.values, d.reason)
+
+
+def test_what_was_dropped_is_said_field_by_field_with_long_names_cut() -> None:
+    # what `failover status` and the log show: each field named, the values it lost
+    # quoted, a name longer than 100 characters cut there (a store can hold anything)
+    long_region, long_value = "m" * 150, "x" * 150
+    odd = stored(last_good=(("us-east-1", "mars-1"), ("127.0.1.1", "127.0.2.1")),
+                 regions=("mars-1", "us-east-1", "venus-2"), values=("6.6.6.6", "127.0.1.1"),
+                 shares={"mars-1": 1.0, "us-east-1": 0.5, long_region: 0.1}, tier=2,
+                 usable=(long_region, "us-east-1"),
+                 by_region={long_region: ("6.6.6.6",), "us-east-1": ("127.0.2.1", long_value)},
+                 at=NOW + 3600, changed_at=NOW + 3600)
+    vetted = vet(cfg_lkg(), {odd.key: odd}, NOW)
+    cut, value_cut = repr("m" * 100), repr("x" * 100)
+    assert vetted.dropped == ["api.example.test. A: " + "; ".join([
+        "regions: not regions of the record: 'mars-1', 'venus-2'",
+        "values: not addresses of the config's endpoints there: '6.6.6.6'",
+        "last_good regions: not regions of the record: 'mars-1'",
+        "last_good values: not addresses of the config's endpoints there: '127.0.2.1'",
+        f"by_region: {cut} is not a region of the record",
+        "by_region us-east-1: not addresses of the config's endpoints there: "
+        f"'127.0.2.1', {value_cut}",
+        f"usable: not regions of the record: {cut}",
+        f"shares: of regions not answering: 'mars-1', {cut}",
+        "tier 2: the record has no such failover tier",  # two tiers: 0 and 1
+        "at: in the future",
+        "changed_at: in the future"])]
+    kept = vetted.decisions[odd.key]
+    assert kept.regions == ("us-east-1",) and kept.values == ("127.0.1.1",)
+    assert kept.shares == {"us-east-1": 0.5} and kept.usable == ("us-east-1",)
+    assert kept.by_region == {"us-east-1": ()} and kept.tier is None
+
+
+def test_a_last_good_left_empty_is_dropped_saying_so_and_a_valid_tier_is_kept() -> None:
+    odd = stored(last_good=(("mars-1",), ("127.0.1.1",)), tier=1, at=NOW + 1)
+    vetted = vet(cfg_lkg(), {odd.key: odd}, NOW)
+    assert vetted.dropped == ["api.example.test. A: last_good regions: not regions of the "
+                              "record: 'mars-1'; last_good values: not addresses of the "
+                              "config's endpoints there: '127.0.1.1'; last_good dropped: the "
+                              "record fails open instead; at: in the future"]
+    kept = vetted.decisions[odd.key]
+    assert kept.last_good is None and kept.tier == 1 and kept.at == NOW
+    assert kept.changed_at == odd.changed_at
+
+
+def test_addresses_are_compared_as_the_config_spells_them_and_from_the_records_pool() -> None:
+    # an IPv6 endpoint written long-hand is the same address as its canonical form; a
+    # record answered by a pool holds that pool's addresses, not the region's others
+    cfg = config({"us-east-1": ["2001:db8:0:0::1", "127.0.1.1"], "eu-west-1": ["127.0.2.1"]},
+                 [{"name": "v6.example.test.", "type": "AAAA", "policy": "failover",
+                   "order": ["us-east-1", "eu-west-1"]},
+                  {"name": "api.example.test.", "type": "A", "policy": "failover",
+                   "order": ["us-east-1", "eu-west-1"], "pool": "web"}],
+                 pools={"web": {"us-east-1": [{"address": "127.0.1.7", "check": "web"}],
+                                "eu-west-1": [{"address": "127.0.2.7", "check": "web"}]}})
+    v6 = stored(name="v6.example.test.", type="AAAA", values=("2001:db8::1",), last_good=None,
+                by_region={"us-east-1": ("2001:db8::1",)})
+    pooled = stored(values=("127.0.1.7", "127.0.1.1"), last_good=None,
+                    by_region={"us-east-1": ("127.0.1.7",)})
+    vetted = vet(cfg, {pooled.key: pooled, v6.key: v6}, NOW)
+    assert vetted.decisions[v6.key] is v6
+    assert vetted.decisions[pooled.key].values == ("127.0.1.7",)
+    assert vetted.dropped == ["api.example.test. A: values: not addresses of the config's "
+                              "endpoints there: '127.0.1.1'"]
+
+
+def test_a_forgotten_record_does_not_end_the_vetting_of_the_others() -> None:
+    gone, kept = stored(name="old.example.test."), stored()
+    vetted = vet(cfg_lkg(), {gone.key: gone, kept.key: kept}, NOW)
+    assert vetted.decisions == {kept.key: kept}
