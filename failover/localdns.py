@@ -127,17 +127,25 @@ class LocalNamed:
     other_name: str = "other-key"
     other_secret: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode(),
                               repr=False)
+    # BIND views of the dynamic zone, in match order (default last): view -> the client
+    # addresses it answers; each view is chosen by its key, view_keys[view] (key name
+    # `view-<view>`), or by the client's address
+    views: dict[str, list[str]] = field(default_factory=dict)
+    view_keys: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def start(cls, directory: Path, *, dynamic_zone: str = "example.test.",
               file_zone: str = "files.test.", port: int | None = None,
               tsig_name: str = "failover-key", tsig_secret: str | None = None,
               secondaries: Sequence[str] = (), timeout: float = 15.0,
-              host: str = "127.0.0.1") -> LocalNamed:
+              host: str = "127.0.0.1",
+              views: dict[str, list[str]] | None = None) -> LocalNamed:
         """Write the config and zones under `directory`, start named, wait until it answers.
 
         `secondaries`: local addresses (e.g. ::1) that each run one more named on the
-        same port, secondary for the dynamic zone. Raises RuntimeError with
+        same port, secondary for the dynamic zone. `views`: the dynamic zone served from
+        one view per client network instead (view -> client ranges; `default` answers
+        every other client), each with its own key. Raises RuntimeError with
         named's own output when one does not come up.
         """
         if named_binary() is None:
@@ -146,7 +154,10 @@ class LocalNamed:
         secret = tsig_secret or base64.b64encode(os.urandom(32)).decode()
         self = cls(directory=directory, port=port or free_port(host, *secondaries),
                    rndc_port=free_port(), tsig_name=tsig_name, tsig_secret=secret,
-                   dynamic_zone=dynamic_zone, file_zone=file_zone, host=host)
+                   dynamic_zone=dynamic_zone, file_zone=file_zone, host=host,
+                   views=dict(views or {}),
+                   view_keys={v: base64.b64encode(os.urandom(32)).decode()
+                              for v in views or {}})
         self.secondaries = [
             cls(directory=directory / f"secondary-{host.replace(':', '_')}", port=self.port,
                 rndc_port=free_port(),
@@ -260,6 +271,9 @@ zone "{dynamic}" {{
 """)
             return
         serial = int(time.time()) % 2**31
+        if self.views:
+            write_private(d / "named.conf", common + self._views_conf(serial))
+            return
         for zone in (self.dynamic_zone, self.file_zone):
             path = d / f"{zone.rstrip('.')}.zone"
             if not path.exists():
@@ -285,6 +299,38 @@ zone "{self.file_zone.rstrip('.')}" {{
     file "{d}/{self.file_zone.rstrip('.')}.zone";
 }};
 """)
+
+    def view_zone_path(self, view: str) -> Path:
+        """The zone file of the dynamic zone in one view."""
+        return self.directory / f"{self.dynamic_zone.rstrip('.')}.{view}.zone"
+
+    def _views_conf(self, serial: int) -> str:
+        """One view per client network, each chosen by its key or its clients' addresses
+        (the recipe of docs/providers.md), with the dynamic zone updated by its key."""
+        zone = self.dynamic_zone
+        out = "".join(f'key "view-{v}" {{ algorithm hmac-sha256; secret "{k}"; }};\n'
+                      for v, k in self.view_keys.items())
+        for view, clients in self.views.items():
+            path = self.view_zone_path(view)
+            path.write_text(ZONE_TEMPLATE.format(
+                zone=zone, serial=serial,
+                ns=f"    IN NS ns1.{zone}\nns1 IN A {self.host}\n"))
+            Path(str(path) + ".jnl").unlink(missing_ok=True)
+            others = "".join(f'!key "view-{o}"; ' for o in self.views if o != view)
+            match = " ".join(f"{c};" for c in clients) or "any;"
+            key = f'key "view-{view}"'
+            out += f"""
+view "{view}" {{
+    match-clients {{ {key}; {others}{match} }};
+    zone "{zone.rstrip('.')}" {{
+        type primary;
+        file "{path}";
+        allow-update {{ {key}; }};
+        allow-transfer {{ {key}; }};
+    }};
+}};
+"""
+        return out
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.process is not None

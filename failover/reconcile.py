@@ -34,7 +34,7 @@ from failover.dns.ownership import (
 )
 from failover.plan import Change, ChangeSet, ManagedKey
 from failover.records import RECORD_TYPES, RecordSet
-from policies import Decision, Overrides, decide_all
+from policies import Decision, DecisionKey, Overrides, decide_all
 from policies.native import native_records
 
 if TYPE_CHECKING:
@@ -103,6 +103,11 @@ class Ledger:
         for name, rtype in self.records:
             self.types.setdefault(name, []).append(rtype)
         self.may_be_empty = {r.name for r in cfg.records if r.fail_mode == "closed"}
+        # zones served per client network from server-side views: every view holds the
+        # name's answer for its network and a marker of its own
+        self.view_zones = {z.zone: cfg.network_names for z in cfg.zone_specs
+                           if getattr(z.provider, "views", None) and cfg.networks}
+        self.geo = {n: _geo(cfg, n) for n in cfg.network_names}
         self.desired: dict[ManagedKey, tuple[RecordSet, ...]] = {}
         self.actual: dict[str, dict[tuple[str, str, str | None], RecordSet]] | None = None
         self.existing = 0  # managed record sets DNS holds (the delete-share guard's base)
@@ -110,12 +115,19 @@ class Ledger:
     # ------------------------------------------------------------------ inputs
 
     def set_decisions(self, decisions: Iterable[Decision]) -> set[str]:
-        """Take decisions in; return the names whose desired record sets changed."""
+        """Take decisions in (with networks, every network's decision of a record
+        together); return the names whose desired record sets changed."""
         changed: list[tuple[ManagedKey, tuple[RecordSet, ...]]] = []
-        for d in decisions:
-            want = self._desired_of(d)
-            if self.desired.get(d.key) != want:
-                changed.append((d.key, want))
+        if self.cfg.networks:
+            grouped: dict[ManagedKey, tuple[RecordSet, ...]] = {}
+            for d in decisions:
+                grouped[d.record_key] = grouped.get(d.record_key, ()) + self._desired_of(d)
+            changed = [(k, want) for k, want in grouped.items() if self.desired.get(k) != want]
+        else:
+            for d in decisions:
+                want = self._desired_of(d)
+                if self.desired.get(d.record_key) != want:
+                    changed.append((d.record_key, want))
         if changed and self.decorate is not None:
             flat = self.decorate([rs for _, sets in changed for rs in sets])
             by_key: dict[ManagedKey, list[RecordSet]] = {}
@@ -132,8 +144,14 @@ class Ledger:
     def _desired_of(self, d: Decision) -> tuple[RecordSet, ...]:
         if not d.values:
             return ()
+        if d.network:
+            # one answer per network: a view's (set identifier: the network), or a
+            # Route 53 geolocation record's
+            geo = self.geo[d.network] if self.native(d.name) else None
+            return (RecordSet(name=d.name, type=d.type, ttl=d.ttl, values=d.values,
+                              set_identifier=d.network, geo=geo),)
         if self.native(d.name):
-            return tuple(native_records(self.cfg, self.records[d.key], d))
+            return tuple(native_records(self.cfg, self.records[d.record_key], d))
         # decisions hold canonical, sorted values and config names are canonical already
         return (RecordSet(name=d.name, type=d.type, ttl=d.ttl, values=d.values),)
 
@@ -241,21 +259,29 @@ class Ledger:
                     changes += _diff([], have)
                 continue
             have = (self.actual or {}).get(name, {})
+            views = self._views(name)
             if self.ownership:
                 mname = self.prefix + "." + name
-                marker = have.get((mname, "TXT", None))
-                if marker is None or marker.values != mine_value:  # not plainly ours
-                    occupied = [t for t in types if any(k[:2] == (name, t) for k in have)]
-                    why = may_write(name, owners_of(marker), occupied, owner=self.owner,
-                                    take_over=self.take_over)
-                    if why is not None:
-                        blocked[name] = why
-                        continue
+                why = None
+                for view in views:
+                    marker = have.get((mname, "TXT", view))
+                    if marker is None or marker.values != mine_value:  # not plainly ours
+                        occupied = [t for t in types if any(
+                            k[:2] == (name, t) and k[2] == view for k in have)]
+                        why = may_write(name, owners_of(marker), occupied, owner=self.owner,
+                                        take_over=self.take_over)
+                        if why is not None:
+                            why = f"{why} (view {view})" if view else why
+                            break
+                if why is not None:
+                    blocked[name] = why
+                    continue
             want = [rs for t in types for rs in self.desired.get((name, t), ())]
             keys = {(name, t) for t in types}
             if self.ownership:
                 ttl = min((r.ttl for r in want), default=300)
-                want.append(RecordSet(name=mname, type="TXT", ttl=ttl, values=mine_value))
+                want += [RecordSet(name=mname, type="TXT", ttl=ttl, values=mine_value,
+                                   set_identifier=view) for view in views]
                 keys.add((mname, "TXT"))
             managed |= keys
             diff = _diff(want, have)
@@ -283,12 +309,27 @@ class Ledger:
         violations += share
         return Planned([], cs, blocked, violations, pruned, kept)
 
+    def _views(self, name: str) -> tuple[str | None, ...]:
+        """The views a name is served from (its zone's networks), (None,) for one answer."""
+        if not self.view_zones:
+            return (None,)
+        return self.view_zones.get(self.cfg.zone_of(name) or "") or (None,)
+
     def drifted(self) -> list[str]:
         """The names whose DNS differs from what is desired (a full comparison), those
         it may not write included: the caller learns of them when it plans them."""
         planned = self.plan()
         return list(dict.fromkeys([*(self._owner(c.record.name) or c.record.name
                                      for c in planned.changes.changes), *planned.blocked]))
+
+
+def _geo(cfg: Config, network: str) -> tuple[tuple[str, str], ...]:
+    """A network's Route 53 location: its route53 setting, `*` (every other client) for
+    default."""
+    loc = cfg.networks[network].route53
+    if loc is None:
+        return (("CountryCode", "*"),)
+    return tuple(loc.as_route53().items())
 
 
 def _diff(want: Sequence[RecordSet], have: Mapping[tuple[str, str, str | None], RecordSet]
@@ -319,7 +360,7 @@ def _emptied(name: str, types: Collection[str], have: Mapping[tuple[str, str, st
 
 
 def plan_step(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
-              previous: Mapping[tuple[str, str], Decision], now: float,
+              previous: Mapping[DecisionKey, Decision], now: float,
               actual: Sequence[RecordSet], *, ownership: bool = True,
               native: bool | Callable[[str], bool] = False,
               decorate: Decorate | None = None) -> Planned:

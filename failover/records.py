@@ -48,6 +48,8 @@ class RecordSet:
     region: str | None = None
     failover: FailoverRole | None = None
     health_check_id: str | None = None
+    # Route 53 geolocation: (("ContinentCode", "EU"),), (("CountryCode", "*"),) for default
+    geo: tuple[tuple[str, str], ...] | None = None
 
     @classmethod
     def make(cls, name: str, type: str, ttl: int, values: Any, **routing: Any) -> RecordSet:
@@ -73,4 +75,6 @@ class RecordSet:
             val = getattr(self, attr)
             if val is not None:
                 out[attr] = val
+        if self.geo is not None:
+            out["geo"] = dict(self.geo)
         return out

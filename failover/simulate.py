@@ -36,7 +36,7 @@ from failover.probes.scheduler import phases
 from failover.probes.target import ProbeTarget, targets_for
 from failover.records import RecordSet, absolute_name
 from failover.yamlsource import YamlProblem, format_path, load_yaml
-from policies import Decision, Overrides, decide_all, desired_records
+from policies import Decision, DecisionKey, Overrides, decide_all, desired_records
 from policies.native import native_desired
 
 TICK = 1.0
@@ -181,7 +181,7 @@ def simulate(cfg: Config, scenario: Scenario) -> Timeline:
     seen: set[str] = set()
     ready = not targets
     actual: list[RecordSet] = []
-    previous: dict[tuple[str, str], Decision] = {}
+    previous: dict[DecisionKey, Decision] = {}
     managed = {(r.name, r.type) for r in cfg.records}
     while queue:
         at, _, kind, item = heapq.heappop(queue)

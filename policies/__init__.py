@@ -4,7 +4,7 @@ No I/O and no clock: time comes in as `now`, memory as the previous Decision.
 """
 
 from policies.decide import decide, decide_all, desired_records, region_views
-from policies.model import Basis, Choice, Decision, Overrides, RegionView
+from policies.model import Basis, Choice, Decision, DecisionKey, Overrides, RegionView
 
-__all__ = ["Basis", "Choice", "Decision", "Overrides", "RegionView", "decide", "decide_all",
+__all__ = ["Basis", "Choice", "Decision", "DecisionKey", "Overrides", "RegionView", "decide", "decide_all",
            "desired_records", "region_views"]

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 from failover.records import RecordSet, canonical_value
 from policies.failover import choose_failover
 from policies.latency import choose_latency
-from policies.model import HEALTH_BASES, Choice, Decision, Overrides, RegionView
+from policies.model import (
+    HEALTH_BASES,
+    Choice,
+    Decision,
+    DecisionKey,
+    Overrides,
+    RegionView,
+    decision_key,
+)
 from policies.reasons import describe, names, serve
 from policies.served import as_served, cannot_weight
 from policies.weighted import choose_weighted
@@ -20,11 +28,14 @@ if TYPE_CHECKING:
 
 
 def region_views(cfg: Config, record: Record, snapshot: HealthSnapshot,
-                 overrides: Overrides) -> dict[str, RegionView]:
+                 overrides: Overrides, latency: Mapping[str, float] | None = None
+                 ) -> dict[str, RegionView]:
     """Each region of a record as the record sees it, in config order.
 
     Only endpoints whose address fits the record type count (IPv4 for A, IPv6 for AAAA,
     host names for CNAME). A region is healthy when any of those endpoints is.
+    `latency` (endpoint id -> ms): the latencies one vantage measured, instead of the
+    snapshot's (a client network answered by its own vantage).
     """
     views = {}
     for rname in cfg.record_regions(record):
@@ -37,6 +48,9 @@ def region_views(cfg: Config, record: Record, snapshot: HealthSnapshot,
             since_known = [h.since for _, h in good if h.since is not None]
             since = min(since_known) if len(since_known) == len(good) else None
             lats = [h.latency_ms for _, h in good if h.latency_ms is not None]
+            if latency is not None:
+                lats = [latency[eid] for eid, ep in eps if eid in latency
+                        and snapshot.by_id(eid).healthy]
             views[rname] = RegionView(rname, True, tuple(ep.address for ep, _ in good),
                                       all_values, since=since, reason="",
                                       latency_ms=min(lats) if lats else None,
@@ -151,49 +165,86 @@ def _served(view: RegionView, basis: str) -> tuple[str, ...]:
 
 
 def decide_all(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
-               previous: Mapping[tuple[str, str], Decision], now: float) -> list[Decision]:
-    """A decision for every record of the config, in config order.
+               previous: Mapping[DecisionKey, Decision], now: float,
+               latencies: Mapping[str, Mapping[str, float]] | None = None) -> list[Decision]:
+    """A decision for every record of the config (and with `networks:`, for every client
+    network of it: record by record, each record's networks in `Config.network_names`
+    order), in config order.
 
     Records that differ only by name (same policy, regions, endpoints and settings) and
     whose previous answers agree get the same decision: it is made once and copied, so
-    10,000 records behind a few services cost a few decisions, not 10,000.
+    10,000 records behind a few services cost a few decisions, not 10,000; a network
+    that sees a record as another does (no settings, drains or vantage of its own) shares
+    its decision too. `latencies` (vantage -> endpoint id -> ms) holds the live fleet
+    vantages' latencies: a network whose vantage is among them is answered by them.
     """
     made: dict[tuple[object, ...], Decision] = {}
     views_of: dict[object, dict[str, RegionView]] = {}
     out = []
+    networks = cfg.network_names or ("",)
     # a weighted answer on a server that cannot weight is served in equal shares: the
     # decision says so (and records in zones that can weight are decided apart)
-    shapes = cfg.memo("record_shapes", lambda: [
-        (*record_shape(r), r.policy == "weighted" and cannot_weight(cfg, r.name))
-        for r in cfg.records])
-    for rec, shape in zip(cfg.records, shapes, strict=True):
-        prev = previous.get((rec.name, rec.type))
-        one_rrset = bool(shape[-1])
-        if rec.name in overrides.pinned:
-            d = decide(rec, region_views(cfg, rec, snapshot, overrides), overrides, prev, now)
-            out.append(as_served(d) if one_rrset else d)
-            continue
-        key = (shape, None if prev is None else (
-            prev.regions, prev.values, prev.basis, prev.tier, prev.last_good, prev.changed_at))
-        hit = made.get(key)
-        if hit is None:
-            views = views_of.get(shape)
-            if views is None:
-                views = views_of[shape] = region_views(cfg, rec, snapshot, overrides)
-            hit = decide(rec, views, overrides, prev, now)
-            hit = made[key] = as_served(hit) if one_rrset else hit
-            out.append(hit)
-        else:
-            out.append(_renamed(hit, rec.name))
+    weigh = cfg.memo("record_weighing", lambda: [
+        r.policy == "weighted" and cannot_weight(cfg, r.name) for r in cfg.records])
+    per_net = [_network_inputs(cfg, net, overrides, latencies) for net in networks]
+    for i, rec in enumerate(cfg.records):
+        one_rrset = weigh[i]
+        for net, shapes, ov, lat_id, lat, note in per_net:
+            seen = cfg.record_for(rec, net) if net else rec
+            prev = previous.get(decision_key(rec.name, rec.type, net))
+            if rec.name in ov.pinned:
+                d = decide(seen, region_views(cfg, seen, snapshot, ov), ov, prev, now)
+                d = as_served(d) if one_rrset else d
+                out.append(_renamed(d, rec.name, net) if net else d)
+                continue
+            late = lat_id if rec.policy == "latency" else None
+            shape = shapes[i]
+            key = (shape, one_rrset, ov.drained, late, None if prev is None else (
+                prev.regions, prev.values, prev.basis, prev.tier, prev.last_good,
+                prev.changed_at))
+            hit = made.get(key)
+            if hit is None:
+                vkey = (shape, ov.drained, late)
+                views = views_of.get(vkey)
+                if views is None:
+                    views = views_of[vkey] = region_views(
+                        cfg, seen, snapshot, ov, lat if late else None)
+                hit = decide(seen, views, ov, prev, now)
+                if late and note:
+                    hit = replace(hit, reason=hit.reason + note)
+                hit = made[key] = as_served(hit) if one_rrset else hit
+                out.append(_renamed(hit, rec.name, net) if net else hit)
+            else:
+                out.append(_renamed(hit, rec.name, net))
     return out
 
 
-def _renamed(decision: Decision, name: str) -> Decision:
-    """The same decision for another name (dataclasses.replace costs 15 us: too much
-    when 10,000 records share one decision)."""
+def _network_inputs(cfg: Config, net: str, overrides: Overrides,
+                    latencies: Mapping[str, Mapping[str, float]] | None
+                    ) -> tuple[str, list[tuple[object, ...]], Overrides, str | None,
+                               Mapping[str, float] | None, str]:
+    """What one network decides on: its records' shapes, its overrides, and whose
+    latency answers it (an id that sets it apart, the latencies, a note for reasons)."""
+    shapes = cfg.memo(f"record_shapes/{net}", lambda: [
+        record_shape(cfg.record_for(r, net) if net else r) for r in cfg.records])
+    ov = overrides.for_network(net) if net else overrides
+    vantage = cfg.networks[net].vantage if net else None
+    if vantage is None:
+        return net, shapes, ov, None, None, ""
+    lat = (latencies or {}).get(vantage)
+    if lat is not None:
+        return net, shapes, ov, vantage, lat, f" (latency from {vantage})"
+    return net, shapes, ov, "!" + vantage, None, (
+        f" (latency: vantage {vantage} not live, the fleet's latency answers)")
+
+
+def _renamed(decision: Decision, name: str, network: str = "") -> Decision:
+    """The same decision for another name or network (dataclasses.replace costs 15 us:
+    too much when 10,000 records share one decision)."""
     out = object.__new__(Decision)
     out.__dict__.update(decision.__dict__)
     out.__dict__["name"] = name
+    out.__dict__["network"] = network
     out.__dict__.pop("key", None)  # cached for the original's name
     return out
 
@@ -208,5 +259,7 @@ def record_shape(record: Record) -> tuple[object, ...]:
 
 
 def desired_records(decisions: list[Decision]) -> list[RecordSet]:
-    """The resolved record sets the decisions ask for: one per record with an answer."""
-    return [RecordSet.make(d.name, d.type, d.ttl, d.values) for d in decisions if d.values]
+    """The resolved record sets the decisions ask for: one per record with an answer
+    (per network, named by its set identifier, with `networks:`)."""
+    return [RecordSet.make(d.name, d.type, d.ttl, d.values, set_identifier=d.network or None)
+            for d in decisions if d.values]

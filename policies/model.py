@@ -38,12 +38,37 @@ class RegionView:
         return self.healthy and not self.drained
 
 
+NETWORK_SEP = "@"  # an override for one client network: `us-east-1@europe`, `api.x.@europe`
+
+
 @dataclass(frozen=True)
 class Overrides:
-    """Operator state: drained regions, and record names pinned to one region."""
+    """Operator state: drained regions, and record names pinned to one region.
+
+    An entry for one client network carries it after NETWORK_SEP (`us-east-1@europe`);
+    `for_network` gives what one network sees.
+    """
 
     drained: frozenset[str] = frozenset()
     pinned: Mapping[str, str] = field(default_factory=dict)
+
+    @functools.cached_property
+    def scoped(self) -> bool:
+        """Whether any entry is for one network only."""
+        return any(NETWORK_SEP in d for d in self.drained) or any(
+            NETWORK_SEP in n for n in self.pinned)
+
+    def for_network(self, network: str) -> Overrides:
+        """The overrides one network sees: those for every network and its own (its
+        own pin of a name wins over one for every network)."""
+        if not self.scoped:
+            return self
+        tail = NETWORK_SEP + network
+        drained = frozenset(d.split(NETWORK_SEP, 1)[0] for d in self.drained
+                            if NETWORK_SEP not in d or d.endswith(tail))
+        pinned = {n: r for n, r in self.pinned.items() if NETWORK_SEP not in n}
+        pinned.update({n[:-len(tail)]: r for n, r in self.pinned.items() if n.endswith(tail)})
+        return Overrides(drained, pinned)
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,15 @@ class Choice:
     basis: Basis = "health"
     tier: int | None = None
     hold_until: float | None = None  # a hold that ends at this time (no probe announces it)
+
+
+DecisionKey = tuple[str, ...]
+
+
+def decision_key(name: str, rtype: str, network: str = "") -> DecisionKey:
+    """Where a decision is kept: (name, type) for the one answer of a config without
+    networks, (name, type, network) for one network's."""
+    return (name, rtype, network) if network else (name, rtype)
 
 
 @dataclass(frozen=True)
@@ -89,9 +123,16 @@ class Decision:
     hold_until: float | None = None  # a hold that ends at this time: decide again then
     policy_shares: Mapping[str, float] = field(default_factory=dict)  # when not served
     shares_note: str = ""  # why `shares` differ from what the policy chose
+    network: str = ""  # the client network it answers ("": every client, no networks)
 
     @functools.cached_property
-    def key(self) -> tuple[str, str]:
+    def key(self) -> DecisionKey:
+        """The answer this decision is for: (name, type), and its network when it has
+        one (see `decision_key`)."""
+        return decision_key(self.name, self.type, self.network)
+
+    @property
+    def record_key(self) -> tuple[str, str]:
         """The record this decision is for: (name, type)."""
         return (self.name, self.type)
 
@@ -103,6 +144,8 @@ class Decision:
             "regions": list(self.regions), "values": list(self.values),
             "shares": {r: round(s, 6) for r, s in self.shares.items()},
             "basis": self.basis, "reason": self.reason, "tier": self.tier}
+        if self.network:
+            out["network"] = self.network
         if self.shares_note:
             out["policy_shares"] = {r: round(s, 6) for r, s in self.policy_shares.items()}
             out["shares_note"] = self.shares_note

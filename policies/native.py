@@ -79,4 +79,4 @@ def _tier_values(cfg: Config, record: Record, tier: tuple[str, ...]) -> tuple[st
 def native_desired(cfg: Config, decisions: list[Decision]) -> list[RecordSet]:
     """Native record sets for every decision, in config order."""
     by_key = {(r.name, r.type): r for r in cfg.records}
-    return [rs for d in decisions for rs in native_records(cfg, by_key[d.key], d)]
+    return [rs for d in decisions for rs in native_records(cfg, by_key[d.record_key], d)]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from failover.records import canonical_value
-from policies.model import Decision
+from policies.model import Decision, DecisionKey
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     _Addresses = Callable[[Record, str], frozenset[str]]  # a region's addresses for a record
 
-Key = tuple[str, str]
+Key = DecisionKey
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,15 @@ class Vetted:
     """The decisions to remember, by (name, type), and what was dropped from them (one
     line per decision, naming it and the values the config does not hold)."""
 
-    decisions: dict[Key, Decision]
+    decisions: dict[Key, Decision]  # by (name, type), and network with networks
     dropped: list[str]
 
 
 def vet(cfg: Config, stored: Mapping[Key, Decision], now: float) -> Vetted:
     """Keep of each stored decision only what the config vouches for.
 
-    A decision for a record the config no longer has is left out silently (the config
-    changed); one whose `last_good` loses every region or address loses `last_good`, so
+    A decision for a record (or a client network) the config no longer has is left out
+    silently (the config changed); one whose `last_good` loses every region or address loses `last_good`, so
     the record fails open rather than serving an answer nobody configured.
     """
     records = cfg.memo("records_by_key", lambda: {(r.name, r.type): r for r in cfg.records})
@@ -58,9 +58,12 @@ def vet(cfg: Config, stored: Mapping[Key, Decision], now: float) -> Vetted:
     kept: dict[Key, Decision] = {}
     dropped: list[str] = []
     for key, d in stored.items():
-        record = records.get(key)
-        if record is None or d.key != key:
+        record = records.get((key[0], key[1]))
+        known = d.network in cfg.networks if cfg.networks else not d.network
+        if record is None or d.key != key or not known:
             continue
+        if d.network:
+            record = cfg.record_for(record, d.network)
         clean, why = _vet_one(cfg, record, d, now, of)
         kept[key] = clean
         if why:

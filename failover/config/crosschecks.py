@@ -13,6 +13,7 @@ from typing import Any
 
 from failover.config.fields import AWS_REGIONS, HTTP_TYPES, STR_MATCH_TYPES
 from failover.config.models import CheckTemplate, Config, Endpoint, Record
+from failover.config.networks import network_checks
 from failover.config.settings import BindProvider, ZonefileProvider, loopback_url
 
 Issue = tuple[tuple[str | int, ...], str]
@@ -24,6 +25,7 @@ def cross_checks(cfg: Config) -> Iterator[Issue]:
     yield from _check_templates(cfg)
     yield from _check_regions(cfg)
     yield from _check_records(cfg)
+    yield from network_checks(cfg)
 
 
 def _check_zones(cfg: Config) -> Iterator[Issue]:

@@ -49,6 +49,10 @@ WORDS = {
     "Route53Provider.max_requests_per_second": "The budget of Route 53 API requests "
                                                "(Route 53 allows 5 per account).",
     "Route53Provider.insync_timeout": "Seconds to wait for INSYNC with wait_insync.",
+    "Route53Location.continent": "A continent code: AF, AN, AS, EU, NA, OC or SA.",
+    "Route53Location.country": "A two-letter country code (ISO 3166), such as DE.",
+    "Route53Location.subdivision": "A subdivision of the country, such as CA for "
+                                   "California (US states).",
     "Route53Provider.replace": "How a record set is replaced: delete_create (DELETE of the "
                                "values read + CREATE: refused if it changed meanwhile), "
                                "upsert, or auto (upsert with endpoint_url: moto_server).",

@@ -42,6 +42,7 @@ from failover.config.fields import (
     Weight,
     resolve_secret,
 )
+from failover.config.networks import DEFAULT_NETWORK, Network, RecordNetwork
 from failover.config.settings import (
     BindProvider,
     ControllerSettings,
@@ -51,6 +52,7 @@ from failover.config.settings import (
     OwnershipSettings,
     PlanSettings,
     Provider,
+    TsigKey,
     _host_name,
 )
 from failover.errors import SecretError
@@ -182,6 +184,8 @@ class Record(Model):
     # still moves it at once); default: the record's TTL
     latency_min_hold: Annotated[float, Between(0, 86400, "latency_min_hold", " s")] | None = None
     pool: str | None = None  # a pool of per-region endpoints (pools:); default: the regions'
+    # per client network (networks:): its own order, weights or regions; unset: the record's
+    networks: dict[str, RecordNetwork] | None = None
 
     @property
     def tiers(self) -> tuple[tuple[str, ...], ...]:
@@ -215,6 +219,9 @@ class Config(Model):
     pools: dict[PoolName, dict[str, Annotated[list[Endpoint], Field(min_length=1)]]] = Field(
         default_factory=dict)
     records: Annotated[list[Record], Field(min_length=1)]
+    # client networks, each answered on its own (BIND views, Route 53 geolocation);
+    # absent: one answer for every client
+    networks: dict[str, Network] = Field(default_factory=dict)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -259,6 +266,24 @@ class Config(Model):
             if name == z or name.endswith("." + z) or z == ".":
                 return z
         return None
+
+    @property
+    def network_names(self) -> tuple[str, ...]:
+        """The client networks, default last; () when the config has none."""
+        nets = self.networks
+        if not nets:
+            return ()
+        return (*(n for n in nets if n != DEFAULT_NETWORK), DEFAULT_NETWORK)
+
+    def record_for(self, record: Record, network: str) -> Record:
+        """A record as one network sees it: its own order, weights or regions for that
+        network, else the record itself (the same object)."""
+        spec = (record.networks or {}).get(network)
+        if spec is None:
+            return record
+        given = {f: getattr(spec, f) for f in ("order", "weights", "regions")
+                 if getattr(spec, f) is not None}
+        return record.model_copy(update={**given, "networks": None}) if given else record
 
     def endpoints_of(self, region: str, pool: str | None = None) -> list[tuple[str, Endpoint]]:
         """(endpoint id, endpoint) of a region, in a pool or the region's own."""
@@ -332,6 +357,8 @@ class Config(Model):
         for z in self.zone_specs:
             tsig = getattr(z.provider, "tsig", None)
             files.append(tsig.secret_file if tsig is not None else None)
+            views = getattr(z.provider, "views", None) or {}
+            files += [v.tsig.secret_file for v in views.values()]
         if self.controller.cluster is not None:
             files.append(self.controller.cluster.etcd.password_file)
         return [self.path(f) for f in files if f]
@@ -345,10 +372,23 @@ class Config(Model):
         provider = provider or self.provider
         if not isinstance(provider, BindProvider) or provider.tsig is None:
             return None
-        key = provider.tsig
-        secret = resolve_secret(key.secret_env, key.secret_file, f"{where}.tsig", self._base_dir)
+        return self.key_secret(provider.tsig, f"{where}.tsig")
+
+    def view_secrets(self, provider: BindProvider, where: str = "provider"
+                     ) -> dict[str, SecretStr]:
+        """Each view's TSIG secret (provider.views), by network, resolved now.
+
+        Raises SecretError when a variable or file is missing or not base64.
+        """
+        return {net: self.key_secret(view.tsig, f"{where}.views.{net}.tsig")
+                for net, view in (provider.views or {}).items()}
+
+    def key_secret(self, key: TsigKey, where: str) -> SecretStr:
+        """A TSIG key's secret, resolved now. Raises SecretError when it is missing or
+        not base64."""
+        secret = resolve_secret(key.secret_env, key.secret_file, where, self._base_dir)
         try:
             base64.b64decode(secret.get_secret_value(), validate=True)
         except binascii.Error:
-            raise SecretError(f"{where}.tsig: the TSIG secret is not valid base64") from None
+            raise SecretError(f"{where}: the TSIG secret is not valid base64") from None
         return secret

@@ -32,6 +32,12 @@ class TsigKey(Model):
     secret: SecretStr | None = Field(default=None, json_schema_extra={"deprecated": True})
 
 
+class ViewSpec(Model):
+    """A server-side view (BIND) that answers one client network, chosen by its key."""
+
+    tsig: TsigKey  # the key whose signed requests (AXFR, UPDATE, queries) this view answers
+
+
 class BindProvider(Model):
     """Any RFC 2136 primary (BIND, Knot DNS, PowerDNS...) updated with TSIG-signed
     UPDATEs and read by AXFR; `rfc2136` and `bind` are the same provider."""
@@ -40,6 +46,8 @@ class BindProvider(Model):
     server: ipaddress.IPv4Address | ipaddress.IPv6Address
     port: Port = 53
     tsig: TsigKey | None = None
+    # one view per client network (networks:), each read, written and confirmed with its key
+    views: dict[str, ViewSpec] | None = None
     transport: Literal["udp", "tcp"] = "udp"
     timeout: Seconds = 2.0
 
@@ -289,6 +297,8 @@ class ControllerSettings(Model):
     tls_terminated: bool = False
     # a fleet of controllers on etcd (docs/ha.md); absent: one process with SQLite
     cluster: ClusterSettings | None = None
+    # without a fleet: the vantage this controller measures latency from (networks:)
+    vantage: VantageName | None = None
 
     def exposed(self) -> str | None:
         """A warning when `listen` is reachable off this host with no TLS in front."""

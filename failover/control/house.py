@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from failover.probes import ProbeTarget
     from failover.reconcile import Ledger, Planned
     from failover.state.store import StateStore
-    from policies import Decision
+    from policies import Decision, DecisionKey
 
 
 class Deposed(Exception):
@@ -71,7 +71,7 @@ class House:
         self.version = 0  # bumped by every change /status shows
         self.events: list[Event] = []  # history not yet saved (the journal saves it)
         self.leading: int | None = None  # the epoch it writes under (fleet leader)
-        self.decisions: dict[tuple[str, str], Decision] = {}  # in force, by (name, type)
+        self.decisions: dict[DecisionKey, Decision] = {}  # in force, by (name, type)
         # whether this vantage reaches the DNS server (published in its view, so a leader
         # cut off from DNS hands over to one that reaches it)
         self.dns_reach: bool | None = None

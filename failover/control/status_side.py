@@ -187,8 +187,8 @@ def status_records(cfg: Config, decisions: list[Decision],
     several = cfg.zones is not None
     for d in decisions:
         entry: dict[str, Any] = {**d.to_dict(), "desired": list(d.values)}
-        if pools.get(d.key):
-            entry["pool"] = pools[d.key]
+        if pools.get(d.record_key):
+            entry["pool"] = pools[d.record_key]
         if several:
             entry["zone"] = cfg.zone_of(d.name)
         if served is not None:

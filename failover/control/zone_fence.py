@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from failover.control.writer import Writer, serial_after
+from failover.dns import leaves
 from failover.dns.base import DnsError
 from failover.dns.claim import RENEW_EVERY
 
@@ -142,7 +143,7 @@ def fence(adapter: Adapter, epoch: int | None, holder: str, owner: str,
     the fence of `owner` (ownership.owner_id); with `may_write`, every message a write
     sends checks it first (a fleet leader's deadline); `renewed`: a single controller's
     renewal stamp."""
-    for a in getattr(adapter, "adapters", {"": adapter}).values():
+    for a in leaves(adapter):
         set_fence = getattr(a, "fence", None)
         if set_fence is not None:
             set_fence(epoch, holder, renewed)
@@ -155,7 +156,7 @@ def reachable(adapter: Adapter) -> bool | None:
     """Whether every zone's DNS server answers now (its SOA serial); None when the
     adapter cannot tell cheaply (Route 53). Blocking: call it off the loop."""
     answers: bool | None = None
-    for a in getattr(adapter, "adapters", {"": adapter}).values():
+    for a in leaves(adapter):
         ask = getattr(a, "serial", None)
         if ask is None:
             continue
@@ -170,7 +171,7 @@ def reachable(adapter: Adapter) -> bool | None:
 def take_over(adapter: Adapter) -> bool:
     """A new leader's first write: its epoch into every zone's fence. True when written."""
     took = False
-    for a in getattr(adapter, "adapters", {"": adapter}).values():
+    for a in leaves(adapter):
         take = getattr(a, "take_over", None)
         if take is not None:
             took = bool(take()) or took

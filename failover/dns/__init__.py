@@ -33,9 +33,22 @@ def make_adapter(cfg: Config) -> Adapter | None:
     return ZonedAdapter(adapters, cfg.zone_of)
 
 
+def leaves(adapter: Any) -> list[Any]:
+    """Every adapter under `adapter` that writes one zone on one server (one per zone of
+    several, one per view of a zone served from views): where fences live."""
+    subs = getattr(adapter, "adapters", None)
+    if subs is None:
+        return [adapter]
+    return [leaf for a in subs.values() for leaf in leaves(a)]
+
+
 def _adapter(cfg: Config, zone: str, prov: Any, where: str) -> Adapter | None:
     from failover.config import BindProvider, Route53Provider, ZonefileProvider
 
+    if isinstance(prov, BindProvider) and prov.views and cfg.networks:
+        from failover.dns.views import ViewsAdapter
+
+        return ViewsAdapter(zone, prov, cfg.view_secrets(prov, where))
     if isinstance(prov, BindProvider):
         from failover.dns.bind import BindAdapter
 

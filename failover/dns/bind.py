@@ -90,6 +90,8 @@ class BindAdapter:
         self._fenced: str | None = None  # the fence TXT's value at our last write
         self.renewed: int | None = None  # a single controller's renewal stamp
         self.fence_owner = DEFAULT_OWNER  # whose fence: ownership.owner_id
+        # a view's adapter: queries are signed too, so the view chosen by the key answers
+        self.query_signer: Signer | None = None
         self._unlisted_said = False  # the warning that the zone cannot be listed was given
 
     # ----------------------------------------------------------------------- fence
@@ -107,7 +109,7 @@ class BindAdapter:
     def read_fence(self) -> list[str]:
         """The fence TXT's values as the primary serves them ([] when absent)."""
         found = served(self.server, self.port, [(fence_name(self.zone, self.fence_owner), "TXT")],
-                       self.timeout)
+                       self.timeout, self.query_signer)
         return [v for rs in found for v in rs.values]
 
     def take_over(self) -> bool:
@@ -245,11 +247,12 @@ class BindAdapter:
 
     def serial(self) -> int | None:
         """The zone's SOA serial as the primary serves it (a cheap "has it changed")."""
-        return soa_serial(self.server, self.port, self.zone, self.timeout)
+        return soa_serial(self.server, self.port, self.zone, self.timeout, self.query_signer)
 
     def served(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
-        """Ask the server for each key (plain queries, as resolvers do)."""
-        return served(self.server, self.port, keys, self.timeout)
+        """Ask the server for each key (plain queries, as resolvers do; signed for a
+        view)."""
+        return served(self.server, self.port, keys, self.timeout, self.query_signer)
 
     # ----------------------------------------------------------------------- write
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from failover.dns import leaves
 from failover.dns.base import fence_fields, fence_name
 from failover.errors import InputError
 
@@ -55,7 +56,7 @@ def identity(state_path: Path) -> str:
 
 def zone_adapters(adapter: Adapter) -> list[Any]:
     """Each zone's adapter that can hold a fence (RFC 2136 servers, Route 53)."""
-    return [a for a in getattr(adapter, "adapters", {"": adapter}).values()
+    return [a for a in leaves(adapter)
             if hasattr(a, "read_fence")]
 
 

@@ -20,8 +20,8 @@ import dns.rdatatype
 import dns.tsig
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from failover.dns.base import DnsError, DnsUnavailable
-from failover.dns.wire import parse_answer, query_wire
+from failover.dns.base import DnsError, DnsRejected, DnsUnavailable
+from failover.dns.wire import Signer, parse_answer, query_wire
 from failover.plan import ManagedKey
 from failover.records import RecordSet
 
@@ -78,14 +78,18 @@ def ask(server: str, port: int, query: dns.message.Message, timeout: float,
 
 
 def served(server: str, port: int, keys: Collection[ManagedKey],
-           timeout: float = 2.0) -> list[RecordSet]:
-    """The record sets the server answers for each (name, type), with retries."""
-    return retry(functools.partial(served_many, server, port, keys, timeout))
+           timeout: float = 2.0, signer: Signer | None = None) -> list[RecordSet]:
+    """The record sets the server answers for each (name, type), with retries; with a
+    `signer`, every query is signed with its key (a BIND view chosen by key answers)."""
+    return retry(functools.partial(served_many, server, port, keys, timeout, signer))
 
 
-def soa_serial(server: str, port: int, zone: str, timeout: float = 2.0) -> int | None:
+def soa_serial(server: str, port: int, zone: str, timeout: float = 2.0,
+               signer: Signer | None = None) -> int | None:
     """The zone's SOA serial as served now; None when the server has no SOA for it."""
     query = dns.message.make_query(zone, "SOA")
+    if signer is not None:
+        query.use_tsig(signer.keyring, signer.keyname)
     response = retry(functools.partial(ask, server, port, query, timeout))
     for rrset in response.answer:
         if dns.rdatatype.to_text(rrset.rdtype) == "SOA":
@@ -97,7 +101,7 @@ WINDOW = 64  # queries in flight on one socket: enough to hide the round trip, n
 
 
 def served_many(server: str, port: int, keys: Collection[ManagedKey],
-                timeout: float = 2.0) -> list[RecordSet]:
+                timeout: float = 2.0, signer: Signer | None = None) -> list[RecordSet]:
     """`served` for many keys: one UDP socket, up to WINDOW queries in flight, each
     retried up to ATTEMPTS times; a truncated answer is asked again over TCP.
 
@@ -108,6 +112,7 @@ def served_many(server: str, port: int, keys: Collection[ManagedKey],
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
     out: list[RecordSet] = []
     flight: dict[int, tuple[ManagedKey, float, int]] = {}  # id -> key, sent at, attempt
+    macs: dict[int, bytes] = {}  # id -> request MAC (signed queries)
     retry_queue: list[tuple[ManagedKey, int]] = []
     where = f"{server}:{port}"
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
@@ -122,8 +127,11 @@ def served_many(server: str, port: int, keys: Collection[ManagedKey],
             while msg_id in flight:
                 msg_id = random.randrange(65536)
             flight[msg_id] = (key, time.monotonic(), attempt)
+            wire = query_wire(key[0], key[1], msg_id)
+            if signer is not None:
+                wire, macs[msg_id] = signer.sign(wire, msg_id)
             try:
-                sock.send(query_wire(key[0], key[1], msg_id))
+                sock.send(wire)
             except OSError as exc:
                 raise _unreachable(where, exc) from None
 
@@ -148,6 +156,9 @@ def served_many(server: str, port: int, keys: Collection[ManagedKey],
                 if entry is None:
                     continue
                 key = entry[0]
+                if signer is not None:
+                    out.extend(_signed(data, key, where, signer, macs.pop(msg_id, b""), timeout))
+                    continue
                 try:
                     rcode, truncated, rrs = parse_answer(data, key[1])
                 except (ValueError, IndexError, struct.error):
@@ -171,6 +182,29 @@ def served_many(server: str, port: int, keys: Collection[ManagedKey],
                                              f"after {ATTEMPTS} tries")
                     retry_queue.append((key, attempt + 1))
     return out
+
+
+def _signed(data: bytes, key: ManagedKey, where: str, signer: Signer, mac: bytes,
+            timeout: float) -> list[RecordSet]:
+    """A signed query's answer, its signature checked (over TCP when truncated)."""
+    try:
+        response = dns.message.from_wire(data, keyring=signer.keyring, request_mac=mac)
+    except (dns.tsig.PeerError, dns.tsig.BadTime, dns.message.UnknownTSIGKey) as exc:
+        raise DnsRejected(f"{where} refused the TSIG key {signer.keyname} of a query "
+                          f"({exc})") from None
+    except dns.exception.DNSException as exc:
+        raise DnsError(f"bad answer from {where}: {exc}") from None
+    if response.flags & dns.flags.TC:
+        query = dns.message.make_query(*key)
+        query.use_tsig(signer.keyring, signer.keyname)
+        host, port = where.rsplit(":", 1)
+        response = retry(functools.partial(ask, host.strip("[]"), int(port), query, timeout,
+                                           True))
+    if response.rcode() == dns.rcode.NOTAUTH or (
+            response.rcode() == dns.rcode.REFUSED and response.tsig is None):
+        raise DnsRejected(f"{where} refused a query signed with {signer.keyname}: "
+                          f"{dns.rcode.to_text(response.rcode())}")
+    return _answer(response, key, where)
 
 
 def _unreachable(where: str, exc: OSError) -> DnsUnavailable:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from failover.health import CheckState, EndpointHealth, HealthSnapshot, Outcome
 from failover.state.store import Event, Override
-from policies import Decision
+from policies import Decision, DecisionKey
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ class _Decision(_Stored):
     hold_until: Time | None = None
     policy_shares: dict[Text, Annotated[float, Field(ge=0, le=1)]] = {}
     shares_note: Text = ""
+    network: Text = ""
 
     def value(self) -> Decision:
         good = self.last_good
@@ -136,7 +137,8 @@ class _Decision(_Stored):
             usable=tuple(self.usable),
             by_region={r: tuple(v) for r, v in self.by_region.items()},
             changed_at=self.changed_at, hold_until=self.hold_until,
-            policy_shares=dict(self.policy_shares), shares_note=self.shares_note)
+            policy_shares=dict(self.policy_shares), shares_note=self.shares_note,
+            network=self.network)
 
 
 class _Override(_Stored):
@@ -225,8 +227,8 @@ def decisions_text(decisions: list[Decision]) -> str:
                           for d in decisions) + "]"
 
 
-def decisions_from(data: Any, where: str, skip: Skip) -> dict[tuple[str, str], Decision]:
-    """The kept decisions by (name, type); one of the wrong shape is skipped (named under
+def decisions_from(data: Any, where: str, skip: Skip) -> dict[DecisionKey, Decision]:
+    """The kept decisions by (name, type) (and network); one of the wrong shape is skipped (named under
     `where`). Their regions and addresses are not checked here: see policies.stored."""
     if data is None or data is UNREADABLE:
         return {}

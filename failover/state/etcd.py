@@ -27,7 +27,7 @@ from failover.cluster.watch import PrefixCache
 from failover.health import CheckState, HealthSnapshot
 from failover.state import codec
 from failover.state.store import Event, Override, OverrideChange, OverrideKind
-from policies import Decision
+from policies import Decision, DecisionKey
 
 CHUNK = 512 * 1024  # bytes of compressed decisions per key (etcd takes 1.5 MiB requests)
 MAX_DECISIONS_TEXT = 1 << 30  # bytes the decisions may inflate to (a zip bomb stops here)
@@ -158,7 +158,7 @@ class EtcdState:
                             "transaction holds")
         self.client.txn([], ops)
 
-    def load_decisions(self) -> dict[tuple[str, str], Decision]:
+    def load_decisions(self) -> dict[DecisionKey, Decision]:
         kvs, _ = self.client.get_prefix(self._key("decisions") + "/")
         by_key = {kv.key.rsplit("/", 1)[1]: kv for kv in kvs}
         meta = by_key.get("meta")

@@ -27,7 +27,7 @@ from failover.state.store import (
     StateStore,
     apply_changes,
 )
-from policies import Decision
+from policies import Decision, DecisionKey
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class HeldOverrides:
     def load_checks(self) -> dict[str, CheckState]:
         return self.store.load_checks()
 
-    def load_decisions(self) -> dict[tuple[str, str], Decision]:
+    def load_decisions(self) -> dict[DecisionKey, Decision]:
         return self.store.load_decisions()
 
     def history(self, since: float | None = None, limit: int = 1000,

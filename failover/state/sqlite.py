@@ -30,7 +30,7 @@ from failover.health import CheckState, HealthSnapshot
 from failover.state import codec
 from failover.state.reserve import Reserve
 from failover.state.store import Event, Override, OverrideChange, OverrideKind
-from policies import Decision
+from policies import Decision, DecisionKey
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +381,7 @@ class SqliteState:
         self._run("INSERT OR REPLACE INTO kv VALUES (?, ?)",
                   ("decisions", codec.decisions_text(decisions)))
 
-    def load_decisions(self) -> dict[tuple[str, str], Decision]:
+    def load_decisions(self) -> dict[DecisionKey, Decision]:
         return codec.decisions_from(self._get("decisions"), f"{self.path} decisions",
                                     self._skip)
 

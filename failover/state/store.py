@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from failover.health import CheckState, HealthSnapshot
-from policies import Decision, Overrides
+from policies import Decision, DecisionKey, Overrides
 
 OverrideKind = Literal["drain", "pin", "fault"]  # fault: a drill makes checks fail
 
@@ -141,7 +141,7 @@ class StateStore(Protocol):
         """Keep the latest decision of every record."""
         ...
 
-    def load_decisions(self) -> dict[tuple[str, str], Decision]:
+    def load_decisions(self) -> dict[DecisionKey, Decision]:
         """The latest decision of every record, by (name, type)."""
         ...
 

@@ -1,0 +1,154 @@
+"""One zone served from several BIND views: one answer per client network.
+
+BIND picks the view that answers a request by its source address or by the TSIG key
+that signs it (`match-clients { key view-europe; !key view-default; 127.0.0.128/25; }`).
+`ViewsAdapter` keeps one `BindAdapter` per view, signing everything it sends with that
+view's key: the transfer that reads the view, the UPDATEs that write it (today's
+prerequisites, ownership markers, fence and size-proof batching, each view its own) and
+the queries that confirm it, so the view that answers is the one written.
+
+Record sets carry their view as their set identifier (the network's name): the ledger
+plans each view's answer and marker apart, and this adapter splits a plan by view and
+writes the views in parallel. A view that fails (its key refused, say) does not hold
+back the others: they are read and written, and the failure is raised afterwards naming
+the view, so the writer degrades with it and tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import TYPE_CHECKING, TypeVar
+
+from failover.dns.base import ApplyReport, DnsError
+from failover.dns.bind import BindAdapter
+from failover.plan import Change, ChangeSet, ManagedKey
+from failover.records import RecordSet
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from failover.config import BindProvider
+    from failover.dns.ownership import Registry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ViewsAdapter:
+    """A zone written to every view of one server, each view through its own key."""
+
+    native_routing = False
+
+    def __init__(self, zone: str, provider: BindProvider,
+                 secrets: dict[str, SecretStr]) -> None:
+        self.zone = zone
+        self.adapters: dict[str, BindAdapter] = {}
+        for net, view in (provider.views or {}).items():
+            one = BindAdapter(zone, provider.model_copy(update={"tsig": view.tsig,
+                                                                "views": None}), secrets[net])
+            one.query_signer = one.signer
+            one.where = f"{one.where} view {net}"
+            self.adapters[net] = one
+        self.failed: dict[str, str] = {}  # views the last read could not read, and why
+        self._pool = ThreadPoolExecutor(max_workers=len(self.adapters) or 1,
+                                        thread_name_prefix="view")
+
+    def _each(self, fn: Callable[[str, BindAdapter], T],
+              only: Collection[str] | None = None) -> dict[str, T | DnsError]:
+        """`fn` on every view (or those in `only`) in parallel: each one's result, or
+        its DnsError."""
+        def run(net: str) -> T | DnsError:
+            try:
+                return fn(net, self.adapters[net])
+            except DnsError as exc:
+                exc.args = (f"view {net}: {exc.args[0] if exc.args else exc}", *exc.args[1:])
+                return exc
+
+        nets = [n for n in self.adapters if only is None or n in only]
+        if len(nets) == 1:
+            return {nets[0]: run(nets[0])}
+        return dict(zip(nets, self._pool.map(run, nets), strict=True))
+
+    def read(self, keys: Collection[ManagedKey], registry: Registry | None = None
+             ) -> list[RecordSet]:
+        """Every view's record sets, each tagged with its view. A view that cannot be
+        read is left out (its writes will fail and say why) unless none can be: then
+        the first error is raised."""
+        results = self._each(lambda net, a: a.read(keys, registry))
+        errors = {n: r for n, r in results.items() if isinstance(r, DnsError)}
+        if errors and len(errors) == len(results):
+            raise next(iter(errors.values()))
+        self.failed = {n: str(e) for n, e in errors.items()}
+        for n, e in errors.items():
+            log.error("event=view_read_failed zone=%s view=%s error=%r", self.zone, n, str(e))
+        return [replace(rs, set_identifier=n) for n, found in results.items()
+                if not isinstance(found, DnsError) for rs in found]
+
+    def served(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
+        """What each view answers for the keys (queries signed with its key)."""
+        results = self._each(lambda net, a: a.served(keys))
+        out = []
+        for n, found in results.items():
+            if isinstance(found, DnsError):
+                raise found
+            out += [replace(rs, set_identifier=n) for rs in found]
+        return out
+
+    def serial(self) -> int | None:
+        """A value that moves when any view's SOA serial moves (None: unknown)."""
+        results = self._each(lambda net, a: a.serial())
+        serials = []
+        for found in results.values():
+            if isinstance(found, DnsError):
+                raise found
+            if found is None:
+                return None
+            serials.append(found)
+        return hash(tuple(serials))
+
+    def prepare(self) -> None:
+        """Nothing to set up before a write."""
+
+    def decorate(self, desired: list[RecordSet]) -> list[RecordSet]:
+        """No provider-side attributes: the desired records as they are."""
+        return desired
+
+    def apply(self, changes: ChangeSet, actual: Sequence[RecordSet]) -> ApplyReport:
+        """Write each view's part with its key, the views in parallel; every view is
+        tried, and the first error is raised after the others were written."""
+        parts: dict[str, list[Change]] = {n: [] for n in self.adapters}
+        for c in changes.changes:
+            targets = [c.record.set_identifier] if c.record.set_identifier else list(parts)
+            for n in targets:
+                if n in parts:
+                    parts[n].append(Change(c.action, _bare(c.record),
+                                           None if c.before is None else _bare(c.before)))
+        mine = {n: [_bare(rs) for rs in actual if rs.set_identifier == n] for n in parts}
+        busy = [n for n, p in parts.items() if p]
+
+        def write(net: str, adapter: BindAdapter) -> ApplyReport:
+            return adapter.apply(changes.only(parts[net]), mine[net])
+
+        results = self._each(write, busy)
+        report = ApplyReport(changes=len(changes.changes))
+        error: DnsError | None = None
+        for n, r in results.items():
+            if isinstance(r, DnsError):
+                error = error or r
+                continue
+            report.messages += r.messages
+            report.applied_s = max(report.applied_s, r.applied_s)
+            report.confirmed_s = max(report.confirmed_s, r.confirmed_s)
+            report.notes += [f"view {n}: {note}" for note in r.notes]
+            report.rejected.update({name: f"view {n}: {why}" for name, why in r.rejected.items()})
+        if error is not None:
+            raise error
+        return report
+
+
+def _bare(rs: RecordSet) -> RecordSet:
+    """A record set as its view holds it (no set identifier)."""
+    return replace(rs, set_identifier=None) if rs.set_identifier is not None else rs
