@@ -68,6 +68,7 @@ class Controller(House):
         self.fleet = FleetSide(self, journal, self.zone_fence, self.writer)
         self.probes = ProbeSide(self, self.fleet, self.decider, self.writer, journal)
         self.fleet.on_flip = self.probes.on_flip  # a flip in the fleet's vote
+        self.fleet.on_views = self.decider.remote_views_changed  # their latencies
         self.status_side = StatusSide(self, writer=self.writer, zone_fence=self.zone_fence,
                                       journal=journal, fleet=self.fleet, probes=self.probes,
                                       decider=self.decider)
@@ -85,7 +86,8 @@ class Controller(House):
         """Take up a config (the first, or a reload's), keeping health state machines."""
         self.cfg = cfg
         self.adapter = adapter
-        self.board = HealthBoard(cfg, local_name=self.member.vantage if self.member else "local")
+        self.board = HealthBoard(cfg, local_name=self.member.vantage if self.member
+                                 else cfg.controller.vantage or "local")
         self.board.restore(checks, health)
         self.fleet.restore_remote(self.clock())
         self.targets = targets_for(cfg)

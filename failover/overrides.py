@@ -23,6 +23,7 @@ from failover.state.store import (
     as_overrides,
 )
 from policies import region_views
+from policies.model import NETWORK_SEP
 
 if TYPE_CHECKING:
     from failover.config import Config
@@ -43,18 +44,38 @@ def who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def stranded(cfg: Config, state: StateStore, drained: set[str], now: float) -> list[str]:
-    """Records that would have no healthy, undrained region with `drained` drained."""
+def stranded(cfg: Config, state: StateStore, drained: set[str], now: float,
+             network: str | None = None) -> list[str]:
+    """Records that would have no healthy, undrained region with `drained` drained (for
+    one client network, or every one), named with the network when there are several."""
     snapshot = state.load_health() or initial_snapshot(cfg, now)
-    ov = as_overrides(state.overrides(), now)
-    ov = type(ov)(drained=frozenset(ov.drained | drained), pinned=ov.pinned)
+    everyone = as_overrides(state.overrides(), now)
     out = []
-    for rec in cfg.records:
-        views = region_views(cfg, rec, snapshot, ov)
-        if drained & set(views) and rec.name not in ov.pinned and not any(
-                v.usable for v in views.values()):
-            out.append(f"{rec.name} {rec.type}")
+    for net in ([network] if network else cfg.network_names) or [""]:
+        ov = everyone.for_network(net) if net else everyone
+        ov = type(ov)(drained=frozenset(ov.drained | drained), pinned=ov.pinned)
+        for rec in cfg.records:
+            seen = cfg.record_for(rec, net) if net else rec
+            views = region_views(cfg, seen, snapshot, ov)
+            if drained & set(views) and rec.name not in ov.pinned and not any(
+                    v.usable for v in views.values()):
+                out.append(f"{rec.name} {rec.type}" + (f" ({net})" if net else ""))
     return out
+
+
+def scoped(cfg: Config, target: str, network: str | None) -> str:
+    """An override's target for one client network (`us-east-1@europe`), or for every
+    one. Raises InputError for a network the config does not have."""
+    if network is None:
+        return target
+    if network not in cfg.networks:
+        known = ", ".join(cfg.networks) or "none: the config defines no networks"
+        raise InputError(f"unknown network '{network}' (networks: {known})")
+    return f"{target}{NETWORK_SEP}{network}"
+
+
+def _for(network: str | None) -> str:
+    return f" for network {network}" if network else ""
 
 
 def commit(state: StateStore, change: OverrideChange) -> str:
@@ -70,46 +91,58 @@ def commit(state: StateStore, change: OverrideChange) -> str:
 
 def drain(cfg: Config, state: StateStore, region: str, *, why: str, now: float,
           force: bool = False, expires: float | None = None,
-          actor: str | None = None, forcing: str = CLI_FORCE) -> OverrideChange:
-    """The change that forces a region out of every answer (`commit` writes it). Raises
-    InputError for an unknown region, or when a record would be left with no healthy
-    region and `force` is not set (saying how to force it: `forcing`)."""
+          actor: str | None = None, forcing: str = CLI_FORCE,
+          network: str | None = None) -> OverrideChange:
+    """The change that forces a region out of every answer, or out of one client
+    network's (`commit` writes it). Raises InputError for an unknown region or network,
+    or when a record would be left with no healthy region and `force` is not set
+    (saying how to force it: `forcing`)."""
     _region(cfg, region)
     _reason(why)
-    left = stranded(cfg, state, {region}, now)
+    target = scoped(cfg, region, network)
+    left = stranded(cfg, state, {region}, now, network)
     if left and not force:
-        raise InputError(f"draining {region} would leave {', '.join(left)} with no healthy "
-                         f"region (they would fail open); {forcing} to drain anyway")
+        raise InputError(f"draining {region}{_for(network)} would leave {', '.join(left)} "
+                         f"with no healthy region (they would fail open); {forcing} to "
+                         "drain anyway")
     actor = actor or who()
-    message = f"{region} drained" + (f" (forced: {', '.join(left)} fail open)" if left else "")
-    return OverrideChange(message, _event(now, region, message, actor, why, expires,
+    message = f"{region} drained{_for(network)}" + (
+        f" (forced: {', '.join(left)} fail open)" if left else "")
+    return OverrideChange(message, _event(now, target, message, actor, why, expires,
                                           force and bool(left)),
-                          set=Override("drain", region, region, actor, why, now, expires))
+                          set=Override("drain", target, region, actor, why, now, expires))
 
 
 def restore(cfg: Config, state: StateStore, region: str, *, now: float | None = None,
-            actor: str | None = None, why: str = "") -> OverrideChange:
-    """The change that undoes a drain. Raises InputError when the region is not drained."""
+            actor: str | None = None, why: str = "",
+            network: str | None = None) -> OverrideChange:
+    """The change that undoes a drain (of every network, or of one). Raises InputError
+    when the region is not drained so."""
     _region(cfg, region)
-    return _undo(state, "drain", region, "drained", "restored", now, actor, why)
+    return _undo(state, "drain", scoped(cfg, region, network), "drained", "restored", now,
+                 actor, why)
 
 
 def pin(cfg: Config, state: StateStore, name: str, region: str, *, why: str, now: float,
         expires: float | None = None, actor: str | None = None,
-        force: bool = False, forcing: str = CLI_FORCE) -> OverrideChange:
-    """The change that forces one record name's answer to one region, whatever its
-    health. Raises InputError for an unknown name or region, and (without `force`) when
-    the region is unhealthy or drained for that name: a pin there would send traffic to
-    an outage (saying how to force it: `forcing`)."""
+        force: bool = False, forcing: str = CLI_FORCE,
+        network: str | None = None) -> OverrideChange:
+    """The change that forces one record name's answer (for every client network, or
+    one) to one region, whatever its health. Raises InputError for an unknown name,
+    region or network, and (without `force`) when the region is unhealthy or drained for
+    that name: a pin there would send traffic to an outage (saying how to force it:
+    `forcing`)."""
     name = record_name(cfg, name)
     records = [r for r in cfg.records if r.name == name]
     _region(cfg, region)
     _reason(why)
+    target = scoped(cfg, name, network)
     if not any(region in cfg.record_regions(r) for r in records):
         raise InputError(f"{region} is not a region of {name}")
     if not force:
         snapshot = state.load_health() or initial_snapshot(cfg, now)
         ov = as_overrides(state.overrides(), now)
+        ov = ov.for_network(network or (cfg.network_names or ("",))[-1]) if ov.scoped else ov
         for rec in records:
             view = region_views(cfg, rec, snapshot, ov).get(region)
             if view is not None and not view.healthy:
@@ -119,15 +152,18 @@ def pin(cfg: Config, state: StateStore, name: str, region: str, *, why: str, now
                 raise InputError(f"{region} is drained; {forcing} to pin {name} there "
                                  "anyway")
     actor = actor or who()
-    message = f"{name} pinned to {region}" + (" (forced)" if force else "")
-    return OverrideChange(message, _event(now, name, message, actor, why, expires, force),
-                          set=Override("pin", name, region, actor, why, now, expires))
+    message = f"{name} pinned to {region}{_for(network)}" + (" (forced)" if force else "")
+    return OverrideChange(message, _event(now, target, message, actor, why, expires, force),
+                          set=Override("pin", target, region, actor, why, now, expires))
 
 
 def unpin(cfg: Config, state: StateStore, name: str, *, now: float | None = None,
-          actor: str | None = None, why: str = "") -> OverrideChange:
-    """The change that undoes a pin. Raises InputError when the name is not pinned."""
-    return _undo(state, "pin", record_name(cfg, name), "pinned", "unpinned", now, actor, why)
+          actor: str | None = None, why: str = "",
+          network: str | None = None) -> OverrideChange:
+    """The change that undoes a pin (of every network, or of one). Raises InputError
+    when the name is not pinned so."""
+    return _undo(state, "pin", scoped(cfg, record_name(cfg, name), network), "pinned",
+                 "unpinned", now, actor, why)
 
 
 def _undo(state: StateStore, kind: OverrideKind, target: str, was: str, done: str,

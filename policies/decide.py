@@ -235,7 +235,8 @@ def _network_inputs(cfg: Config, net: str, overrides: Overrides,
     if lat is not None:
         return net, shapes, ov, vantage, lat, f" (latency from {vantage})"
     return net, shapes, ov, "!" + vantage, None, (
-        f" (latency: vantage {vantage} not live, the fleet's latency answers)")
+        f" (latency: vantage {vantage} is not live; answered by the latency measured "
+        "overall)")
 
 
 def _renamed(decision: Decision, name: str, network: str = "") -> Decision:

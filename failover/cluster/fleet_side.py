@@ -46,6 +46,8 @@ class FleetSide:
         self.member = member  # a fleet: this instance's lease, election and views
         # what a flip in the fleet's vote does (the probe side's, wired by the controller)
         self.on_flip: Callable[[Transition], None] = lambda _: None
+        # what a change of other vantages' views does beyond flips (their latencies)
+        self.on_views: Callable[[], None] = lambda: None
         self.remote: dict[str, Any] = {}  # vantage -> (view revision, its leaf states)
         self.voters = Voters(member.prefix if member is not None else "")  # views that count
         self.expired: dict[str, float] = {}  # vantage -> when its view expired
@@ -129,6 +131,7 @@ class FleetSide:
             flips = h.board.set_remote({v: st for v, (_, st) in self.remote.items()}, now)
             for flip in flips:
                 self.on_flip(flip)
+            self.on_views()
             h.changed()
         self.take_leadership(member.leading())
         self.check_reach(member, now)

@@ -85,10 +85,25 @@ class Decider:
         """Every record's decision, and the names whose desired records moved (a thread:
         10,000 records cost tens of milliseconds the probes must not wait for)."""
         h = self.house
-        decisions = decide_all(h.cfg, snapshot, overrides, h.decisions, now)
+        vantages = self.network_vantages()
+        latencies = h.board.vantage_latencies(vantages) if vantages else None
+        decisions = decide_all(h.cfg, snapshot, overrides, h.decisions, now, latencies)
         moved = h.ledger.set_decisions(decisions)
         self.note_decisions(decisions)  # the loop only appends events and reads decisions
         return decisions, moved
+
+    def network_vantages(self) -> set[str]:
+        """The vantages whose latencies answer client networks (latency records only)."""
+        cfg = self.house.cfg
+        return cfg.memo("network_vantages", lambda: {
+            n.vantage for n in cfg.networks.values() if n.vantage} if any(
+            r.policy == "latency" for r in cfg.records) else set())
+
+    def remote_views_changed(self) -> None:
+        """Other vantages' views changed: decide again when their latencies answer
+        client networks."""
+        if self.network_vantages():
+            self.decide = True
 
     def note_decisions(self, decisions: list[Decision]) -> None:
         """Take up new decisions: the news in the history, the metric, saves due."""

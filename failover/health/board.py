@@ -73,6 +73,23 @@ class HealthBoard:
         h = self._health.get(endpoint)
         return h.latency_ms if h is not None else None
 
+    def vantage_latencies(self, vantages: Iterable[str]) -> dict[str, dict[str, float]]:
+        """Each endpoint's smoothed latency at each of `vantages` that is live here
+        (this instance's, or one whose view the fleet counts), by vantage then endpoint:
+        the latencies a client network with that vantage is answered by. An endpoint
+        with several checks takes its lowest."""
+        local = {v: (LOCAL if v == self.local_name else v) for v in vantages}
+        live = {key: v for v, key in local.items() if key in self._vantages}
+        out: dict[str, dict[str, float]] = {v: {} for v in live.values()}
+        for (endpoint, _, vantage), state in self._states.items():
+            name = live.get(vantage)
+            if name is None or state.latency_ms is None:
+                continue
+            seen = out[name].get(endpoint)
+            if seen is None or state.latency_ms < seen:
+                out[name][endpoint] = state.latency_ms
+        return out
+
     def export(self) -> dict[str, CheckState]:
         """Every leaf state machine of this vantage, keyed `endpoint|check|vantage`, to keep
         across restarts (other vantages' views are theirs to keep)."""

@@ -17,7 +17,7 @@ class Override:
     """An operator's forced state: a drained region, or a record name pinned to a region."""
 
     kind: OverrideKind
-    target: str  # the region (drain) or the record name (pin)
+    target: str  # the region (drain) or the record name (pin), `@network` for one network
     region: str  # the region drained, or the one the name is pinned to
     who: str
     why: str
@@ -72,7 +72,8 @@ def apply_changes(overrides: list[Override], changes: list[OverrideChange]) -> l
 def as_overrides(items: list[Override], now: float) -> Overrides:
     """The policy engine's view of the overrides active at `now`."""
     active = [o for o in items if o.active(now)]
-    return Overrides(drained=frozenset(o.region for o in active if o.kind == "drain"),
+    # a drain's target is its region, or `region@network` for one client network
+    return Overrides(drained=frozenset(o.target for o in active if o.kind == "drain"),
                      pinned={o.target: o.region for o in active if o.kind == "pin"})
 
 
