@@ -68,7 +68,7 @@ def configured(cfg: Config) -> list[tuple[str, str, str]]:
 
 
 def render(status: Mapping[str, Any], events: Sequence[Event],
-           decisions: Sequence[Event], served: Mapping[tuple[str, str], Sequence[str]],
+           decisions: Sequence[Event], served: Mapping[tuple[str, ...], Sequence[str]],
            now: float, records: Sequence[tuple[str, str, str]] | None = None) -> bytes:
     """The page, from /status's data, the newest events (newest last) and the decision
     events of the window (oldest first); `records` (from `configured`): the records the
@@ -147,9 +147,11 @@ def _overrides(status: Mapping[str, Any], now: float) -> list[str]:
     return out
 
 
-def _records(status: Mapping[str, Any], served: Mapping[tuple[str, str], Sequence[str]],
+def _records(status: Mapping[str, Any], served: Mapping[tuple[str, ...], Sequence[str]],
              configured: Sequence[tuple[str, str, str]]) -> list[str]:
     records = status.get("records", [])
+    if records and records[0].get("network"):
+        return _network_records(records, served)
     if not records and configured:  # no decision yet: the records still have names
         out = [f"<h2>Records ({len(configured)})</h2><div class=wrap><table id=records "
                "class=cards><tr><th>name<th>type<th>policy<th>answer"]
@@ -177,6 +179,45 @@ def _records(status: Mapping[str, Any], served: Mapping[tuple[str, str], Sequenc
     if len(records) > MAX_RECORDS:
         out.append(f"<tr><td colspan=6 class=muted>and {len(records) - MAX_RECORDS} more: "
                    "see /status")
+    out.append("</table></div>")
+    return out
+
+
+def _network_records(records: Sequence[Mapping[str, Any]],
+                     served: Mapping[tuple[str, ...], Sequence[str]]) -> list[str]:
+    """One row per record, each client network's answer side by side (desired, what its
+    view or location serves when it differs, and why)."""
+    rows: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
+    policy: dict[tuple[str, str], str] = {}
+    networks: list[str] = []
+    for r in records:
+        key = (r["name"], r["type"])
+        rows.setdefault(key, {})[r["network"]] = r
+        policy[key] = r["policy"]
+        if r["network"] not in networks:
+            networks.append(r["network"])
+    out = [f"<h2>Records ({len(rows)}, {len(networks)} networks)</h2><div class=wrap>"
+           "<table id=records class=cards><tr><th>name<th>type<th>policy"
+           + "".join(f"<th>{_e(n)}" for n in networks)]
+    for (name, rtype), by_net in list(rows.items())[:MAX_RECORDS]:
+        cells = []
+        for n in networks:
+            if n not in by_net:
+                cells.append(f"<td data-l='{_e(n)}' class=muted>-")
+                continue
+            r = by_net[n]
+            want = sorted(r.get("desired", []))
+            have = served.get((name, rtype, n))
+            differs = have is not None and sorted(have) != want
+            dns = (f" <span class=bad>(in DNS: {_e(', '.join(sorted(have)) or '-')})</span>"
+                   if differs and have is not None else "")
+            cells.append(f"<td data-l='{_e(n)}'>{_e(', '.join(want) or '-')}{dns}"
+                         f"<br><span class=muted>{_e(r.get('reason', ''))}</span>")
+        out.append(f"<tr><td data-l=name>{_e(name)}<td data-l=type>{_e(rtype)}"
+                   f"<td data-l=policy>{_e(policy[(name, rtype)])}" + "".join(cells))
+    if len(rows) > MAX_RECORDS:
+        out.append(f"<tr><td colspan={3 + len(networks)} class=muted>and "
+                   f"{len(rows) - MAX_RECORDS} more: see /status")
     out.append("</table></div>")
     return out
 

@@ -118,8 +118,10 @@ class Decider:
             if writer and (prev is None or prev.values != d.values or (
                     basis_class(prev.basis) != basis_class(d.basis)) or (
                     failback_hold and prev.basis != "hold")):
-                h.event("decision", f"{d.name} {d.type}", d.reason,
-                        {"values": list(d.values), "basis": d.basis})
+                h.event("decision", f"{d.name} {d.type}" + (
+                    f" ({d.network})" if d.network else ""), d.reason,
+                    {"values": list(d.values), "basis": d.basis,
+                     **({"network": d.network} if d.network else {})})
             if prev is not None and prev.values != d.values:
                 h.metrics.answer_changes.inc()
             if prev is None or prev.values != d.values or prev.basis != d.basis or (

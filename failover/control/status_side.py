@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from failover.cluster.fleet_side import FleetSide
@@ -156,10 +156,12 @@ class StatusSide:
         h = self.house
         make_status = self.status_maker()
         state, now, cfg = h.state, h.clock(), h.cfg
-        served: dict[tuple[str, str], list[str]] = {}
+        served: dict[tuple[str, ...], list[str]] = {}
         for sets in (h.ledger.actual or {}).values():
-            for (name, rtype, _), rs in sets.items():
+            for (name, rtype, sid), rs in sets.items():
                 served.setdefault((name, rtype), []).extend(rs.values)
+                if sid is not None:  # a client network's view or location, apart
+                    served.setdefault((name, rtype, sid), []).extend(rs.values)
 
         def make() -> bytes:
             status = json.loads(make_status())
@@ -180,7 +182,8 @@ class StatusSide:
 
 
 def status_records(cfg: Config, decisions: list[Decision],
-                   served: dict[tuple[str, str], list[str]] | None = None) -> list[dict[str, Any]]:
+                   served: Mapping[Any, list[str]] | None = None
+                   ) -> list[dict[str, Any]]:
     """Each record's decision, desired answer (and served answer, when asked) for status."""
     records = []
     pools = cfg.memo("record_pools", lambda: {(r.name, r.type): r.pool for r in cfg.records})
@@ -192,7 +195,7 @@ def status_records(cfg: Config, decisions: list[Decision],
         if several:
             entry["zone"] = cfg.zone_of(d.name)
         if served is not None:
-            entry["served"] = served.get((d.name, d.type), [])
+            entry["served"] = served.get(d.key if d.network else (d.name, d.type), [])
         records.append(entry)
     return records
 
@@ -200,7 +203,7 @@ def status_records(cfg: Config, decisions: list[Decision],
 def build_status(cfg: Config, snapshot: Any, overrides: list[Any], decisions: list[Decision],
                  now: float, *, ready: bool | None = None, dry_run: bool | None = None,
                  last: Tick | None = None,
-                 served: dict[tuple[str, str], list[str]] | None = None,
+                 served: Mapping[Any, list[str]] | None = None,
                  problems: list[str] | None = None,
                  not_written: dict[str, str] | None = None) -> dict[str, Any]:
     """Regions, endpoints with health and reason, overrides, and per record the answers."""
