@@ -91,6 +91,8 @@ class _Body(BaseModel):
     reason: str = Field("via API", max_length=REASON_LIMIT)
     by: str | None = Field(None, min_length=1, max_length=128,
                            description="who asks, for the history (the token is named too)")
+    network: str | None = Field(None, min_length=1, max_length=63,
+                                description="one client network (networks:); absent: all")
 
 
 class RegionBody(_Body):

@@ -232,15 +232,18 @@ async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: 
             if action == "drain":
                 return overrides.drain(c, state, body.region, why=body.reason, now=now,
                                        force=body.force, actor=actor,
-                                       expires=_expiry(body, now), forcing=overrides.API_FORCE)
+                                       expires=_expiry(body, now), forcing=overrides.API_FORCE,
+                                       network=body.network)
             if action == "restore":
                 return overrides.restore(c, state, body.region, now=now, actor=actor,
-                                         why=body.reason)
+                                         why=body.reason, network=body.network)
             if action == "pin":
                 return overrides.pin(c, state, body.name, body.region, why=body.reason,
                                      now=now, actor=actor, force=body.force,
-                                     expires=_expiry(body, now), forcing=overrides.API_FORCE)
-            return overrides.unpin(c, state, body.name, now=now, actor=actor, why=body.reason)
+                                     expires=_expiry(body, now), forcing=overrides.API_FORCE,
+                                     network=body.network)
+            return overrides.unpin(c, state, body.name, now=now, actor=actor, why=body.reason,
+                                   network=body.network)
 
         def apply() -> str:
             change = make()

@@ -184,9 +184,10 @@ class DnsQueryFailed(AssertionError):
 
 
 def a_values(port: int, name: str, host: str = "127.0.0.1",
-             attempts: int = 5) -> set[str] | None:
+             attempts: int = 5, source: str | None = None) -> set[str] | None:
     """The A values `name` has at the named on `port`: None when the name does not exist
-    (NXDOMAIN), an empty set when it exists without A records.
+    (NXDOMAIN), an empty set when it exists without A records. `source`: the client
+    address to ask from (a server with views answers by it).
 
     A query lost or timed out (UDP on a busy machine) is asked again, a failing server
     (SERVFAIL, REFUSED) too; after `attempts` it raises DnsQueryFailed, so that no test
@@ -195,7 +196,8 @@ def a_values(port: int, name: str, host: str = "127.0.0.1",
     why = ""
     for _ in range(attempts):
         try:
-            r = dns.query.udp(dns.message.make_query(name, "A"), host, port=port, timeout=2)
+            r = dns.query.udp(dns.message.make_query(name, "A"), host, port=port, timeout=2,
+                              source=source)
         except (dns.exception.Timeout, OSError) as exc:
             why = f"{type(exc).__name__}: {exc}"
             continue

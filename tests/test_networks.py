@@ -1,0 +1,136 @@
+"""The controller answering two client networks from two BIND views: each network gets
+its own answer, moves on its own when a region fails, and takes drains and pins of its
+own over the API; /status and the page show each network's answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from failover.localdns import LocalNamed, free_port, named_binary
+from tests.service_env import EAST, WEST, Env, a_values, http_get, wait_for
+
+EUROPE_CLIENT = "127.0.0.129"  # in europe's 127.0.0.128/25
+OTHER_CLIENT = "127.0.0.1"
+TOKEN = "networks-token-for-tests"
+NAME = "api.example.test."
+
+CONFIG = """
+zone: example.test.
+provider:
+  type: rfc2136
+  server: 127.0.0.1
+  port: {dns_port}
+  views:
+    europe: {{tsig: {{name: view-europe, secret_file: ./europe.key}}}}
+    default: {{tsig: {{name: view-default, secret_file: ./default.key}}}}
+networks:
+  europe: {{cidrs: [127.0.0.128/25]}}
+  default: {{}}
+controller:
+  state: ./failover.db
+  listen: 127.0.0.1:{api_port}
+  token_file: ./token
+checks:
+  web: {{type: HTTP, port: {http_port}, resource_path: /health, request_interval: 1,
+         failure_threshold: 2, response_timeout: 0.5}}
+regions:
+  us-east-1: {{endpoints: [{{address: {east}, check: web}}]}}
+  eu-west-1: {{endpoints: [{{address: {west}, check: web}}]}}
+records:
+  - name: api.example.test.
+    type: A
+    ttl: 5
+    policy: failover
+    order: [us-east-1, eu-west-1]
+    networks:
+      europe: {{order: [eu-west-1, us-east-1]}}
+"""
+
+
+@pytest.fixture
+def views_env(tmp_path: Path) -> Iterator[Env]:
+    """named with two views (europe by 127.0.0.128/25, default), both regions up, and
+    the controller running on them."""
+    if named_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("named is not installed: make test installs bind9")
+        pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
+    named = LocalNamed.start(tmp_path / "named",
+                             views={"europe": ["127.0.0.128/25"], "default": []})
+    env = Env(dir=tmp_path, named=named, http_port=free_port(EAST), api_port=free_port())
+    try:
+        for view, secret in named.view_keys.items():
+            (tmp_path / f"{view}.key").write_text(secret + "\n")
+        (tmp_path / "token").write_text(TOKEN + "\n")
+        env.config.write_text(CONFIG.format(dns_port=named.port, api_port=env.api_port,
+                                            http_port=env.http_port, east=EAST, west=WEST))
+        env.start_region(EAST)
+        env.start_region(WEST)
+        env.start_controller()
+        yield env
+    finally:
+        env.stop_all()
+        named.stop()
+
+
+def seen_by(env: Env, source: str) -> set[str]:
+    return a_values(env.named.port, NAME, source=source) or set()
+
+
+def serves(env: Env, europe: str, default: str) -> bool:
+    return seen_by(env, EUROPE_CLIENT) == {europe} and seen_by(env, OTHER_CLIENT) == {default}
+
+
+def post(env: Env, action: str, body: dict[str, object]) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{env.api_port}/v1/{action}", data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_each_network_is_answered_by_its_view_and_fails_over_on_its_own(
+        views_env: Env) -> None:
+    env = views_env
+    assert wait_for(lambda: serves(env, europe=WEST, default=EAST), 60), env.log()
+    env.stop_region(EAST)  # us-east-1 fails: default moves, europe stays
+    assert wait_for(lambda: serves(env, europe=WEST, default=WEST), 30), env.log()
+    env.start_region(EAST)
+    assert wait_for(lambda: serves(env, europe=WEST, default=EAST), 30), env.log()
+    env.stop_region(WEST)  # eu-west-1 fails: europe moves, default stays
+    assert wait_for(lambda: serves(env, europe=EAST, default=EAST), 30), env.log()
+    records = [r for r in env.status()["records"] if r["name"] == NAME]
+    assert {r["network"]: r["values"] for r in records} == {"europe": [EAST],
+                                                             "default": [EAST]}
+    code, page = http_get(env.api_port, "/")
+    assert code == 200 and "europe" in page and "2 networks" in page
+
+
+def test_a_drain_and_a_pin_for_one_network_leave_the_other_alone(views_env: Env) -> None:
+    env = views_env
+    assert wait_for(lambda: serves(env, europe=WEST, default=EAST), 60), env.log()
+    code, text = post(env, "drain", {"region": "us-east-1", "network": "default",
+                                     "reason": "maintenance for default clients"})
+    assert code == 200, text
+    assert wait_for(lambda: serves(env, europe=WEST, default=WEST), 30), env.log()
+    env.stop_region(WEST)  # us-east-1 is drained for default clients only: europe takes it
+    assert wait_for(lambda: seen_by(env, EUROPE_CLIENT) == {EAST}, 30), env.log()
+    env.start_region(WEST)
+    assert wait_for(lambda: serves(env, europe=WEST, default=WEST), 30), env.log()
+    code, text = post(env, "pin", {"name": NAME, "region": "us-east-1", "network": "europe"})
+    assert code == 200, text
+    assert wait_for(lambda: serves(env, europe=EAST, default=WEST), 30), env.log()
+    code, text = post(env, "drain", {"region": "us-east-1", "network": "mars"})
+    assert code == 400 and "unknown network 'mars'" in text, text
+    assert post(env, "restore", {"region": "us-east-1", "network": "default"})[0] == 200
+    assert post(env, "unpin", {"name": NAME, "network": "europe"})[0] == 200
+    assert wait_for(lambda: serves(env, europe=WEST, default=EAST), 30), env.log()
