@@ -11,6 +11,7 @@ A scenario (YAML):
       - {at: 80, region: eu-west-1, state: flapping, period: 1}
     expect:                           # what must be served, and when
       - {at: 40, name: api.example.test., answers: [127.0.2.1]}
+      - {at: 40, name: api.example.test., network: europe, answers: [127.0.2.1]}
 
 Probes fire on their intervals at the phases the real scheduler uses; `down` fails at
 once (connection refused), `slow` beyond the check's timeout fails when the timeout
@@ -60,6 +61,7 @@ class Expectation(_Model):
     name: str
     type: Literal["A", "AAAA", "CNAME"] = "A"
     answers: list[str]
+    network: str | None = None  # one client network's answer (networks:); default: default
 
 
 class Scenario(_Model):
@@ -111,6 +113,11 @@ def load_scenario(path: Path, cfg: Config) -> Scenario:
             where = ("expect", i, "name")
             issues.append(ConfigIssue(format_path(where), f"{ex.name} {ex.type} is not a record "
                                       "of the config", src.line_of(where)))
+        if ex.network is not None and ex.network not in cfg.networks:
+            where = ("expect", i, "network")
+            known = ", ".join(cfg.networks) or "none: the config defines no networks"
+            issues.append(ConfigIssue(format_path(where), f"unknown network '{ex.network}' "
+                                      f"(networks: {known})", src.line_of(where)))
         if ex.at > scenario.duration:
             where = ("expect", i, "at")
             issues.append(ConfigIssue(format_path(where), f"at {ex.at:g} s is after the "
@@ -211,10 +218,12 @@ def simulate(cfg: Config, scenario: Scenario) -> Timeline:
                 before = previous.get(d.key)
                 if before is None or before.values != d.values:
                     timeline.events.append({"t": round(at, 3), "kind": "decision",
-                                            "record": f"{d.name} {d.type}",
+                                            "record": f"{d.name} {d.type}" + (
+                                                f" ({d.network})" if d.network else ""),
                                             "answers": list(d.values), "reason": d.reason})
             previous = {d.key: d for d in decisions}
-            desired = native_desired(cfg, decisions) if native else desired_records(decisions)
+            desired = (native_desired(cfg, decisions) if native and not cfg.networks
+                       else desired_records(decisions))
             changes = planning.diff(desired, actual, managed, zone=cfg.zone)
             if changes:
                 actual = planning.apply_to(actual, changes)
@@ -224,14 +233,17 @@ def simulate(cfg: Config, scenario: Scenario) -> Timeline:
         elif kind == "expect":
             ex = item
             key = (absolute_name(ex.name), ex.type)
-            served = sorted({v for rs in actual if (rs.name, rs.type) == key for v in rs.values})
+            net = (ex.network or "default") if cfg.networks else None
+            served = sorted({v for rs in actual if (rs.name, rs.type) == key
+                             and rs.set_identifier == net for v in rs.values})
             want = sorted(RecordSet.make(key[0], ex.type, 0, ex.answers).values)
             timeline.checked += 1
             ok = served == want
-            timeline.events.append({"t": round(at, 3), "kind": "expect", "record": f"{key[0]} "
-                                    f"{ex.type}", "want": want, "served": served, "ok": ok})
+            label = f"{key[0]} {ex.type}" + (f" ({net})" if net else "")
+            timeline.events.append({"t": round(at, 3), "kind": "expect", "record": label,
+                                    "want": want, "served": served, "ok": ok})
             if not ok:
-                timeline.failures.append(f"at t={at:g} s {key[0]} {ex.type} serves "
+                timeline.failures.append(f"at t={at:g} s {label} serves "
                                          f"{served or 'nothing'}, expected {want}")
     return timeline
 
