@@ -134,3 +134,31 @@ def test_a_drain_and_a_pin_for_one_network_leave_the_other_alone(views_env: Env)
     assert post(env, "restore", {"region": "us-east-1", "network": "default"})[0] == 200
     assert post(env, "unpin", {"name": NAME, "network": "europe"})[0] == 200
     assert wait_for(lambda: serves(env, europe=WEST, default=EAST), 30), env.log()
+
+
+def test_a_view_whose_key_the_server_refuses_is_named_in_readyz_and_the_others_written(
+        tmp_path: Path) -> None:
+    if named_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("named is not installed: make test installs bind9")
+        pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
+    named = LocalNamed.start(tmp_path / "named",
+                             views={"europe": ["127.0.0.128/25"], "default": []})
+    env = Env(dir=tmp_path, named=named, http_port=free_port(EAST), api_port=free_port())
+    try:
+        (tmp_path / "default.key").write_text(named.view_keys["default"] + "\n")
+        (tmp_path / "europe.key").write_text(named.view_keys["default"] + "\n")  # wrong key
+        (tmp_path / "token").write_text(TOKEN + "\n")
+        env.config.write_text(CONFIG.format(dns_port=named.port, api_port=env.api_port,
+                                            http_port=env.http_port, east=EAST, west=WEST))
+        env.start_region(EAST)
+        env.start_region(WEST)
+        env.start_controller()
+        assert wait_for(lambda: seen_by(env, OTHER_CLIENT) == {EAST}, 60), env.log()
+        assert wait_for(lambda: env.readyz()[0] == 503 and "view europe" in env.readyz()[1],
+                        30), (env.readyz(), env.log())
+        assert "view europe" in env.log()
+        assert seen_by(env, EUROPE_CLIENT) == set()
+    finally:
+        env.stop_all()
+        named.stop()

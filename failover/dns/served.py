@@ -90,7 +90,12 @@ def soa_serial(server: str, port: int, zone: str, timeout: float = 2.0,
     query = dns.message.make_query(zone, "SOA")
     if signer is not None:
         query.use_tsig(signer.keyring, signer.keyname)
-    response = retry(functools.partial(ask, server, port, query, timeout))
+    try:
+        response = retry(functools.partial(ask, server, port, query, timeout))
+    except (dns.tsig.PeerError, dns.tsig.BadTime, dns.message.UnknownTSIGKey) as exc:
+        key = signer.keyname if signer is not None else "none"
+        raise DnsRejected(f"{server}:{port} refused the TSIG key {key} of a query "
+                          f"({exc})") from None
     for rrset in response.answer:
         if dns.rdatatype.to_text(rrset.rdtype) == "SOA":
             return int(rrset[0].serial)

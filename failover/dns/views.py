@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
-from failover.dns.base import ApplyReport, DnsError
+from failover.dns.base import ApplyReport, DnsError, DnsFenced
 from failover.dns.bind import BindAdapter
 from failover.plan import Change, ChangeSet, ManagedKey
 from failover.records import RecordSet
@@ -45,16 +45,70 @@ class ViewsAdapter:
     def __init__(self, zone: str, provider: BindProvider,
                  secrets: dict[str, SecretStr]) -> None:
         self.zone = zone
-        self.adapters: dict[str, BindAdapter] = {}
+        self.views: dict[str, BindAdapter] = {}
         for net, view in (provider.views or {}).items():
             one = BindAdapter(zone, provider.model_copy(update={"tsig": view.tsig,
                                                                 "views": None}), secrets[net])
             one.query_signer = one.signer
             one.where = f"{one.where} view {net}"
-            self.adapters[net] = one
-        self.failed: dict[str, str] = {}  # views the last read could not read, and why
-        self._pool = ThreadPoolExecutor(max_workers=len(self.adapters) or 1,
+            self.views[net] = one
+        self.failed: dict[str, str] = {}  # views the last read or fence failed on, and why
+        self._pool = ThreadPoolExecutor(max_workers=len(self.views) or 1,
                                         thread_name_prefix="view")
+
+    # ------------------------------------------------------------------ the fence
+
+    @property
+    def fence_owner(self) -> str:
+        return next(iter(self.views.values())).fence_owner
+
+    @fence_owner.setter
+    def fence_owner(self, owner: str) -> None:
+        for one in self.views.values():
+            one.fence_owner = owner
+
+    @property
+    def may_write(self) -> Callable[[], bool] | None:
+        return next(iter(self.views.values())).may_write
+
+    @may_write.setter
+    def may_write(self, check: Callable[[], bool] | None) -> None:
+        for one in self.views.values():
+            one.may_write = check
+
+    def fence(self, epoch: int | None, holder: str = "", renewed: int | None = None) -> None:
+        """Fence every view's writes with the writer's epoch (each view holds a fence)."""
+        for one in self.views.values():
+            one.fence(epoch, holder, renewed)
+
+    def read_fence(self) -> list[str]:
+        """The fence's values in every view that answers (a view that does not is left
+        to its writes to name); raises when none does."""
+        found = self._some(lambda net, a: a.read_fence())
+        return list(dict.fromkeys(v for values in found.values() for v in values))
+
+    def take_over(self) -> bool:
+        """Take the fence in every view; True when any was written. A view that fails
+        (its key refused) is named when its writes fail; raises when every view fails,
+        or DnsFenced when a newer writer holds any."""
+        return any(self._some(lambda net, a: a.take_over()).values())
+
+    def _some(self, fn: Callable[[str, BindAdapter], T]) -> dict[str, T]:
+        """`fn` on every view: the results of those that answered; the first error when
+        none did, or when one found a newer writer's fence."""
+        results = self._each(fn)
+        errors = {n: r for n, r in results.items() if isinstance(r, DnsError)}
+        fenced = [e for e in errors.values() if isinstance(e, DnsFenced)]
+        if fenced:
+            raise fenced[0]
+        if errors and len(errors) == len(results):
+            raise next(iter(errors.values()))
+        self.failed = {n: str(e) for n, e in errors.items()}
+        for n, e in errors.items():
+            log.error("event=view_failed zone=%s view=%s error=%r", self.zone, n, str(e))
+        return {n: r for n, r in results.items() if not isinstance(r, DnsError)}
+
+    # ------------------------------------------------------------------ reads
 
     def _each(self, fn: Callable[[str, BindAdapter], T],
               only: Collection[str] | None = None) -> dict[str, T | DnsError]:
@@ -62,12 +116,12 @@ class ViewsAdapter:
         its DnsError."""
         def run(net: str) -> T | DnsError:
             try:
-                return fn(net, self.adapters[net])
+                return fn(net, self.views[net])
             except DnsError as exc:
                 exc.args = (f"view {net}: {exc.args[0] if exc.args else exc}", *exc.args[1:])
                 return exc
 
-        nets = [n for n in self.adapters if only is None or n in only]
+        nets = [n for n in self.views if only is None or n in only]
         if len(nets) == 1:
             return {nets[0]: run(nets[0])}
         return dict(zip(nets, self._pool.map(run, nets), strict=True))
@@ -77,15 +131,8 @@ class ViewsAdapter:
         """Every view's record sets, each tagged with its view. A view that cannot be
         read is left out (its writes will fail and say why) unless none can be: then
         the first error is raised."""
-        results = self._each(lambda net, a: a.read(keys, registry))
-        errors = {n: r for n, r in results.items() if isinstance(r, DnsError)}
-        if errors and len(errors) == len(results):
-            raise next(iter(errors.values()))
-        self.failed = {n: str(e) for n, e in errors.items()}
-        for n, e in errors.items():
-            log.error("event=view_read_failed zone=%s view=%s error=%r", self.zone, n, str(e))
-        return [replace(rs, set_identifier=n) for n, found in results.items()
-                if not isinstance(found, DnsError) for rs in found]
+        found = self._some(lambda net, a: a.read(keys, registry))
+        return [replace(rs, set_identifier=n) for n, sets in found.items() for rs in sets]
 
     def served(self, keys: Collection[ManagedKey]) -> list[RecordSet]:
         """What each view answers for the keys (queries signed with its key)."""
@@ -98,16 +145,12 @@ class ViewsAdapter:
         return out
 
     def serial(self) -> int | None:
-        """A value that moves when any view's SOA serial moves (None: unknown)."""
-        results = self._each(lambda net, a: a.serial())
-        serials = []
-        for found in results.values():
-            if isinstance(found, DnsError):
-                raise found
-            if found is None:
-                return None
-            serials.append(found)
-        return hash(tuple(serials))
+        """A value that moves when any view's SOA serial moves (None: unknown); the
+        server is reached when any view answers."""
+        serials = self._some(lambda net, a: a.serial())
+        if any(v is None for v in serials.values()):
+            return None
+        return hash(tuple(sorted(serials.items())))
 
     def prepare(self) -> None:
         """Nothing to set up before a write."""
@@ -119,7 +162,7 @@ class ViewsAdapter:
     def apply(self, changes: ChangeSet, actual: Sequence[RecordSet]) -> ApplyReport:
         """Write each view's part with its key, the views in parallel; every view is
         tried, and the first error is raised after the others were written."""
-        parts: dict[str, list[Change]] = {n: [] for n in self.adapters}
+        parts: dict[str, list[Change]] = {n: [] for n in self.views}
         for c in changes.changes:
             targets = [c.record.set_identifier] if c.record.set_identifier else list(parts)
             for n in targets:
