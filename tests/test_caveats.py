@@ -96,6 +96,23 @@ def test_validate_warns_about_weights_on_rfc2136_but_not_on_route53(tmp_path: Pa
     assert r.returncode == 0 and "cannot weight" not in r.stderr, r.stderr
 
 
+def test_weights_in_a_route53_zone_with_networks_are_said_to_be_served_in_equal_shares(
+        tmp_path: Path) -> None:
+    from failover.caveats import weight_warnings
+    from failover.config import load_config
+
+    path = write(tmp_path / "r53.yaml", "route53", WEIGHTED)
+    assert weight_warnings(load_config(path)) == []
+    path.write_text(path.read_text() + "networks:\n  europe: {route53: {continent: EU}}\n"
+                    "  default: {}\n")
+    [warning] = weight_warnings(load_config(path))
+    assert warning.startswith(f"weights not served for {WWW} A (zone example.test., provider "
+                              "route53 with networks): equal shares: a geolocation record "
+                              "holds one answer. Each network's answer is one geolocation "
+                              "record set")
+    assert "us-east-1 70, eu-west-1 30" in warning
+
+
 # --------------------------------------------------------------------- fail_mode closed
 
 CLOSED = """  - {name: api.example.test., type: A, ttl: 30, policy: failover,

@@ -7,6 +7,9 @@ is re-planned, never overwritten. Changes of one (name, type) always travel in o
 batch; batches respect 1,000 ResourceRecord elements, 32,000 characters of values and
 4,000 per value. Throttling and PriorRequestNotComplete are retried with exponential
 backoff and jitter under a client-side budget of requests per second.
+
+With `networks:`, each network's answer is one geolocation record set (SetIdentifier: the
+network, GeoLocation: its `route53:` location, `*` for default), written like any other.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from failover.config import AWS_REGIONS
+from failover.config.networks import CONTINENTS
 from failover.dns.base import (
     DEFAULT_OWNER,
     ApplyReport,
@@ -50,6 +54,7 @@ MAX_ELEMENTS = 1000
 MAX_CHARS = 32000
 MAX_VALUE = 4000
 READ_TYPES = ("A", "AAAA", "CNAME", "TXT")
+GEO_KEYS = ("ContinentCode", "CountryCode", "SubdivisionCode")
 THROTTLES = ("Throttling", "ThrottlingException", "PriorRequestNotComplete",
              "RequestLimitExceeded")
 ATTEMPTS = 8
@@ -435,7 +440,17 @@ def _from_api(item: dict[str, Any]) -> RecordSet | None:
     return RecordSet.make(name, rtype, int(item.get("TTL", 0)), values,
                           set_identifier=item.get("SetIdentifier"), weight=item.get("Weight"),
                           region=item.get("Region"), failover=item.get("Failover"),
-                          health_check_id=item.get("HealthCheckId"))
+                          health_check_id=item.get("HealthCheckId"),
+                          geo=_geo_from_api(item.get("GeoLocation")))
+
+
+def _geo_from_api(loc: dict[str, Any] | None) -> tuple[tuple[str, str], ...] | None:
+    """A GeoLocation as the ledger spells it: its location keys alone, sorted, upper
+    case, so a record set read back compares equal to the one written."""
+    if not loc:
+        return None
+    pairs = tuple((k, str(loc[k]).strip().upper()) for k in GEO_KEYS if loc.get(k))
+    return pairs or None
 
 
 def _to_api(rs: RecordSet) -> dict[str, Any]:
@@ -447,6 +462,8 @@ def _to_api(rs: RecordSet) -> dict[str, Any]:
         val = getattr(rs, attr)
         if val is not None:
             out[key] = val
+    if rs.geo is not None:
+        out["GeoLocation"] = dict(rs.geo)
     return out
 
 
@@ -502,7 +519,12 @@ def batches(changes: Sequence[Change], fenced: bool = False) -> list[list[Change
 
 
 def validate(after: Iterable[RecordSet], keys: Collection[ManagedKey]) -> list[str]:
-    """What Route 53 would reject in the record sets of `keys` (moto accepts much of it)."""
+    """What Route 53 would reject in the record sets of `keys` (moto accepts much of it).
+
+    A name's geolocation record sets without the `*` location are not refused: clients
+    of no listed location then get no answer, which is what a default network failing
+    closed asks for.
+    """
     problems = []
     by_key: dict[tuple[str, str], list[RecordSet]] = {}
     for rs in after:
@@ -521,7 +543,15 @@ def validate(after: Iterable[RecordSet], keys: Collection[ManagedKey]) -> list[s
         roles = [rs.failover for rs in sets if rs.failover]
         if roles.count("PRIMARY") > 1 or roles.count("SECONDARY") > 1:
             problems.append(f"{where}: at most one PRIMARY and one SECONDARY")
+        places = [rs.geo for rs in sets if rs.geo is not None]
+        if len(set(places)) != len(places):
+            problems.append(f"{where}: two geolocation record sets for one location")
         for rs in sets:
+            if len(_policies(rs)) > 1:
+                problems.append(f"{where} {rs.set_identifier}: one record set holds one "
+                                f"routing policy, not {' and '.join(_policies(rs))}")
+            if rs.geo is not None and (why := _bad_location(rs.geo)):
+                problems.append(f"{where} {rs.set_identifier}: {why}")
             if rs.weight is not None and not 0 <= rs.weight <= 255:
                 problems.append(f"{where} {rs.set_identifier}: weight {rs.weight} outside 0-255")
             if rs.region is not None and rs.region not in AWS_REGIONS:
@@ -537,11 +567,32 @@ def validate(after: Iterable[RecordSet], keys: Collection[ManagedKey]) -> list[s
     return problems
 
 
+def _bad_location(geo: tuple[tuple[str, str], ...]) -> str | None:
+    """Why Route 53 would refuse a GeoLocation (None: it would take it)."""
+    loc = dict(geo)
+    if set(loc) - set(GEO_KEYS) or len(loc) != len(geo):
+        return f"a location holds {', '.join(GEO_KEYS)}, once each"
+    if "ContinentCode" in loc:
+        if len(loc) > 1:
+            return "a location is a continent or a country, not both"
+        if loc["ContinentCode"] not in CONTINENTS:
+            return f"'{loc['ContinentCode']}' is not a continent ({', '.join(CONTINENTS)})"
+        return None
+    if "CountryCode" not in loc:
+        return ("a subdivision needs its country" if loc
+                else "a location needs a continent or a country")
+    if loc["CountryCode"] == "*" and len(loc) > 1:
+        return "the default location (*) has no subdivision"
+    return None
+
+
+def _policies(rs: RecordSet) -> list[str]:
+    """The routing policies a record set's attributes ask for (none: simple)."""
+    return [kind for kind, given in (("geolocation", rs.geo is not None),
+                                     ("failover", bool(rs.failover)),
+                                     ("weighted", rs.weight is not None),
+                                     ("latency", bool(rs.region))) if given]
+
+
 def _kind(rs: RecordSet) -> str:
-    if rs.failover:
-        return "failover"
-    if rs.weight is not None:
-        return "weighted"
-    if rs.region:
-        return "latency"
-    return "simple"
+    return next(iter(_policies(rs)), "simple")

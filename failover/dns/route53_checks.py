@@ -6,6 +6,9 @@ One check per (endpoint, leaf check); a region with several checks gets a CALCUL
 check (healthy when any child is). Our checks are found again by their tags (adopted),
 updated in place when an updatable field changes, replaced otherwise, and deleted once
 no record needs them. See docs/route53.md for the cost and the trade-off.
+
+With `networks:` every record is a geolocation record set holding the answer the
+controller decided for its network: no check is attached to one, so none is kept.
 """
 
 from __future__ import annotations
@@ -96,11 +99,14 @@ class HealthChecks:
         self.loaded = True
 
     def sync(self, cfg: Config) -> None:
-        """Create, update or replace our checks so they mirror `cfg`."""
+        """Create, update or replace our checks so they mirror `cfg` (none with
+        networks: nothing would point at them, and those left are deleted after the
+        next write)."""
         if not self.loaded:
             self.load()
+        targets = [] if cfg.networks else targets_for(cfg)
         by_region: dict[str, list[str]] = {}
-        for t in targets_for(cfg):
+        for t in targets:
             key = t.key
             self._ensure(key, leaf_config(cfg, t))
             by_region.setdefault(t.endpoint.split("/", 1)[0], []).append(key)
@@ -109,7 +115,7 @@ class HealthChecks:
                 self._ensure(f"region:{region}", {
                     "Type": "CALCULATED", "HealthThreshold": 1, "Inverted": False,
                     "Disabled": False, "ChildHealthChecks": sorted(self.ids[k] for k in keys)})
-        wanted = {t.key for t in targets_for(cfg)} | {f"region:{r}" for r, k in by_region.items()
+        wanted = {t.key for t in targets} | {f"region:{r}" for r, k in by_region.items()
                                                        if len(k) > 1}
         for key in list(self.ids):
             if key not in wanted:
@@ -124,10 +130,16 @@ class HealthChecks:
         return self.ids[keys[0]] if len(keys) == 1 else None
 
     def decorate(self, cfg: Config, desired: Iterable[RecordSet]) -> list[RecordSet]:
-        """Attach each native record's region check (failover: the region of its values)."""
+        """Attach each native record's region check (failover: the region of its values).
+        A geolocation record set gets none: it holds the answer the controller decided
+        for its network, and Route 53 would send a network whose check fails to the
+        default location's answer, not to another region."""
         region_of = {ep.address: r for r, _, _, ep in cfg.all_endpoints()}
         out = []
         for rs in desired:
+            if rs.geo is not None:
+                out.append(rs)
+                continue
             region = rs.set_identifier if rs.set_identifier in cfg.regions else None
             if rs.failover:
                 regions = {region_of.get(v.rstrip(".") + "." if rs.type == "CNAME" else v)

@@ -1,5 +1,6 @@
 """Weighted answers as the server serves them: equal shares per address where one RRset
-holds the answer (RFC 2136 servers, zone files), the weights where Route 53 weighs."""
+holds the answer (RFC 2136 servers, zone files, Route 53 with networks), the weights
+where Route 53 weighs."""
 
 from __future__ import annotations
 
@@ -7,13 +8,20 @@ from typing import Any
 
 from policies import Overrides, decide_all
 from policies.model import Decision
-from policies.served import address_shares, as_served
+from policies.served import (
+    CANNOT_WEIGHT,
+    GEO_ONE_ANSWER,
+    address_shares,
+    as_served,
+    weighing_note,
+)
 from tests.builders import config, snapshot
 
 RFC2136 = {"type": "rfc2136", "server": "127.0.0.1"}
 ROUTE53 = {"type": "route53", "hosted_zone_id": "Z123"}
 WEIGHTED = {"name": "www.example.test.", "type": "A", "policy": "weighted",
             "weights": {"a": 70, "b": 30}}
+NETWORKS = {"europe": {"route53": {"continent": "EU"}}, "default": {}}
 
 
 def decisions(regions: dict[str, list[str]], records: list[dict[str, Any]],
@@ -45,6 +53,30 @@ def test_route53_serves_the_weights() -> None:
     [d] = decisions({"a": ["127.0.1.1"], "b": ["127.0.2.1"]}, [WEIGHTED], provider=ROUTE53)
     assert d.shares == {"a": 0.7, "b": 0.3} and not d.shares_note
     assert "cannot weight" not in d.reason
+
+
+def test_route53_with_networks_serves_each_networks_answer_in_equal_shares() -> None:
+    # one geolocation record set per network: it holds both regions' addresses
+    europe, default = decisions({"a": ["127.0.1.1"], "b": ["127.0.2.1"]}, [WEIGHTED],
+                                provider=ROUTE53, networks=NETWORKS)
+    assert (europe.network, default.network) == ("europe", "default")
+    for d in (europe, default):
+        assert d.shares == {"a": 0.5, "b": 0.5} and d.policy_shares == {"a": 0.7, "b": 0.3}
+        assert d.shares_note is not None and d.shares_note.startswith("equal shares: ")
+
+
+def test_what_holds_one_answer_is_said_by_provider() -> None:
+    regions = {"a": ["127.0.1.1"], "b": ["127.0.2.1"]}
+    name = WEIGHTED["name"]
+    assert weighing_note(config(regions, [WEIGHTED], provider=RFC2136), name) == CANNOT_WEIGHT
+    assert weighing_note(config(regions, [WEIGHTED], provider=ROUTE53), name) is None
+    geo = config(regions, [WEIGHTED], provider=ROUTE53, networks=NETWORKS)
+    assert weighing_note(geo, name) == GEO_ONE_ANSWER
+    d = weighted(("a", "b"), ("127.0.1.1", "127.0.2.1"),
+                 {"a": ("127.0.1.1",), "b": ("127.0.2.1",)}, {"a": 0.7, "b": 0.3})
+    served = as_served(d, GEO_ONE_ANSWER)
+    assert served.shares_note == "equal shares: a geolocation record holds one answer"
+    assert served.reason.endswith("(equal shares: a geolocation record holds one answer)")
 
 
 def test_zones_on_different_providers_are_decided_apart() -> None:
