@@ -144,6 +144,8 @@ def _routing(rs: RecordSet) -> str:
     parts = [f"{k}={v}" for k, v in (("set", rs.set_identifier), ("weight", rs.weight),
                                      ("region", rs.region), ("failover", rs.failover))
              if v is not None]
+    if rs.geo:
+        parts.append("geo=" + ",".join(f"{k.removesuffix('Code').lower()}:{v}" for k, v in rs.geo))
     return " ".join(parts)
 
 

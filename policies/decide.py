@@ -19,7 +19,7 @@ from policies.model import (
     decision_key,
 )
 from policies.reasons import describe, names, serve
-from policies.served import as_served, cannot_weight
+from policies.served import as_served, weighing_note
 from policies.weighted import choose_weighted
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def decide_all(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
     # a weighted answer on a server that cannot weight is served in equal shares: the
     # decision says so (and records in zones that can weight are decided apart)
     weigh = cfg.memo("record_weighing", lambda: [
-        r.policy == "weighted" and cannot_weight(cfg, r.name) for r in cfg.records])
+        weighing_note(cfg, r.name) if r.policy == "weighted" else None for r in cfg.records])
     per_net = [_network_inputs(cfg, net, overrides, latencies) for net in networks]
     for i, rec in enumerate(cfg.records):
         one_rrset = weigh[i]
@@ -194,7 +194,7 @@ def decide_all(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
             prev = previous.get(decision_key(rec.name, rec.type, net))
             if rec.name in ov.pinned:
                 d = decide(seen, region_views(cfg, seen, snapshot, ov), ov, prev, now)
-                d = as_served(d) if one_rrset else d
+                d = as_served(d, one_rrset) if one_rrset else d
                 out.append(_renamed(d, rec.name, net) if net else d)
                 continue
             late = lat_id if rec.policy == "latency" else None
@@ -212,7 +212,7 @@ def decide_all(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
                 hit = decide(seen, views, ov, prev, now)
                 if late and note:
                     hit = replace(hit, reason=hit.reason + note)
-                hit = made[key] = as_served(hit) if one_rrset else hit
+                hit = made[key] = as_served(hit, one_rrset) if one_rrset else hit
                 out.append(_renamed(hit, rec.name, net) if net else hit)
             else:
                 out.append(_renamed(hit, rec.name, net))
