@@ -1,0 +1,63 @@
+"""Commands about the config file itself: `validate` (every problem and warning, by
+field path and line) and `schema` (its JSON Schema, for editors)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from failover.cli.group import config_option, read_config
+
+
+@click.command()
+@config_option
+def validate(config_path: str) -> None:
+    """Check a config; every problem is named by field path and line (exit 2)."""
+    from failover.caveats import closed_warnings, weight_warnings
+    from failover.config import secret_file_exposed
+    from failover.errors import SecretMissing
+
+    cfg = read_config(config_path)
+    endpoints = len(cfg.all_endpoints())
+    counts = ", ".join(_count(n, what) for n, what in (
+        (len(cfg.records), "record"), (len(cfg.regions), "region"), (endpoints, "endpoint"),
+        (len(cfg.checks), "check template")))
+    zones = (f"zone {cfg.zone}, provider {cfg.provider.type}" if len(cfg.zone_specs) == 1
+             else "zones " + ", ".join(f"{z.zone} (provider {z.provider.type})"
+                                       for z in cfg.zone_specs))
+    click.echo(f"{config_path}: ok: {zones}, {counts}")
+    exposed = cfg.controller.exposed()
+    if exposed:
+        click.echo(f"warning: {exposed}", err=True)
+    if cfg.controller.cluster is not None and cfg.controller.cluster.etcd.in_clear():
+        click.echo(f"warning: {cfg.controller.cluster.etcd.in_clear()}", err=True)
+    # a secret not there yet is a warning (the service's environment may hold it); one
+    # that is there but blank, short or malformed is an error
+    try:
+        cfg.tsig_secret()
+    except SecretMissing as exc:
+        click.echo(f"warning: {exc} (needed before DNS can be written)", err=True)
+    try:
+        cfg.api_token()
+    except SecretMissing as exc:
+        click.echo(f"warning: {exc} (needed before the controller can start)", err=True)
+    for path in cfg.secret_files():
+        exposed = secret_file_exposed(path)
+        if exposed is not None:
+            click.echo(f"warning: {exposed}", err=True)
+    # validate reads no DNS: the closed warning names the negative TTL without its figure
+    for warning in weight_warnings(cfg) + closed_warnings(cfg):
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of the config file, for editors."""
+    from failover.config import config_json_schema
+
+    click.echo(json.dumps(config_json_schema(), indent=2))

@@ -1,0 +1,199 @@
+"""`status`: regions, endpoints, overrides, the fleet and per record the desired and the
+served answer, from the state, or from the running controller's /status when the
+state is behind it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from failover.cli.group import config_option, read_config
+from failover.errors import FailoverError, InputError
+
+if TYPE_CHECKING:
+    from failover.config import Config
+
+
+STALE_STATE = 30.0  # seconds: a running controller saves its health every 10 s
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@click.option("--no-read", is_flag=True, help="Do not ask DNS what it serves.")
+def status(config_path: str, as_json: bool, no_read: bool) -> None:
+    """Regions, endpoints (health and reason), overrides, and per record the desired and
+    the served answer.
+
+    Read from the state; when the state is behind the running controller (it cannot
+    write it, or it cannot be read), that is said, and the controller's own /status is
+    shown when it answers."""
+    from failover.service import adapter_for
+
+    cfg = read_config(config_path)
+    now = time.time()
+    served: dict[tuple[str, str], list[str]] | None = None
+    unknown: str | None = None
+    if not no_read:
+        try:  # DNS down or the secret unset: the state is still worth showing
+            adapter = adapter_for(cfg)
+            if adapter is not None:
+                from failover.reconcile import record_keys
+
+                served = {}
+                for r in adapter.served(record_keys(cfg)):
+                    served[(r.name, r.type)] = list(r.values)
+        except FailoverError as exc:
+            served, unknown = None, str(exc)
+    data: dict[str, Any] | None = None
+    kept_at: float | None = None
+    unreadable: FailoverError | None = None
+    try:
+        data, kept_at = _status_from_state(cfg, now, served)
+    except InputError:
+        raise
+    except FailoverError as exc:  # corrupt, or unreadable: the controller may still answer
+        unreadable = exc
+    live, stale = _live_if_stale(cfg, kept_at, now, unreadable)
+    if live is not None:
+        data = live
+        if served is not None:  # what DNS serves, as this command read it
+            for r in data.get("records", []):
+                r["served"] = served.get((r["name"], r["type"]), [])
+    assert data is not None  # _live_if_stale raised otherwise
+    if stale is not None:
+        data["stale_state"] = stale
+    if unknown is not None:
+        data["served_unknown"] = unknown
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    _print_status(data)
+
+
+def _status_from_state(cfg: Config, now: float, served: dict[tuple[str, str], list[str]] | None
+                       ) -> tuple[dict[str, Any], float | None]:
+    """Status as the state holds it, and when its health was saved (None: never)."""
+    from failover.controller import build_status
+    from failover.health import initial_snapshot
+    from failover.state import open_state
+
+    state = open_state(cfg)
+    try:
+        kept = state.load_health()
+        snapshot = kept or initial_snapshot(cfg, now)
+        decisions = list(state.load_decisions().values())
+        data = build_status(cfg, snapshot, state.overrides(), decisions, now, served=served)
+        errors = state.history(now - 3600, limit=1, kind="error")
+        if cfg.controller.cluster is not None:
+            from failover.cluster.member import fleet_view
+            from failover.state.etcd import EtcdState
+
+            assert isinstance(state, EtcdState)
+            data["cluster"] = fleet_view(state.client, cfg.controller.cluster.etcd.prefix,
+                                         cfg.controller.cluster.vantages)
+    finally:
+        state.close()
+    if errors:
+        data["last_error"] = {"at": errors[-1].at, "message": errors[-1].message}
+    return data, kept.at if kept is not None else None
+
+
+def _live_if_stale(cfg: Config, kept_at: float | None, now: float,
+                   unreadable: FailoverError | None) -> tuple[dict[str, Any] | None, str | None]:
+    """When the state is behind the running controller (one process): the controller's
+    /status to show instead (None when it does not answer), and why the state is stale.
+    Raises `unreadable` when the state could not be read and nothing else can be shown."""
+    from failover import apiclient
+    from failover.state import controller_pid
+
+    pid = controller_pid(cfg) if cfg.controller.cluster is None else None
+    if pid is None:
+        if unreadable is not None:
+            raise unreadable
+        return None, None
+    if unreadable is not None:
+        why = str(unreadable)
+    elif apiclient.failing_state(cfg) is not None:  # /readyz: small, whatever the zone
+        why = "the running controller cannot write it"
+    elif kept_at is not None and now - kept_at > STALE_STATE:
+        why = f"health last saved {now - kept_at:.0f} s ago"
+    else:
+        return None, None
+    live = apiclient.live_status(cfg)
+    url = apiclient.base_url(cfg)
+    if live is None:
+        if unreadable is not None:
+            raise FailoverError(f"{unreadable}; the running controller (PID {pid}) does not "
+                                f"answer at {url}") from None
+        return None, (f"the state is stale ({why}) and the running controller (PID {pid}) "
+                      f"does not answer at {url}: what follows may be out of date")
+    return live, (f"the state is stale ({why}): shown is the running controller's own "
+                  f"/status (PID {pid}, {url})")
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    from failover import readout
+    from policies.reasons import clock
+
+    zones = data.get("zones") or [{"zone": data["zone"], "provider": data["provider"]}]
+    click.echo(", ".join(f"zone {z['zone']} (provider {z['provider']})" for z in zones))
+    if data.get("stale_state"):
+        click.echo(f"STALE STATE: {data['stale_state']}")
+    # the running controller's problems, when shown, and the records without a usable region
+    for problem in [*readout.all_out(data["records"]), *data.get("problems", [])]:
+        click.echo(f"problem: {problem}")
+    fleet = data.get("cluster")
+    if fleet is not None:
+        lead = fleet["leader"]
+        click.echo("fleet: " + (f"leader {lead['vantage']} (host {lead['host']}, PID "
+                                f"{lead['pid']}, epoch {lead['epoch']})" if lead else
+                                "NO LEADER: nobody writes DNS"))
+        for v in fleet["vantages"]:
+            if v.get("live") is False:
+                click.echo(f"  vantage {v['vantage']}: EXPIRED at {clock(v['expired_at'])}: "
+                           f"{v['note']}")
+                continue
+            if "sees_down" not in v:
+                click.echo(f"  vantage {v['vantage']!r}: NOT COUNTED: {v['why']}")
+                continue
+            sees = ("sees down: " + ", ".join(v["sees_down"])) if v["sees_down"] else \
+                "sees every endpoint up"
+            counted = "" if v.get("counted", True) else f" NOT COUNTED: {v['why']};"
+            click.echo(f"  vantage {v['vantage']} (host {v['host']}, PID {v['pid']}):"
+                       f"{counted} {sees}")
+    if data.get("last_error"):
+        e = data["last_error"]
+        click.echo(f"last error (within the hour) at {clock(e['at'])}: {e['message']}")
+    click.echo("\nregions:")
+    for rname, region in data["regions"].items():
+        kind, words = readout.region_state(region)
+        click.echo(f"  {rname}: {'drained' if kind == 'drained' else words}")
+        for ep in region["endpoints"]:
+            since = f" since {clock(ep['since'])}" if ep["since"] else ""
+            health = "healthy" if ep["healthy"] else "UNHEALTHY"
+            click.echo(f"    {ep['id']}: {health}{since}: {ep['reason']}")
+    active = [o for o in data["overrides"] if o["active"]]
+    click.echo("\noverrides:" + ("" if active else " none"))
+    for o in active:
+        what = f"drain {o['region']}" if o["kind"] == "drain" else f"pin {o['target']} to {o['region']}"
+        until = (f", until {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(o['expires']))}"
+                 if o.get("expires") else "")
+        click.echo(f"  {what} by {o['who']} at {clock(o['at'])}{until}: {o['why']}")
+    click.echo("\nrecords:" + ("" if data["records"] else " no decision yet (is the controller running?)"))
+    unknown = data.get("served_unknown")
+    for r in data["records"]:
+        served = r.get("served")
+        zone = f" (zone {r['zone']})" if r.get("zone") else ""
+        line = (f"  {r['name']} {r['type']} {r['policy']}{zone}: "
+                f"desired {','.join(r['desired']) or '-'}")
+        if unknown is not None:
+            line += f", served: unknown ({unknown})"
+        elif served is not None:
+            line += f", served {','.join(served) or '-'}"
+            if sorted(served) != sorted(r["desired"]):
+                line += " (differs)"
+        click.echo(line + f"\n      {r['reason']}")
