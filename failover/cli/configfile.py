@@ -15,7 +15,7 @@ from failover.cli.group import config_option, read_config
 def validate(config_path: str) -> None:
     """Check a config; every problem is named by field path and line (exit 2)."""
     from failover.caveats import closed_warnings, weight_warnings
-    from failover.config import secret_file_exposed
+    from failover.config import network_notes, secret_file_exposed
     from failover.errors import SecretMissing
 
     cfg = read_config(config_path)
@@ -26,7 +26,8 @@ def validate(config_path: str) -> None:
     zones = (f"zone {cfg.zone}, provider {cfg.provider.type}" if len(cfg.zone_specs) == 1
              else "zones " + ", ".join(f"{z.zone} (provider {z.provider.type})"
                                        for z in cfg.zone_specs))
-    click.echo(f"{config_path}: ok: {zones}, {counts}")
+    nets = (f", networks {', '.join(cfg.network_names)}" if cfg.networks else "")
+    click.echo(f"{config_path}: ok: {zones}, {counts}{nets}")
     exposed = cfg.controller.exposed()
     if exposed:
         click.echo(f"warning: {exposed}", err=True)
@@ -38,6 +39,16 @@ def validate(config_path: str) -> None:
         cfg.tsig_secret()
     except SecretMissing as exc:
         click.echo(f"warning: {exc} (needed before DNS can be written)", err=True)
+    for i, spec in enumerate(cfg.zone_specs):
+        views = getattr(spec.provider, "views", None)
+        if views:
+            for net, view in views.items():
+                where = ("provider" if cfg.zones is None else f"zones[{i}].provider")
+                try:
+                    cfg.key_secret(view.tsig, f"{where}.views.{net}.tsig")
+                except SecretMissing as exc:
+                    click.echo(f"warning: {exc} (needed before view {net} can be written)",
+                               err=True)
     try:
         cfg.api_token()
     except SecretMissing as exc:
@@ -47,7 +58,7 @@ def validate(config_path: str) -> None:
         if exposed is not None:
             click.echo(f"warning: {exposed}", err=True)
     # validate reads no DNS: the closed warning names the negative TTL without its figure
-    for warning in weight_warnings(cfg) + closed_warnings(cfg):
+    for warning in weight_warnings(cfg) + closed_warnings(cfg) + network_notes(cfg):
         click.echo(f"warning: {warning}", err=True)
 
 

@@ -42,23 +42,24 @@ def _kept_state(cfg: Config) -> tuple[Any, dict[Any, Any], Any]:
 def _served_as_previous(cfg: Config, actual: list[Any], now: float) -> dict[Any, Any]:
     """For latency records, what DNS serves as if it were the last decision, so a plan
     without the controller's measurements keeps it instead of proposing to move it."""
-    from policies.model import Decision
+    from policies.model import Decision, decision_key
 
-    served = {(r.name, r.type): r.values for r in actual}
+    served = {(r.name, r.type, r.set_identifier or ""): r.values for r in actual}
     out = {}
     for rec in cfg.records:
-        values = served.get((rec.name, rec.type))
-        if rec.policy != "latency" or not values:
-            continue
-        for region in cfg.record_regions(rec):
-            addresses = {ep.address.lower().rstrip(".") for _, ep in
-                         cfg.endpoints_of(region, rec.pool)}
-            if {v.lower().rstrip(".") for v in values} <= addresses:
-                out[(rec.name, rec.type)] = Decision(
-                    name=rec.name, type=rec.type, ttl=rec.ttl, policy="latency",
-                    regions=(region,), values=tuple(values), shares={region: 1.0},
-                    basis="health", reason="served", at=now)
-                break
+        for net in cfg.network_names or ("",):
+            values = served.get((rec.name, rec.type, net))
+            if rec.policy != "latency" or not values:
+                continue
+            for region in cfg.record_regions(rec):
+                addresses = {ep.address.lower().rstrip(".") for _, ep in
+                             cfg.endpoints_of(region, rec.pool)}
+                if {v.lower().rstrip(".") for v in values} <= addresses:
+                    out[decision_key(rec.name, rec.type, net)] = Decision(
+                        name=rec.name, type=rec.type, ttl=rec.ttl, policy="latency",
+                        regions=(region,), values=tuple(values), shares={region: 1.0},
+                        basis="health", reason="served", at=now, network=net)
+                    break
     return out
 
 
@@ -106,8 +107,10 @@ class PlanCommand(click.Command):
               help="Do not read DNS: plan against an empty zone (offline CI checks).")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @click.option("--markdown", is_flag=True, help="Markdown, for CI comments.")
+@click.option("--network", metavar="NETWORK",
+              help="Only this client network's answers and changes (networks:).")
 def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool,
-         markdown: bool) -> None:
+         markdown: bool, network: str | None) -> None:
     """Show what the controller would write now: exit 0 no changes, 2 changes pending,
     1 any error (an invalid config included).
 
@@ -116,6 +119,7 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
     latency record keeps what DNS serves."""
     from failover import plan as planning
     from failover.caveats import closed_warnings, weight_warnings
+    from failover.config import network_notes
     from failover.dns import make_adapter
     from failover.health import assume_regions, initial_snapshot
     from failover.reconcile import plan_step, read_actual
@@ -124,6 +128,10 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         raise click.UsageError("choose one of --json and --markdown")
     cfg = read_config(config_path)
     assumed = _parse_assume(cfg, assume)
+    if network is not None and network not in cfg.networks:
+        known = ", ".join(cfg.networks) or "none: the config defines no networks"
+        raise click.BadParameter(f"unknown network '{network}' (networks: {known})",
+                                 param_hint="--network")
     now = time.time()
     kept, previous, overrides = _kept_state(cfg)
     health = (f"health and latency from the controller's state ({now - kept.at:.0f} s old)"
@@ -149,22 +157,29 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
     step = plan_step(cfg, snapshot, overrides, previous, now, actual, ownership=kind != "none",
                      native=native, decorate=adapter.decorate if adapter else None)
     changes, blocked, refused = step.changes, step.blocked, step.violations
+    decisions = step.decisions
+    if network is not None:  # one network's answers: its view's or location's record sets
+        decisions = [d for d in decisions if d.network == network]
+        changes = changes.only(c for c in changes.changes
+                               if c.record.set_identifier in (network, None))
     unread = "provider none" if kind == "none" else "--no-read" if no_read else source
-    warnings = weight_warnings(cfg) + closed_warnings(cfg, _negative_ttls(cfg, adapter, unread))
+    warnings = (weight_warnings(cfg) + closed_warnings(cfg, _negative_ttls(cfg, adapter, unread))
+                + network_notes(cfg))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     left = _left_in_dns(step, actual)
     if as_json:
         out = {**planning.to_json(changes), "provider": kind, "actual": source, "health": health,
                "assumed": {r: "up" if up else "down" for r, up in assumed.items()},
-               "decisions": [d.to_dict() for d in step.decisions], "blocked": blocked,
+               "decisions": [d.to_dict() for d in decisions], "blocked": blocked,
                "refused": refused, "warnings": warnings, "removed_from_config": left}
         click.echo(json.dumps(out, indent=2))
     elif markdown:
         click.echo("### failover plan for " + ", ".join(f"`{z.zone}`" for z in cfg.zone_specs)
                    + "\n")
-        for d in step.decisions:
-            click.echo(f"- `{d.name}` {d.type} ({d.policy}): {d.reason}")
+        for d in decisions:
+            where = f", network {d.network}" if d.network else ""
+            click.echo(f"- `{d.name}` {d.type} ({d.policy}{where}): {d.reason}")
         click.echo("\n" + planning.to_markdown(changes))
         for name, why in blocked.items():
             click.echo(f"\n> **left alone:** `{name}` {why}")
@@ -179,9 +194,10 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         click.echo(("zone " if len(cfg.zone_specs) == 1 else "zones ")
                    + ", ".join(z.zone for z in cfg.zone_specs)
                    + f" (actual records {source}; {health})")
-        for d in step.decisions:
+        for d in decisions:
             answer = ",".join(d.values) or "(no answer)"
-            click.echo(f"  {d.name} {d.type} {d.policy}: {answer}\n      {d.reason}")
+            where = f" [{d.network}]" if d.network else ""
+            click.echo(f"  {d.name} {d.type}{where} {d.policy}: {answer}\n      {d.reason}")
         click.echo("")
         click.echo(planning.to_table(changes))
         for name, why in blocked.items():

@@ -229,11 +229,13 @@ def network_notes(cfg: Config) -> list[str]:
     if any(r.policy == "latency" for r in cfg.records):
         local = _local_vantage(cfg)
         if cfg.controller.cluster is None:
-            none = [n for n, s in cfg.networks.items() if s.vantage != local or local is None]
-            if none:
-                out.append(f"latency records answer networks {', '.join(none)} by this "
-                           "controller's latency (no fleet, and their vantage is not this "
-                           f"controller's{' (' + local + ')' if local else ''})")
+            other = [n + (f" (vantage {s.vantage})" if s.vantage else " (no vantage)")
+                     for n, s in cfg.networks.items() if s.vantage is None or s.vantage != local]
+            if other:
+                out.append(f"no fleet: latency records answer networks {', '.join(other)} by "
+                           "this controller's latency"
+                           + (f" (controller.vantage {local})" if local else
+                              " (set controller.vantage to name where it runs)"))
         else:
             none = [n for n, s in cfg.networks.items() if s.vantage is None]
             if none:
