@@ -12,7 +12,13 @@ endpoints (HTTP check, interval 1 s, threshold 2). It prints:
 Then a probe-only run with 5,000 endpoints (CPU, lag). The baseline is the same
 measurement with 10 records in the same run: the ratio is the figure.
 
+With `--networks K` (K >= 2) the zone is served from K BIND views, one per client
+network (K-1 networks of their own address range, and default): every name has K
+answers, each written through its view's key, and every figure waits for the name in
+every network (asked from an address of each).
+
 Usage: python bench/scale.py [--sizes 10,1000,10000,50000] [--runs 3] [--endpoints 5000]
+                             [--networks 3]
 """
 
 from __future__ import annotations
@@ -48,9 +54,10 @@ def q(samples: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(p * len(s)))]
 
 
-def answer(port: int, name: str) -> str | None:
+def answer(port: int, name: str, source: str | None = None) -> str | None:
     try:
-        r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=1)
+        r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=1,
+                          source=source)
     except Exception:
         return None
     if r.rcode() != dns.rcode.NOERROR:
@@ -92,10 +99,29 @@ def gauge(text: str, name: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def write_config(env: Env, n: int) -> None:
+def network_ranges(k: int) -> dict[str, list[str]]:
+    """K client networks: K-1 of their own /24 (127.0.200.0/24, ...) and default."""
+    nets = {f"net{i}": [f"127.0.{200 + i}.0/24"] for i in range(k - 1)}
+    return {**nets, "default": []} if k > 1 else {}
+
+
+def sources(k: int) -> list[str | None]:
+    """An address of each network's clients (None: the default one's, 127.0.0.1)."""
+    return [f"127.0.{200 + i}.1" for i in range(k - 1)] + [None]
+
+
+def write_config(env: Env, n: int, k: int = 1) -> None:
     env.write_config()
     text = env.config.read_text().replace("failure_threshold: 2",
                                           f"failure_threshold: {THRESHOLD}")
+    if k > 1:
+        views = "".join(f"    {v}: {{tsig: {{name: view-{v}, secret_file: ./{v}.key}}}}\n"
+                        for v in network_ranges(k))
+        nets = "".join(f"  {v}: {{cidrs: {cidrs}}}\n" if cidrs else f"  {v}: {{}}\n"
+                       for v, cidrs in network_ranges(k).items())
+        text = text.replace("  tsig: {name: failover-key, secret_file: ./tsig.secret}\n",
+                            "  views:\n" + views).replace("controller:\n",
+                                                           "networks:\n" + nets + "controller:\n", 1)
     head, _ = text.split("records:\n", 1)
     body = "".join(f"  - {{name: r{i}.example.test., type: A, ttl: 60, policy: failover, "
                    f"order: [us-east-1, eu-west-1]}}\n" for i in range(n))
@@ -109,13 +135,20 @@ def timed_cli(env: Env, *args: str) -> float:
     return time.perf_counter() - t0
 
 
-def one_size(n: int, runs: int, cli_times: bool) -> dict[str, object]:
+def one_size(n: int, runs: int, cli_times: bool, k: int = 1) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        named = LocalNamed.start(d / "named")
+        named = LocalNamed.start(d / "named", views=network_ranges(k) or None)
         (d / "tsig.secret").write_text(named.tsig_secret)
+        for view, secret in named.view_keys.items():
+            (d / f"{view}.key").write_text(secret)
         env = Env(dir=d, named=named, http_port=free_port(EAST), api_port=free_port())
-        write_config(env, n)
+        write_config(env, n, k)
+        clients = sources(k)
+
+        def everywhere(name: str, value: str) -> bool:
+            return all(answer(port, name, c) == value for c in clients)
+
         names = sorted(f"r{i}.example.test." for i in range(n))
         first, last = names[0], names[-1]
         port = named.port
@@ -128,8 +161,8 @@ def one_size(n: int, runs: int, cli_times: bool) -> dict[str, object]:
             # a first write goes out in config order, a failover in name order: converged
             # when the last of both is served
             final = f"r{n - 1}.example.test."
-            assert wait_for(lambda: answer(port, final) == EAST and answer(port, last) == EAST
-                            and answer(port, first) == EAST,
+            assert wait_for(lambda: everywhere(final, EAST) and everywhere(last, EAST)
+                            and everywhere(first, EAST),
                             timeout=600, step=0.05), env.log()[-3000:]
             out["converge_s"] = time.monotonic() - t0
             # at rest: let the bulk work and the first saves finish, then measure
@@ -142,17 +175,17 @@ def one_size(n: int, runs: int, cli_times: bool) -> dict[str, object]:
             for i in range(runs):
                 t = time.monotonic()
                 env.stop_region(EAST)
-                assert wait_for(lambda: answer(port, first) == WEST, timeout=120, step=0.01), \
-                    env.log()[-3000:]
+                assert wait_for(lambda: answer(port, first, clients[0]) == WEST, timeout=120,
+                                step=0.01), env.log()[-3000:]
                 rto_first.append(time.monotonic() - t)
-                assert wait_for(lambda: answer(port, last) == WEST, timeout=120, step=0.01)
+                assert wait_for(lambda: everywhere(last, WEST), timeout=120, step=0.01)
                 rto_last.append(time.monotonic() - t)
                 lag = gauge(metrics(env), "failover_probe_schedule_lag_p99_seconds")
                 if lag is not None:
                     lags.append(lag)
                 t = time.monotonic()
                 env.start_region(EAST)
-                assert wait_for(lambda: answer(port, last) == EAST, timeout=120, step=0.01)
+                assert wait_for(lambda: everywhere(last, EAST), timeout=120, step=0.01)
                 back_last.append(time.monotonic() - t)
                 lag = gauge(metrics(env), "failover_probe_schedule_lag_p99_seconds")
                 if lag is not None:
@@ -217,13 +250,16 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,1000,10000,50000")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--endpoints", type=int, default=5000)
+    parser.add_argument("--networks", type=int, default=1,
+                        help="client networks, each a BIND view (1: no networks)")
     a = parser.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
-    results = [one_size(n, a.runs if n <= 10000 else 1, n == 10000 or n == max(sizes))
-               for n in sizes]
+    results = [one_size(n, a.runs if n <= 10000 else 1, n == 10000 or n == max(sizes),
+                        a.networks) for n in sizes]
     base = results[0]
     target = THRESHOLD * INTERVAL + 1
-    print(f"scale: failover records against a real named (threshold {THRESHOLD} x interval "
+    nets = f", {a.networks} networks (BIND views)" if a.networks > 1 else ""
+    print(f"scale{nets}: failover records against a real named (threshold {THRESHOLD} x interval "
           f"{INTERVAL:g} s; target: the last name within {target:g} s of the kill, and "
           f"within 1.5x the {base['n']}-record RTO)")
     for r in results:
