@@ -82,6 +82,11 @@ class Metrics:
         self.fleet_vantages = Gauge("failover_fleet_vantages",
                                     "Vantages whose views count, this one included.",
                                     registry=r)
+        # networks x regions: bounded by the config, not by the zone
+        self.network_answers = Gauge("failover_network_answers",
+                                     "Records whose answer for a client network comes from "
+                                     "a region (networks: only).", ["network", "region"],
+                                     registry=r)
 
     def render(self) -> bytes:
         """The exposition text."""

@@ -104,6 +104,8 @@ def test_each_network_is_answered_by_its_view_and_fails_over_on_its_own(
     assert wait_for(lambda: serves(env, europe=WEST, default=EAST), 60), env.log()
     env.stop_region(EAST)  # us-east-1 fails: default moves, europe stays
     assert wait_for(lambda: serves(env, europe=WEST, default=WEST), 30), env.log()
+    assert wait_for(lambda: 'failover_network_answers{network="default",region="eu-west-1"} '
+                    '1.0' in http_get(env.api_port, "/metrics")[1], 30)
     env.start_region(EAST)
     assert wait_for(lambda: serves(env, europe=WEST, default=EAST), 30), env.log()
     env.stop_region(WEST)  # eu-west-1 fails: europe moves, default stays

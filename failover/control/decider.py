@@ -92,6 +92,18 @@ class Decider:
         self.note_decisions(decisions)  # the loop only appends events and reads decisions
         return decisions, moved
 
+    def count_network_answers(self, decisions: list[Decision]) -> None:
+        """The failover_network_answers gauge: per network and region, the records it
+        answers (made when a decision changed, never per tick)."""
+        counts: dict[tuple[str, str], int] = {}
+        for d in decisions:
+            for r in d.regions:
+                counts[(d.network, r)] = counts.get((d.network, r), 0) + 1
+        gauge = self.house.metrics.network_answers
+        for net in self.house.cfg.network_names:
+            for region in self.house.cfg.regions:
+                gauge.labels(net, region).set(counts.get((net, region), 0))
+
     def network_vantages(self) -> set[str]:
         """The vantages whose latencies answer client networks (latency records only)."""
         cfg = self.house.cfg
@@ -132,6 +144,8 @@ class Decider:
         if changed:
             h.changed()
             self.decisions_version += 1
+            if h.cfg.networks:
+                self.count_network_answers(decisions)
         h.decisions = {d.key: d for d in decisions}
         self.holds = [d for d in decisions if d.basis == "hold"]
         self.release_at = min((d.hold_until for d in self.holds if d.hold_until), default=None)
