@@ -119,10 +119,20 @@ class Ledger:
         together); return the names whose desired record sets changed."""
         changed: list[tuple[ManagedKey, tuple[RecordSet, ...]]] = []
         if self.cfg.networks:
-            grouped: dict[ManagedKey, tuple[RecordSet, ...]] = {}
+            grouped: dict[ManagedKey, list[RecordSet]] = {}
+            native = self.native
             for d in decisions:
-                grouped[d.record_key] = grouped.get(d.record_key, ()) + self._desired_of(d)
-            changed = [(k, want) for k, want in grouped.items() if self.desired.get(k) != want]
+                if not d.values:
+                    grouped.setdefault((d.name, d.type), [])
+                    continue
+                # one answer per network: a view's (set identifier: the network), or a
+                # Route 53 geolocation record's
+                rs = RecordSet(d.name, d.type, d.network, d.ttl, d.values,
+                               geo=self.geo[d.network] if native(d.name) else None)
+                grouped.setdefault((d.name, d.type), []).append(rs)
+            desired = self.desired
+            changed = [(k, want) for k, sets in grouped.items()
+                       if desired.get(k) != (want := tuple(sets))]
         else:
             for d in decisions:
                 want = self._desired_of(d)
@@ -313,6 +323,8 @@ class Ledger:
         """The views a name is served from (its zone's networks), (None,) for one answer."""
         if not self.view_zones:
             return (None,)
+        if self.cfg.zones is None:
+            return self.view_zones.get(self.cfg.zone) or (None,)
         return self.view_zones.get(self.cfg.zone_of(name) or "") or (None,)
 
     def drifted(self) -> list[str]:

@@ -189,8 +189,8 @@ def decide_all(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
     per_net = [_network_inputs(cfg, net, overrides, latencies) for net in networks]
     for i, rec in enumerate(cfg.records):
         one_rrset = weigh[i]
-        for net, shapes, ov, lat_id, lat, note in per_net:
-            seen = cfg.record_for(rec, net) if net else rec
+        for net, shapes, seens, ov, lat_id, lat, note in per_net:
+            seen = seens[i]
             prev = previous.get(decision_key(rec.name, rec.type, net))
             if rec.name in ov.pinned:
                 d = decide(seen, region_views(cfg, seen, snapshot, ov), ov, prev, now)
@@ -221,20 +221,22 @@ def decide_all(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
 
 def _network_inputs(cfg: Config, net: str, overrides: Overrides,
                     latencies: Mapping[str, Mapping[str, float]] | None
-                    ) -> tuple[str, list[tuple[object, ...]], Overrides, str | None,
-                               Mapping[str, float] | None, str]:
-    """What one network decides on: its records' shapes, its overrides, and whose
-    latency answers it (an id that sets it apart, the latencies, a note for reasons)."""
-    shapes = cfg.memo(f"record_shapes/{net}", lambda: [
-        record_shape(cfg.record_for(r, net) if net else r) for r in cfg.records])
+                    ) -> tuple[str, list[tuple[object, ...]], list[Record], Overrides,
+                               str | None, Mapping[str, float] | None, str]:
+    """What one network decides on: its records' shapes, its records as it sees them,
+    its overrides, and whose latency answers it (an id that sets it apart, the
+    latencies, a note for reasons)."""
+    seens = cfg.memo(f"records/{net}", lambda: [
+        cfg.record_for(r, net) if net else r for r in cfg.records])
+    shapes = cfg.memo(f"record_shapes/{net}", lambda: [record_shape(r) for r in seens])
     ov = overrides.for_network(net) if net else overrides
     vantage = cfg.networks[net].vantage if net else None
     if vantage is None:
-        return net, shapes, ov, None, None, ""
+        return net, shapes, seens, ov, None, None, ""
     lat = (latencies or {}).get(vantage)
     if lat is not None:
-        return net, shapes, ov, vantage, lat, f" (latency from {vantage})"
-    return net, shapes, ov, "!" + vantage, None, (
+        return net, shapes, seens, ov, vantage, lat, f" (latency from {vantage})"
+    return net, shapes, seens, ov, "!" + vantage, None, (
         f" (latency: vantage {vantage} is not live; answered by the latency measured "
         "overall)")
 

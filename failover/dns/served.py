@@ -108,7 +108,10 @@ WINDOW = 64  # queries in flight on one socket: enough to hide the round trip, n
 def served_many(server: str, port: int, keys: Collection[ManagedKey],
                 timeout: float = 2.0, signer: Signer | None = None) -> list[RecordSet]:
     """`served` for many keys: one UDP socket, up to WINDOW queries in flight, each
-    retried up to ATTEMPTS times; a truncated answer is asked again over TCP.
+    retried up to ATTEMPTS times; a truncated answer is asked again over TCP. With a
+    `signer` each query is signed (so the view of that key answers); the answer's own
+    signature is not checked on the fast path, as an unsigned query's answer is not:
+    a confirmation reads what the server serves, the writes it confirms are signed.
 
     Costs one round trip per WINDOW keys instead of a socket and a round trip per key.
     Raises DnsUnavailable when a key stays unanswered, DnsError on an error rcode.
@@ -161,17 +164,23 @@ def served_many(server: str, port: int, keys: Collection[ManagedKey],
                 if entry is None:
                     continue
                 key = entry[0]
-                if signer is not None:
-                    out.extend(_signed(data, key, where, signer, macs.pop(msg_id, b""), timeout))
-                    continue
+                mac = macs.pop(msg_id, b"")
                 try:
                     rcode, truncated, rrs = parse_answer(data, key[1])
                 except (ValueError, IndexError, struct.error):
-                    out.extend(_parsed(data, key, where))  # dnspython reads the unusual
+                    # dnspython reads the unusual (and checks a signed answer's signature)
+                    out.extend(_signed(data, key, where, signer, mac, timeout)
+                               if signer is not None else _parsed(data, key, where))
                     continue
+                if signer is not None and rcode in (dns.rcode.NOTAUTH, dns.rcode.REFUSED):
+                    raise DnsRejected(f"{where} refused a query signed with {signer.keyname}: "
+                                      f"{dns.rcode.to_text(dns.rcode.Rcode(rcode))} (the key "
+                                      "is wrong, or not one of this view's)")
                 if truncated:
-                    response = retry(functools.partial(
-                        ask, server, port, dns.message.make_query(*key), timeout, True))
+                    query = dns.message.make_query(*key)
+                    if signer is not None:
+                        query.use_tsig(signer.keyring, signer.keyname)
+                    response = retry(functools.partial(ask, server, port, query, timeout, True))
                     out.extend(_answer(response, key, where))
                     continue
                 _check_rcode(rcode, key, where)

