@@ -10,6 +10,8 @@ Behaviours:
   status:N           status N (e.g. status:503)
   redirect           302 to /elsewhere
   slow:S             200 after S seconds
+  slow-from:A=S,...  200 after S seconds to a prober at address A (others: at once):
+                     vantages that see different latencies
   hang               accept and read, never answer
   close              accept and close at once (a TCP check passes, HTTP fails)
   body:OFFSET:TEXT   200 whose body holds TEXT at byte OFFSET (padding 'x')
@@ -39,6 +41,14 @@ class Behaviour:
     status: int = 200
     delay: float = 0.0
     body: bytes = b"ok\n"
+    delays: tuple[tuple[str, float], ...] = ()  # by the prober's address
+
+    def delay_for(self, peer: str) -> float:
+        """The delay before answering a prober at `peer`."""
+        for address, delay in self.delays:
+            if address == peer:
+                return delay
+        return self.delay
 
     @classmethod
     def parse(cls, text: str) -> Behaviour:
@@ -51,6 +61,10 @@ class Behaviour:
             return cls("redirect", status=302, body=b"")
         if kind == "slow":
             return cls("ok", delay=float(arg))
+        if kind == "slow-from":
+            pairs = [item.partition("=") for item in arg.split(",") if item]
+            return cls("ok", delays=tuple((str(ipaddress.ip_address(a)), float(s))
+                                          for a, _, s in pairs))
         if kind in ("hang", "close", "echo", "flap"):
             return cls(kind)
         if kind == "body":
@@ -96,8 +110,12 @@ class Responder(asyncio.Protocol):
         b = self.behaviour
         if b.kind == "hang":
             return
-        if b.delay:
-            asyncio.get_running_loop().call_later(b.delay, self._send)
+        delay = b.delay
+        if b.delays and self.transport is not None:
+            peer = self.transport.get_extra_info("peername")
+            delay = b.delay_for(str(peer[0]) if peer else "")
+        if delay:
+            asyncio.get_running_loop().call_later(delay, self._send)
         else:
             self._send()
 
