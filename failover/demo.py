@@ -1,10 +1,14 @@
 """`failover demo` (what `make run` starts): the controller on an embedded default.
 
-Starts a private named on loopback (zone example.test., RFC 2136 with a TSIG key, and
-a secondary on ::1 that follows it by NOTIFY and zone transfer), one
-process of regional HTTP endpoints per region (us-east-1 on 127.0.1.1, eu-west-1 on
-127.0.2.1), writes a config for them, and runs the controller until interrupted. It
-prints how to watch the answers, fail a region and drain one.
+Starts a private named on loopback serving zone example.test. to two client networks,
+each from its own BIND view (europe: clients in 127.0.0.128/25; default: every other
+client), each view chosen by the client's address or by its TSIG key, one process of
+regional HTTP endpoints per region (us-east-1 on 127.0.1.1, eu-west-1 on 127.0.2.1),
+writes a config for them (each record answering europe its own way), and runs the
+controller until interrupted. It prints how to watch each network's answer, fail a
+region and drain one, for every network or for one. `--fleet N` runs N controllers on a
+zone without views (and a secondary on ::1 would not follow views: the networks demo
+has none).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import signal
 import stat
 import subprocess
@@ -24,24 +29,12 @@ from failover.errors import InputError
 from failover.localdns import LocalNamed, free_port, port_free, write_private
 
 REGIONS = {"us-east-1": "127.0.1.1", "eu-west-1": "127.0.2.1"}
+# the client networks of the demo: each a BIND view, matched by key or by address
+NETWORKS = {"europe": ["127.0.0.128/25"], "default": []}
+EUROPE_CLIENT = "127.0.0.129"  # an address in europe's range, for `dig -b`
+OTHER_CLIENT = "127.0.0.1"
 
-CONFIG = """# Written by `failover demo`: the shared contract, on the demo's own ports.
-zone: example.test.
-
-provider:
-  type: bind
-  server: 127.0.0.1
-  port: {dns_port}
-  tsig:
-    name: failover-key
-    algorithm: hmac-sha256
-    secret_file: ./tsig.secret
-
-controller:
-  state: ./failover.db
-  listen: 127.0.0.1:{api_port}
-
-checks:
+CHECKS_AND_REGIONS = """checks:
   web:
     type: HTTP
     port: {http_port}
@@ -58,7 +51,74 @@ regions:
     endpoints:
       - address: 127.0.2.1
         check: web
+"""
 
+NETWORKS_CONFIG = """# Written by `failover demo`: the shared contract's records answered per client
+# network (europe, default), each network from its own BIND view, on the demo's ports.
+zone: example.test.
+
+provider:
+  type: bind
+  server: 127.0.0.1
+  port: {dns_port}
+  views:  # the key of each view chooses it: every read and write signs with it
+    europe:
+      tsig: {{name: view-europe, algorithm: hmac-sha256, secret_file: ./europe.key}}
+    default:
+      tsig: {{name: view-default, algorithm: hmac-sha256, secret_file: ./default.key}}
+
+networks:
+  europe:
+    cidrs: [127.0.0.128/25]
+  default: {{}}  # every other client
+
+controller:
+  state: ./failover.db
+  listen: 127.0.0.1:{api_port}
+  token_file: ./api.token
+
+""" + CHECKS_AND_REGIONS + """
+records:
+  - name: api.example.test.
+    type: A
+    ttl: 30
+    policy: failover
+    order: [us-east-1, eu-west-1]
+    failback_delay: 5
+    networks:
+      europe: {{order: [eu-west-1, us-east-1]}}
+  - name: www.example.test.
+    type: A
+    ttl: 30
+    policy: weighted
+    weights: {{us-east-1: 70, eu-west-1: 30}}
+    networks:
+      europe: {{weights: {{us-east-1: 30, eu-west-1: 70}}}}
+  - name: app.example.test.
+    type: A
+    ttl: 30
+    policy: latency
+    regions: [us-east-1, eu-west-1]
+"""
+
+# the fleet demo's: one answer for every client (a zone without views)
+CONFIG = """# Written by `failover demo`: the shared contract, on the demo's own ports.
+zone: example.test.
+
+provider:
+  type: bind
+  server: 127.0.0.1
+  port: {dns_port}
+  tsig:
+    name: failover-key
+    algorithm: hmac-sha256
+    secret_file: ./tsig.secret
+
+controller:
+  state: ./failover.db
+  listen: 127.0.0.1:{api_port}
+
+""" + CHECKS_AND_REGIONS + """
 records:
   - name: api.example.test.
     type: A
@@ -175,39 +235,50 @@ def run_demo(directory: Path, dns_port: int = 15353, api_port: int = 9053) -> No
     if not port_free("127.0.0.1", api_port, udp=False):
         api_port = free_port()
     http_port = free_port(*REGIONS.values())
-    # a secondary on ::1 (same port) makes the zone's NS set two servers, as a delegated
-    # zone has; `failover drill` then times the answer on both
-    secondaries = ["::1"] if port_free("::1", dns_port) else []
     with ExitStack() as stack:
-        named = LocalNamed.start(directory / "named", port=dns_port, secondaries=secondaries)
+        # no secondary: a secondary follows one zone, and views serve one zone per network;
+        # `failover drill` times each view on the primary instead
+        named = LocalNamed.start(directory / "named", port=dns_port, views=NETWORKS)
         stack.callback(named.stop)
-        write_private(directory / "tsig.secret", named.tsig_secret + "\n")
+        for view, secret in named.view_keys.items():
+            write_private(directory / f"{view}.key", secret + "\n")
+        token = directory / "api.token"
+        write_private(token, secrets.token_urlsafe(32) + "\n")
         procs = {}
         for name, host in REGIONS.items():
             proc = start_region(name, host, http_port)
             procs[name] = proc
             stack.callback(children.stop, proc)
         config = directory / "failover.yaml"
-        write_private(config, CONFIG.format(dns_port=dns_port, api_port=api_port,
-                                            http_port=http_port))
+        write_private(config, NETWORKS_CONFIG.format(dns_port=dns_port, api_port=api_port,
+                                                     http_port=http_port))
         exe = Path(sys.executable).parent / "failover"
         cli = str(exe) if exe.exists() else "failover"
-        east = procs["us-east-1"].pid
-        secondary = "".join(f", secondary at [{h}]:{dns_port}" for h in secondaries)
+        east, west = procs["us-east-1"].pid, procs["eu-west-1"].pid
+        dig = f"dig @127.0.0.1 -p {dns_port} -b"
+        body = '{"region": "us-east-1", "network": "default"}'
         print(f"""
-failover demo: zone example.test. on a private named at 127.0.0.1:{dns_port}{secondary}
+failover demo: zone example.test. on a private named at 127.0.0.1:{dns_port}, answered per
+client network from two views: europe (clients in {', '.join(NETWORKS['europe'])}) and
+default (every other client)
   us-east-1: 127.0.1.1:{http_port} (pid {east})
-  eu-west-1: 127.0.2.1:{http_port} (pid {procs['eu-west-1'].pid})
+  eu-west-1: 127.0.2.1:{http_port} (pid {west})
   config:  {config}
 
 In another terminal:
   status page:        http://127.0.0.1:{api_port}/
-  watch the answer:   dig @127.0.0.1 -p {dns_port} api.example.test +short
+  europe's answer:    {dig} {EUROPE_CLIENT} api.example.test +short   # 127.0.2.1
+  default's answer:   {dig} {OTHER_CLIENT} api.example.test +short     # 127.0.1.1
   status:             {cli} status --config {config}
-  fail us-east-1:     kill -STOP {east}      (back: kill -CONT {east})
+  fail us-east-1:     kill -STOP {east}   (default moves to 127.0.2.1; back: kill -CONT {east})
+  fail eu-west-1:     kill -STOP {west}   (europe moves to 127.0.1.1; back: kill -CONT {west})
   drain / restore:    {cli} drain us-east-1 --config {config}
                       {cli} restore us-east-1 --config {config}
-  drill (timed):      {cli} drill us-east-1 --config {config}
+  drain for default:  {cli} drain us-east-1 --network default --config {config}
+    (europe's answers stay; the API's form):
+                      curl -s -X POST -H "Authorization: Bearer $(cat {token})" \\
+                        -d '{body}' http://127.0.0.1:{api_port}/v1/drain
+  drill (timed):      {cli} drill eu-west-1 --config {config}   (each view)
   history:            {cli} history --config {config}
   metrics:            curl -s 127.0.0.1:{api_port}/metrics | grep failover_
 Ctrl-C stops the demo.

@@ -6,7 +6,10 @@ override, or a fault that makes its checks fail inside the running controller),
 measures until every server's answer has moved, restores, and measures the way back.
 Per record it reports detection (the controller's decision), write (its DNS update),
 served (the first server answering the new way), total (the last: every authoritative
-answer has moved) and each server's own time. The way back
+answer has moved) and each server's own time. A zone served from BIND views (one per
+client network) is watched in every view of every server, each asked with its view's
+key: each network's answer is timed on its own (a network whose answer does not hold
+the region has nothing to move), and the total is the last of them. The way back
 ends when every server answers what the controller decides once it has taken the
 restore up, which is not always the region again: a failback delay holds the answer
 for a while, and latency hysteresis may keep a region that is as fast. The result goes
@@ -15,6 +18,7 @@ into the history.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +33,14 @@ from failover.overrides import stranded, who
 from failover.plan import ManagedKey
 from failover.records import canonical_value
 from failover.state.store import Event, Override, OverrideKind, StateStore
+from policies.model import decision_key
 
 if TYPE_CHECKING:
     from failover.config import Config
 
 Mode = Literal["drain", "fail-checks"]
-Judge = Callable[[ManagedKey, frozenset[str]], bool]  # has a server's answer arrived
+# has a server's answer arrived: the record, the view's network ("" without views), the answer
+Judge = Callable[[ManagedKey, str, frozenset[str]], bool]
 
 
 def region_values(cfg: Config, region: str, key: ManagedKey) -> frozenset[str]:
@@ -73,11 +79,11 @@ def _back(state: StateStore, since: float, mine: tuple[str, str, float], region:
     it has taken the restore up, counts the region usable again (after its checks have
     passed, in fail-checks mode) and no failback delay is still running."""
     if not _taken_up(state, since, mine):
-        return lambda k, a: False
+        return lambda k, n, a: False
     decisions = state.load_decisions()
 
-    def judge(k: ManagedKey, answer: frozenset[str]) -> bool:
-        d = decisions.get(k)
+    def judge(k: ManagedKey, network: str, answer: frozenset[str]) -> bool:
+        d = decisions.get(decision_key(k[0], k[1], network))
         if d is None:
             return bool(answer & values[k])
         if region not in d.usable or (d.policy == "failover" and d.basis == "hold"):
@@ -86,10 +92,11 @@ def _back(state: StateStore, since: float, mine: tuple[str, str, float], region:
     return judge
 
 
-def _writes(key: ManagedKey) -> Callable[[Event], bool]:
-    """Whether a DNS event's changes touch the record `key`."""
+def _writes(key: ManagedKey, view: str | None = None) -> Callable[[Event], bool]:
+    """Whether a DNS event's changes touch the record `key` (in `view`, when given)."""
     def match(e: Event) -> bool:
         return any(c.get("name") == key[0] and c.get("type") == key[1]
+                   and (view is None or c.get("set_identifier") == view)
                    for c in e.detail.get("changes", ()))
     return match
 
@@ -99,7 +106,8 @@ def _serials(zone: str, servers: list[Server], timeout: float) -> str:
     out = []
     for server in servers:
         try:
-            out.append(f"{server} {soa_serial(server.address, server.port, zone, timeout)}")
+            serial = soa_serial(server.address, server.port, zone, timeout, server.signer)
+            out.append(f"{server} {serial}")
         except DnsError as exc:
             out.append(f"{server} ({exc})")
     return f"SOA serials of {zone}: " + ", ".join(out)
@@ -173,6 +181,8 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
     deadline = time.monotonic() + timeout
     keys = {(r.name, r.type) for r in cfg.records}
     values = {k: region_values(cfg, region, k) for k in keys}
+    views = list(dict.fromkeys(s.view for s in servers if s.view))  # [] without views
+    asked = _asked(servers, views)
     with ThreadPoolExecutor(max_workers=min(16, len(servers))) as pool:
         def read(ks: set[ManagedKey]) -> Reading:
             return read_all(servers, ks, cfg.drill.timeout, pool)
@@ -181,22 +191,25 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
         if before.errors:  # fail now, not after the timeout with a region drained
             raise FailoverError("drill: not every authoritative server answers: "
                                 + "; ".join(f"{s}: {e}" for s, e in before.errors.items()))
-        affected = {k for k in keys
-                    if any(a[k] & values[k] for a in before.answers.values())}
-        if not affected:
+        targets = _to_move(before, servers, keys, values)
+        if not targets:
             raise InputError(f"no record answers from {region} now: nothing to drill")
+        affected = set(targets)
+        idle = [v for v in views if not any(s.view == v for ss in targets.values() for s in ss)]
         kind: OverrideKind = "drain" if mode == "drain" else "fault"
         # durations on the monotonic clock; t0 (wall) only to read the history
         t0, m0 = time.time(), time.monotonic()
         state.set_override(Override(kind, region, region, who(), "drill", t0))
         progress((f"{region} drained" if mode == "drain" else
                   f"checks of {region} failing (each after its failure_threshold probes)")
-                 + f": waiting for {len(affected)} record(s) to move on {len(servers)} "
-                 "server(s)")
+                 + f": waiting for {len(affected)} record(s) to move on {asked}"
+                 + "".join(f"; {v}: nothing to move (no answer of its view holds {region})"
+                           for v in idle))
+        serials = functools.partial(_serials, cfg.zone, servers, cfg.drill.timeout)
         try:
-            moved = _wait(read, servers, affected,
-                          lambda: lambda k, a: _moved(a, values[k]), deadline, poll, "move",
-                          lambda: _serials(cfg.zone, servers, cfg.drill.timeout),
+            moved = _wait(read, targets,
+                          lambda: lambda k, n, a: _moved(a, values[k]), deadline, poll, "move",
+                          serials,
                           lambda k, s, t: progress(f"{k[0]} {k[1]} moved on {s} after "
                                                    f"{t - m0:.2f} s"), timeout)
         finally:
@@ -206,10 +219,10 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
                  "to come back")
         slow = [f"{r.name} (failback_delay {r.failback_delay:g} s)" for r in cfg.records
                 if (r.name, r.type) in affected and r.failback_delay >= deadline - m1]
-        back = _wait(read, servers, affected,
+        back = _wait(read, targets,
                      lambda: _back(state, t0 + offset - 60, (kind, region, t0), region, values),
                      deadline, poll, "come back",
-                     lambda: _serials(cfg.zone, servers, cfg.drill.timeout)
+                     lambda: serials()
                      + (f"; {', '.join(slow)} come back only after their failback delay, "
                         "longer than what was left of --timeout: give a longer --timeout"
                         if slow else ""),
@@ -220,41 +233,120 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
         decided.setdefault(e.subject, e.at - offset)
     writes = [e for e in state.history(since=t0 + offset, kind="dns", limit=100_000)
               if e.subject == "dns"]
-    ttls = {(r.name, r.type): r.ttl for r in cfg.records}
-    per_record = []
-    for k in sorted(affected):
-        subject = f"{k[0]} {k[1]}"
+
+    def detection(k: ManagedKey, view: str | None) -> float | None:
+        subject = f"{k[0]} {k[1]}" + (f" ({view})" if view else "")
+        return round(decided[subject] - t0, 3) if subject in decided else None
+
+    def write(k: ManagedKey, view: str | None) -> float | None:
         # the event is stamped after the controller's own confirmation: the write is when
         # the server acknowledged it
         written = next((e.at - offset - e.detail.get("confirmed_ms", 0) / 1000
-                        for e in writes if _writes(k)(e)), None)
-        per_record.append({
-            "record": subject,
+                        for e in writes if _writes(k, view)(e)), None)
+        return None if written is None else round(written - t0, 3)
+
+    ttls = {(r.name, r.type): r.ttl for r in cfg.records}
+    per_record = []
+    for k in sorted(affected):
+        # served: the first server answering the new way (the one written to, as a rule);
+        # total: the last, when every authoritative answer has moved
+        entry: dict[str, Any] = {
+            "record": f"{k[0]} {k[1]}",
             "before": sorted(frozenset().union(*(a[k] for a in before.answers.values()))),
-            "detection_s": round(decided[subject] - t0, 3) if subject in decided else None,
-            "write_s": None if written is None else round(written - t0, 3),
-            # served: the first server answering the new way (the one written to, as a
-            # rule); total: the last, when every authoritative answer has moved
-            "served_s": round(min(moved[k].values()) - m0, 3),
-            "total_s": round(max(moved[k].values()) - m0, 3),
-            "back_s": round(max(back[k].values()) - m1, 3),
+            "detection_s": detection(k, None), "write_s": write(k, None),
+            **_span(moved[k], back[k], m0, m1),
             # a resolver that cached the old answer keeps it up to the record's TTL
             "ttl": ttls[k],
             "behind_resolvers_s": round(max(moved[k].values()) - m0 + ttls[k], 3),
             "servers": {str(s): {"served_s": round(moved[k][s] - m0, 3),
-                                 "back_s": round(back[k][s] - m1, 3)} for s in servers}})
-    report = {"region": region, "mode": mode, "at": t0,
-              "servers": [str(s) for s in servers], "servers_from": source, "actor": who(),
-              "total_s": round(max(max(m.values()) for m in moved.values()) - m0, 3),
-              "back_total_s": round(max(max(b.values()) for b in back.values()) - m1, 3),
-              "behind_resolvers_s": round(max(max(m.values()) - m0 + ttls[k]
-                                              for k, m in moved.items()), 3),
-              "records": per_record}
+                                 "back_s": round(back[k][s] - m1, 3)} for s in targets[k]}}
+        if views:
+            entry["networks"] = {}
+            for v in views:
+                mine = [s for s in targets[k] if s.view == v]
+                said = sorted(frozenset().union(*(a[k] for s, a in before.answers.items()
+                                                  if s.view == v)))
+                entry["networks"][v] = {"moved": False, "before": said} if not mine else {
+                    "moved": True, "before": said, "detection_s": detection(k, v),
+                    "write_s": write(k, v),
+                    **_span({s: moved[k][s] for s in mine}, {s: back[k][s] for s in mine},
+                            m0, m1)}
+            for part in ("detection_s", "write_s"):  # the first network's
+                times = [n[part] for n in entry["networks"].values()
+                         if n["moved"] and n[part] is not None]
+                entry[part] = min(times) if times else None
+        per_record.append(entry)
+    report: dict[str, Any] = {
+        "region": region, "mode": mode, "at": t0,
+        "servers": [str(s) for s in servers], "servers_from": source, "actor": who(),
+        "total_s": round(max(max(m.values()) for m in moved.values()) - m0, 3),
+        "back_total_s": round(max(max(b.values()) for b in back.values()) - m1, 3),
+        "behind_resolvers_s": round(max(max(m.values()) - m0 + ttls[k]
+                                        for k, m in moved.items()), 3),
+        "records": per_record}
+    if views:
+        # each network's time: when every record of its view that held the region moved
+        # (and came back); a view none of whose answers held the region had nothing to move
+        report["networks"] = {}
+        for v in views:
+            spans = [r["networks"][v] for r in per_record if r["networks"][v]["moved"]]
+            report["networks"][v] = {
+                "moved": bool(spans),
+                "records": [r["record"] for r in per_record if r["networks"][v]["moved"]],
+                **({"total_s": max(n["total_s"] for n in spans),
+                    "back_total_s": max(n["back_s"] for n in spans)} if spans else {})}
     state.record([Event(time.time() + offset, "drill", region,
-                        f"drill of {region} ({mode}): answers moved on {len(servers)} "
-                        f"server(s) in {report['total_s']} s, back in {report['back_total_s']} s",
-                        report)])
+                        f"drill of {region} ({mode}): answers moved on {asked} in "
+                        f"{report['total_s']} s, back in {report['back_total_s']} s"
+                        + _networks_text(report, "; "), report)])
     return report
+
+
+def _asked(servers: list[Server], views: list[str]) -> str:
+    """How many servers a drill asks ("2 server(s)"; with views, each once per view)."""
+    if not views:
+        return f"{len(servers)} server(s)"
+    where = len({(s.address, s.port) for s in servers})
+    return f"{where} server(s), each in views {', '.join(views)}"
+
+
+def _to_move(before: Reading, servers: list[Server], keys: set[ManagedKey],
+             values: dict[ManagedKey, frozenset[str]]) -> dict[ManagedKey, list[Server]]:
+    """The records that answer from the region now and, for each, the servers whose
+    answer must move: every server; with views, every server of each view that answers
+    from the region (one that does not has nothing to move, and is not waited for)."""
+    out = {}
+    for k in keys:
+        holding = {s.view for s, a in before.answers.items() if a[k] & values[k]}
+        if holding:
+            out[k] = [s for s in servers if s.view in holding]
+    return out
+
+
+def _span(moved: dict[Server, float], back: dict[Server, float], m0: float,
+          m1: float) -> dict[str, float]:
+    """Served (the first server), total (the last) and back (the last) of some servers'
+    answers, in seconds since the drill began (back: since the restore)."""
+    return {"served_s": round(min(moved.values()) - m0, 3),
+            "total_s": round(max(moved.values()) - m0, 3),
+            "back_s": round(max(back.values()) - m1, 3)}
+
+
+def network_lines(report: dict[str, Any]) -> list[str]:
+    """Each network's line of a drill report made with views (none without): when its
+    answers moved and came back, or that none of them held the region."""
+    out = []
+    for net, n in report.get("networks", {}).items():
+        if n["moved"]:
+            out.append(f"{net}: moved in {n['total_s']} s, back in {n['back_total_s']} s "
+                       f"({', '.join(n['records'])})")
+        else:
+            out.append(f"{net}: nothing to move: none of its answers held {report['region']}")
+    return out
+
+
+def _networks_text(report: dict[str, Any], sep: str) -> str:
+    return "".join(sep + line for line in network_lines(report))
 
 
 def resolvers_note(report: dict[str, Any]) -> str:
@@ -267,21 +359,22 @@ def resolvers_note(report: dict[str, Any]) -> str:
             "stays empty there up to the zone's negative TTL")
 
 
-def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],
-          keys: set[ManagedKey], judge: Callable[[], Judge], deadline: float,
-          poll: float, what: str, explain: Callable[[], str],
+def _wait(read: Callable[[set[ManagedKey]], Reading],
+          targets: dict[ManagedKey, list[Server]], judge: Callable[[], Judge],
+          deadline: float, poll: float, what: str, explain: Callable[[], str],
           reached_one: Callable[[ManagedKey, Server, float], None], timeout: float
           ) -> dict[ManagedKey, dict[Server, float]]:
-    """Poll every server until each answers every key the way `judge()` accepts (a new
-    judge every poll); the monotonic time each did."""
-    reached: dict[ManagedKey, dict[Server, float]] = {k: {} for k in keys}
+    """Poll until each record's servers (`targets`) answer it the way `judge()` accepts
+    (a new judge every poll); the monotonic time each did."""
+    reached: dict[ManagedKey, dict[Server, float]] = {k: {} for k in targets}
     errors: dict[Server, str] = {}
     while True:
-        waiting = {k for k in keys if len(reached[k]) < len(servers)}
+        waiting = {k for k, ss in targets.items() if len(reached[k]) < len(ss)}
         if not waiting:
             return reached
         if time.monotonic() > deadline:
-            late = "; ".join(f"{k[0]} {k[1]} at {', '.join(str(s) for s in servers if s not in reached[k])}"
+            late = "; ".join(f"{k[0]} {k[1]} at "
+                             f"{', '.join(str(s) for s in targets[k] if s not in reached[k])}"
                              for k in sorted(waiting))
             why = "".join(f"; {s}: {e}" for s, e in errors.items())
             raise FailoverError(f"drill: answers did not {what} within the {timeout:g} s of "
@@ -292,9 +385,11 @@ def _wait(read: Callable[[set[ManagedKey]], Reading], servers: list[Server],
         errors = reading.errors
         answers: dict[Server, Answers] = reading.answers
         accepts = judge()
-        for server, got in answers.items():
-            for k in waiting:
-                if server not in reached[k] and accepts(k, got[k]):
+        for k in waiting:
+            for server in targets[k]:
+                got = answers.get(server)
+                if got is not None and server not in reached[k] and accepts(
+                        k, server.view or "", got[k]):
                     reached[k][server] = now
                     reached_one(k, server, now)
         time.sleep(poll)

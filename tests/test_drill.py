@@ -4,7 +4,10 @@ named with a secondary on ::1 (both in the zone's NS set), loopback regions."""
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import dns.message
 import dns.query
@@ -12,13 +15,15 @@ import pytest
 
 from failover.config import parse_config
 from failover.dns.authoritative import Server, authoritative_servers
-from failover.localdns import LocalNamed, free_port
+from failover.localdns import LocalNamed, free_port, named_binary, write_private
 from failover.service import adapter_for
 from tests.builders import EXAMPLES
 from tests.service_env import (
+    CHECKS_AND_REGIONS,
     EAST,
     WEST,
     Env,
+    a_values,
     only_east_healthy,
     overrides_left,
     served_east,
@@ -236,3 +241,124 @@ def test_drill_shows_progress_on_a_terminal(env: Env) -> None:
                      r"\(TTL 30 s\)", r.stdout), r.stdout
     assert "clients behind caching resolvers also wait up to the record's TTL (30 s)" \
         in r.stdout
+
+
+VIEWS_CONFIG = """
+zone: example.test.
+provider:
+  type: rfc2136
+  server: 127.0.0.1
+  port: {dns_port}
+  views:
+    europe: {{tsig: {{name: view-europe, secret_file: ./europe.key}}}}
+    default: {{tsig: {{name: view-default, secret_file: ./default.key}}}}
+networks:
+  europe: {{cidrs: [127.0.0.128/25]}}
+  default: {{}}
+controller:
+  state: ./failover.db
+  listen: 127.0.0.1:{api_port}
+""" + CHECKS_AND_REGIONS + """records:
+  - name: api.example.test.
+    type: A
+    ttl: 5
+    policy: failover
+    order: [us-east-1, eu-west-1]
+    networks:
+      europe: {{order: [eu-west-1, us-east-1]}}
+  - name: www.example.test.
+    type: A
+    ttl: 5
+    policy: weighted
+    weights: {{us-east-1: 1, eu-west-1: 1}}
+    networks:
+      europe: {{weights: {{us-east-1: 0, eu-west-1: 1}}}}  # us-east-1 on standby
+"""
+EUROPE_CLIENT = "127.0.0.129"  # in europe's 127.0.0.128/25
+
+
+@pytest.fixture
+def views_env(tmp_path: Path) -> Iterator[Env]:
+    """named with two views (europe by 127.0.0.128/25, default by every other client),
+    both regions up, the controller running: api answers europe from eu-west-1 and
+    default from us-east-1; www answers europe from eu-west-1, default from both."""
+    if named_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("named is not installed: make test installs bind9")
+        pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
+    named = LocalNamed.start(tmp_path / "named",
+                             views={"europe": ["127.0.0.128/25"], "default": []})
+    env = Env(dir=tmp_path, named=named, http_port=free_port(EAST), api_port=free_port())
+    try:
+        for view, secret in named.view_keys.items():
+            write_private(tmp_path / f"{view}.key", secret + "\n")
+        env.config.write_text(VIEWS_CONFIG.format(dns_port=named.port, api_port=env.api_port,
+                                                  http_port=env.http_port, east=EAST,
+                                                  west=WEST))
+        env.start_region(EAST)
+        env.start_region(WEST)
+        env.start_controller()
+        yield env
+    finally:
+        env.stop_all()
+        named.stop()
+
+
+def per_network(env: Env) -> dict[str, set[str] | None]:
+    """What a europe client and a default client are told for api and www."""
+    return {f"{who} {name}": a_values(env.named.port, f"{name}.example.test.", source=at)
+            for who, at in (("europe", EUROPE_CLIENT), ("default", "127.0.0.1"))
+            for name in ("api", "www")}
+
+
+AS_CONFIGURED = {"europe api": {WEST}, "europe www": {WEST},
+                 "default api": {EAST}, "default www": {EAST, WEST}}
+
+
+def test_drill_times_each_view_and_names_a_network_with_nothing_to_move(
+        views_env: Env) -> None:
+    env = views_env
+    assert wait_for(lambda: per_network(env) == AS_CONFIGURED, 60), env.log()
+    r = env.cli("drill", "eu-west-1", "--json", "--timeout", "30")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    port = env.named.port
+    europe, default = (f"127.0.0.1:{port} (ns1.example.test, {v})" for v in ("europe", "default"))
+    # the one server of the NS set, asked in each view with that view's key
+    assert report["servers"] == [europe, default]
+    assert report["networks"]["europe"]["moved"] and report["networks"]["default"]["moved"]
+    assert report["networks"]["europe"]["records"] == ["api.example.test. A",
+                                                       "www.example.test. A"]
+    assert report["networks"]["default"]["records"] == ["www.example.test. A"]
+    assert report["total_s"] == max(n["total_s"] for n in report["networks"].values())
+    assert report["back_total_s"] == max(n["back_total_s"]
+                                         for n in report["networks"].values())
+    api, www = report["records"]
+    # default's api answer never held eu-west-1: nothing to move there, nothing waited for
+    assert api["networks"]["default"] == {"moved": False, "before": [EAST]}
+    assert list(api["servers"]) == [europe]
+    assert api["networks"]["europe"]["before"] == [WEST]
+    assert 0 < api["networks"]["europe"]["detection_s"] <= api["networks"]["europe"]["write_s"]
+    assert api["networks"]["europe"]["total_s"] == api["total_s"] == api["servers"][europe][
+        "served_s"]
+    assert www["networks"]["default"]["before"] == [EAST, WEST]
+    assert www["networks"]["default"]["moved"] and list(www["servers"]) == [europe, default]
+    # europe's api answer moved to us-east-1, in europe's view only (the controller's word)
+    history = json.loads(env.cli("history", "--json").stdout)
+    moved = [e["detail"]["values"] for e in history if e["kind"] == "decision"
+             and e["subject"] == "api.example.test. A (europe)"]
+    assert [EAST] in moved, moved
+    assert not any(e["kind"] == "decision" and e["subject"] == "api.example.test. A (default)"
+                   and e["detail"]["values"] != [EAST] for e in history)
+    assert per_network(env) == AS_CONFIGURED and overrides_left(env) == []
+
+    # us-east-1: default's answers hold it, none of europe's do
+    r = env.cli("drill", "us-east-1", "--timeout", "30")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "on 1 authoritative server(s), each in views europe, default, from" in r.stdout
+    assert "  europe: nothing to move: none of its answers held us-east-1\n" in r.stdout
+    assert re.search(r"  default: moved in \d+\.\d+ s, back in \d+\.\d+ s "
+                     r"\(api\.example\.test\. A, www\.example\.test\. A\)", r.stdout), r.stdout
+    assert f"    {default}: served" in r.stdout and f"    {europe}: served" not in r.stdout
+    assert f"    europe: nothing to move (answers {WEST})" in r.stdout
+    assert per_network(env) == AS_CONFIGURED and overrides_left(env) == []

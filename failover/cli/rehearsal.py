@@ -50,7 +50,7 @@ def simulate(config_path: str, scenario_path: str, as_json: bool) -> None:
 def drill(config_path: str, region: str, mode: str, timeout: float, servers: tuple[str, ...],
           as_json: bool) -> None:
     """Fail REGION over on purpose against the running controller and time it on every
-    authoritative server."""
+    authoritative server (with views, in every view: each client network's answer)."""
     from failover import drill as drills
     from failover.dns.authoritative import authoritative_servers
     from failover.service import adapter_for
@@ -73,15 +73,24 @@ def drill(config_path: str, region: str, mode: str, timeout: float, servers: tup
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"drill of {region} ({mode}) on {len(watch)} authoritative server(s) from "
-               f"{source}: every answer moved in {report['total_s']} s, "
-               f"back in {report['back_total_s']} s")
+    views = list(report.get("networks", {}))
+    where = (f"{len(watch)} authoritative server(s)" if not views else
+             f"{len({(s.address, s.port) for s in watch})} authoritative server(s), each "
+             f"in views {', '.join(views)},")
+    click.echo(f"drill of {region} ({mode}) on {where} from {source}: every answer moved in "
+               f"{report['total_s']} s, back in {report['back_total_s']} s")
+    for line in drills.network_lines(report):  # with views: each network's own time
+        click.echo(f"  {line}")
     for r in report["records"]:
         click.echo(f"  {r['record']}: detection {r['detection_s']} s, write {r['write_s']} s, "
                    f"served {r['served_s']} s, total {r['total_s']} s; back {r['back_s']} s; "
                    f"behind resolvers up to {r['behind_resolvers_s']} s (TTL {r['ttl']} s)")
         for server, t in r["servers"].items():
             click.echo(f"    {server}: served {t['served_s']} s, back {t['back_s']} s")
+        for net, n in r.get("networks", {}).items():
+            if not n["moved"]:
+                click.echo(f"    {net}: nothing to move (answers "
+                           f"{', '.join(n['before']) or 'nothing'})")
     click.echo(drills.resolvers_note(report))
 
 

@@ -8,6 +8,10 @@ transfer and lag behind their primary; Route 53 spreads a change to four name se
 The servers come from `drill.servers` when set; otherwise from the zone's NS set as the
 provider serves it (Route 53: the hosted zone's delegation set), each name's address
 taken from the glue the provider serves or, outside the zone, from the system resolver.
+
+A zone served from BIND views (`provider.views`, one per client network) answers each
+network its own way: every server is then asked once per view, each query signed with
+that view's key (the key chooses the view), and each answer is watched on its own.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ import ipaddress
 import socket
 from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import dns.message
+import dns.name
 import dns.rdatatype
+import dns.tsig
 
 from failover.config import BindProvider, Route53Provider, ZonefileProvider, server_address
 from failover.dns.base import DnsError
 from failover.dns.served import ask, served
+from failover.dns.wire import Signer
 from failover.errors import FailoverError
 from failover.plan import ManagedKey
 
@@ -37,16 +44,20 @@ Answers = dict[ManagedKey, frozenset[str]]
 
 @dataclass(frozen=True)
 class Server:
-    """One authoritative server: where to ask, and the NS name it was found by."""
+    """One authoritative server: where to ask, the NS name it was found by, and with
+    views, the view asked (a client network) with the key that chooses it."""
 
     address: str
     port: int
     name: str | None = None
+    view: str | None = None
+    signer: Signer | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         where = f"[{self.address}]:{self.port}" if ":" in self.address else \
             f"{self.address}:{self.port}"
-        return f"{where} ({self.name.rstrip('.')})" if self.name else where
+        about = [a for a in (self.name.rstrip(".") if self.name else None, self.view) if a]
+        return f"{where} ({', '.join(about)})" if about else where
 
 
 def default_port(cfg: Config) -> int:
@@ -60,10 +71,43 @@ def default_port(cfg: Config) -> int:
 
 def authoritative_servers(cfg: Config, adapter: Adapter | None,
                           configured: Iterable[str] = ()) -> tuple[list[Server], str]:
-    """The servers to watch and where they came from (for the report).
+    """The servers to watch and where they came from (for the report); with views, each
+    server once per view (in the order of provider.views).
 
-    Raises FailoverError when none can be found, naming what was tried.
+    Raises FailoverError when none can be found, naming what was tried, and
+    SecretError when a view's key cannot be read.
     """
+    found, source = _servers(cfg, adapter, configured)
+    signers = view_signers(cfg, adapter)
+    if signers:
+        found = [Server(s.address, s.port, s.name, net, signer)
+                 for s in found for net, signer in signers.items()]
+    return found, source
+
+
+def view_signers(cfg: Config, adapter: Adapter | None) -> dict[str, Signer]:
+    """Each view's key by client network, to sign the queries that view answers; {}
+    when the zone is not served from views. The adapter's keys when it has them, else
+    read from the config (raises SecretError when one cannot be read)."""
+    prov = cfg.provider
+    if not (isinstance(prov, BindProvider) and prov.views and cfg.networks):
+        return {}
+    views = getattr(adapter, "views", None) or {}
+    out: dict[str, Signer] = {}
+    secrets = None
+    for net, view in prov.views.items():
+        signer = getattr(views.get(net), "query_signer", None)
+        if signer is None:
+            secrets = secrets or cfg.view_secrets(prov)
+            name = dns.name.from_text(view.tsig.name)
+            signer = Signer(name, dns.tsig.Key(name, secrets[net].get_secret_value(),
+                                               dns.name.from_text(view.tsig.algorithm)))
+        out[net] = signer
+    return out
+
+
+def _servers(cfg: Config, adapter: Adapter | None,
+             configured: Iterable[str]) -> tuple[list[Server], str]:
     port = default_port(cfg)
     chosen = list(configured) or cfg.drill.servers or []
     if chosen:
@@ -155,12 +199,13 @@ class Reading:
 
 def read_all(servers: list[Server], keys: Collection[ManagedKey], timeout: float,
              pool: ThreadPoolExecutor) -> Reading:
-    """Ask every server for every key, the servers in parallel."""
+    """Ask every server for every key, the servers in parallel (a view's queries signed
+    with its key)."""
 
     def one(server: Server) -> Answers | str:
         try:
             out: Answers = {k: frozenset() for k in keys}
-            for rs in served(server.address, server.port, keys, timeout):
+            for rs in served(server.address, server.port, keys, timeout, server.signer):
                 out[(rs.name, rs.type)] = out[(rs.name, rs.type)] | frozenset(rs.values)
             return out
         except DnsError as exc:
