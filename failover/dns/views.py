@@ -145,12 +145,14 @@ class ViewsAdapter:
         return out
 
     def serial(self) -> int | None:
-        """A value that moves when any view's SOA serial moves (None: unknown); the
+        """The sum of the views' SOA serials (mod 2**32; None: unknown): it moves by
+        exactly the messages written to all views, as one server's serial moves by its
+        own, so a refresh after the controller's own writes still reads nothing. The
         server is reached when any view answers."""
         serials = self._some(lambda net, a: a.serial())
         if any(v is None for v in serials.values()):
             return None
-        return hash(tuple(sorted(serials.items())))
+        return sum(v for v in serials.values() if v is not None) % 2**32
 
     def prepare(self) -> None:
         """Nothing to set up before a write."""
