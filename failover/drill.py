@@ -55,6 +55,15 @@ def region_values(cfg: Config, region: str, key: ManagedKey) -> frozenset[str]:
     return frozenset(out)
 
 
+def decision_subjects(event: Event) -> list[str]:
+    """The records (and networks) a decision line is about: `name type`, or one
+    `name type (network)` per network it names (networks with the same news share one
+    line)."""
+    nets = event.detail.get("networks") or []
+    base = event.subject.split(" (", 1)[0]
+    return [f"{base} ({n})" for n in nets] if nets else [event.subject]
+
+
 def _moved(answer: frozenset[str], values: frozenset[str]) -> bool:
     return bool(answer) and not answer & values
 
@@ -230,7 +239,8 @@ def _drill(cfg: Config, state: StateStore, servers: list[Server], region: str, m
                                               f"{t - m1:.2f} s"), timeout)
     decided: dict[str, float] = {}
     for e in state.history(since=t0 + offset, kind="decision", limit=100_000):
-        decided.setdefault(e.subject, e.at - offset)
+        for subject in decision_subjects(e):
+            decided.setdefault(subject, e.at - offset)
     writes = [e for e in state.history(since=t0 + offset, kind="dns", limit=100_000)
               if e.subject == "dns"]
 

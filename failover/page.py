@@ -230,12 +230,15 @@ def _timelines(current: set[str], decisions: Sequence[Event], now: float) -> lis
     changes: dict[str, list[tuple[float, str]]] = {}
     removed: set[str] = set()
     for e in decisions:
-        if e.subject not in current:
+        base = e.subject.split(" (", 1)[0]
+        if base not in current:
             if e.at >= start:
-                removed.add(e.subject)
+                removed.add(base)
             continue
         values = ",".join(e.detail.get("values", [])) or "(no answer)"
-        changes.setdefault(e.subject, []).append((e.at, values))
+        # a line for several networks of a record is a row per network
+        for subject in [f"{base} ({n})" for n in e.detail.get("networks") or []] or [base]:
+            changes.setdefault(subject, []).append((e.at, values))
     moved = {s: c for s, c in changes.items() if any(at >= start for at, _ in c)}
     out = ["<h2>Last hour</h2>"]
     if removed:

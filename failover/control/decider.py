@@ -118,29 +118,34 @@ class Decider:
             self.decide = True
 
     def note_decisions(self, decisions: list[Decision]) -> None:
-        """Take up new decisions: the news in the history, the metric, saves due."""
+        """Take up new decisions: the news in the history, the metric, saves due. The
+        networks of one record that get the same news share one history line."""
         h = self.house
         changed = False
         writer = h.is_writer()  # a fleet's followers decide too; the leader records it
+        known = h.decisions
+        moved = 0
+        news: list[Decision] = []
         for d in decisions:
-            prev = h.decisions.get(d.key)
+            prev = known.get(d.key)
             # a latency "hold" keeps the same answer through noise: not news; a failback
             # hold is (it says when traffic will return)
-            failback_hold = d.basis == "hold" and d.policy == "failover"
             if writer and (prev is None or prev.values != d.values or (
                     basis_class(prev.basis) != basis_class(d.basis)) or (
-                    failback_hold and prev.basis != "hold")):
-                h.event("decision", f"{d.name} {d.type}" + (
-                    f" ({d.network})" if d.network else ""), d.reason,
-                    {"values": list(d.values), "basis": d.basis,
-                     **({"network": d.network} if d.network else {})})
-            if prev is not None and prev.values != d.values:
-                h.metrics.answer_changes.inc()
-            if prev is None or prev.values != d.values or prev.basis != d.basis or (
-                    prev.tier != d.tier or prev.usable != d.usable):
+                    d.basis == "hold" and d.policy == "failover" and prev.basis != "hold")):
+                news.append(d)
+            if prev is None:
                 changed = True
+            elif prev.values != d.values:
+                moved += 1
+                changed = True
+            elif prev.basis != d.basis or prev.tier != d.tier or prev.usable != d.usable:
+                changed = True
+        if moved:
+            h.metrics.answer_changes.inc(moved)
+        self.tell(news)
         # the tick runs every second: write decisions to state only when one changed
-        self.journal.decisions_dirty |= changed or len(decisions) != len(h.decisions)
+        self.journal.decisions_dirty |= changed or len(decisions) != len(known)
         if changed:
             h.changed()
             self.decisions_version += 1
@@ -149,6 +154,24 @@ class Decider:
         h.decisions = {d.key: d for d in decisions}
         self.holds = [d for d in decisions if d.basis == "hold"]
         self.release_at = min((d.hold_until for d in self.holds if d.hold_until), default=None)
+
+    def tell(self, news: list[Decision]) -> None:
+        """A history line per decision that is news; a record's networks that got the
+        same news (values, basis, reason) share one, naming them."""
+        h = self.house
+        i = 0
+        while i < len(news):
+            d = news[i]
+            j = i + 1
+            while j < len(news) and news[j].name == d.name and news[j].type == d.type and (
+                    news[j].values == d.values and news[j].basis == d.basis
+                    and news[j].reason == d.reason):
+                j += 1
+            nets = [n.network for n in news[i:j] if n.network]
+            h.event("decision", f"{d.name} {d.type}" + (f" ({', '.join(nets)})" if nets else ""),
+                    d.reason, {"values": list(d.values), "basis": d.basis,
+                               **({"networks": nets} if nets else {})})
+            i = j
 
 
 def basis_class(basis: str) -> str:
