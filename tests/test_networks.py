@@ -164,3 +164,49 @@ def test_a_view_whose_key_the_server_refuses_is_named_in_readyz_and_the_others_w
     finally:
         env.stop_all()
         named.stop()
+
+
+def test_networks_with_the_same_news_share_one_history_line(tmp_path: Path) -> None:
+    import asyncio
+
+    from failover.controller import Controller
+    from failover.probes import ProbeResult
+    from failover.state.sqlite import SqliteState
+    from tests.builders import config
+
+    cfg = config({"east": ["127.0.1.1"], "west": ["127.0.2.1"]},
+                 [{"name": "api.example.test.", "type": "A", "policy": "failover",
+                   "order": ["east", "west"],
+                   "networks": {"europe": {"order": ["west", "east"]}}},
+                  {"name": "www.example.test.", "type": "A", "policy": "failover",
+                   "order": ["east", "west"]}],
+                 networks={"europe": {"cidrs": ["127.0.0.128/25"]}, "default": {}})
+    state = SqliteState(tmp_path / "state.db")
+    clock = [1000.0]
+    controller = Controller(cfg, state=state, adapter=None, clock=lambda: clock[0])
+
+    def probe(east_ok: bool) -> None:
+        for target in controller.targets:
+            ok = east_ok or not target.endpoint.startswith("east/")
+            controller.on_result(target, ProbeResult(ok, "ok" if ok else "refused", clock[0]))
+            clock[0] += 0.1
+
+    async def scenario() -> None:
+        probe(True)
+        await controller.tick()
+        for _ in range(3):
+            probe(False)
+        await controller.tick()
+
+    try:
+        asyncio.run(scenario())
+        mark = 1000.3  # after the first tick's decisions
+        lines = {e.subject: e for e in state.history(since=mark, kind="decision")}
+    finally:
+        state.close()
+    # www moved the same way in both networks: one line naming both; api moved in
+    # default only (europe was on west already)
+    assert set(lines) == {"www.example.test. A (europe, default)",
+                          "api.example.test. A (default)"}
+    assert lines["www.example.test. A (europe, default)"].detail["networks"] == [
+        "europe", "default"]
