@@ -133,7 +133,10 @@ def test_a_drain_and_a_pin_for_one_network_leave_the_other_alone(views_env: Env)
     assert wait_for(lambda: serves(env, europe=EAST, default=WEST), 30), env.log()
     code, text = post(env, "drain", {"region": "us-east-1", "network": "mars"})
     assert code == 400 and "unknown network 'mars'" in text, text
-    assert post(env, "restore", {"region": "us-east-1", "network": "default"})[0] == 200
+    bad = env.cli("drain", "us-east-1", "--network", "mars")
+    assert bad.returncode == 2 and "unknown network 'mars'" in bad.stderr, bad.stderr
+    restored = env.cli("restore", "us-east-1", "--network", "default")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
     assert post(env, "unpin", {"name": NAME, "network": "europe"})[0] == 200
     assert wait_for(lambda: serves(env, europe=WEST, default=EAST), 30), env.log()
 

@@ -17,6 +17,16 @@ if TYPE_CHECKING:
     from failover.config import Config
 
 
+network_option = click.option(
+    "--network", metavar="NETWORK",
+    help="One client network only (networks:); default: every network.")
+
+
+def _net(network: str | None) -> dict[str, str]:
+    """The API body's network, when one is given."""
+    return {"network": network} if network else {}
+
+
 @click.command()
 @config_option
 @click.argument("region")
@@ -24,29 +34,34 @@ if TYPE_CHECKING:
 @click.option("--for", "duration", metavar="DURATION",
               help="Expire after 30m, 2h30m, 1d... (at most a year; default: until restored).")
 @click.option("--force", is_flag=True, help="Drain even if a record is left with no healthy region.")
-def drain(config_path: str, region: str, reason: str, duration: str | None, force: bool) -> None:
-    """Force REGION out of every answer (survives restarts)."""
+@network_option
+def drain(config_path: str, region: str, reason: str, duration: str | None, force: bool,
+          network: str | None) -> None:
+    """Force REGION out of every answer, or of one client network's (survives restarts)."""
     from failover import overrides
 
     now = time.time()
     expires = _expiry(duration, now)
     why = reason or "drained"
     _with_state(config_path, "drain", {"region": region, "reason": why, "force": force,
-                                       "expires": expires},
+                                       "expires": expires, **_net(network)},
                 lambda cfg, st: overrides.drain(cfg, st, region, why=why, now=now,
-                                                force=force, expires=expires))
+                                                force=force, expires=expires,
+                                                network=network))
 
 
 @click.command()
 @config_option
 @click.argument("region")
 @click.option("--reason", default="", help="Why, for the history.")
-def restore(config_path: str, region: str, reason: str) -> None:
-    """Undo a drain of REGION."""
+@network_option
+def restore(config_path: str, region: str, reason: str, network: str | None) -> None:
+    """Undo a drain of REGION (of every network, or the one given)."""
     from failover import overrides
 
-    _with_state(config_path, "restore", {"region": region, "reason": reason},
-                lambda cfg, st: overrides.restore(cfg, st, region, now=time.time(), why=reason))
+    _with_state(config_path, "restore", {"region": region, "reason": reason, **_net(network)},
+                lambda cfg, st: overrides.restore(cfg, st, region, now=time.time(), why=reason,
+                                                  network=network))
 
 
 @click.command()
@@ -57,31 +72,34 @@ def restore(config_path: str, region: str, reason: str) -> None:
 @click.option("--for", "duration", metavar="DURATION",
               help="Expire after 30m, 2h30m, 1d... (at most a year; default: until unpinned).")
 @click.option("--force", is_flag=True, help="Pin even to a region that is unhealthy or drained.")
+@network_option
 def pin(config_path: str, name: str, region: str, reason: str, duration: str | None,
-        force: bool) -> None:
+        force: bool, network: str | None) -> None:
     """Force record NAME (absolute, or relative to the zone) to answer from REGION,
-    whatever its health."""
+    whatever its health (for every client network, or the one given)."""
     from failover import overrides
 
     now = time.time()
     expires = _expiry(duration, now)
     why = reason or "pinned"
     _with_state(config_path, "pin", {"name": name, "region": region, "reason": why,
-                                     "force": force, "expires": expires},
+                                     "force": force, "expires": expires, **_net(network)},
                 lambda cfg, st: overrides.pin(cfg, st, name, region, why=why, now=now,
-                                              expires=expires, force=force))
+                                              expires=expires, force=force, network=network))
 
 
 @click.command()
 @config_option
 @click.argument("name")
 @click.option("--reason", default="", help="Why, for the history.")
-def unpin(config_path: str, name: str, reason: str) -> None:
-    """Undo a pin of record NAME."""
+@network_option
+def unpin(config_path: str, name: str, reason: str, network: str | None) -> None:
+    """Undo a pin of record NAME (of every network, or the one given)."""
     from failover import overrides
 
-    _with_state(config_path, "unpin", {"name": name, "reason": reason},
-                lambda cfg, st: overrides.unpin(cfg, st, name, now=time.time(), why=reason))
+    _with_state(config_path, "unpin", {"name": name, "reason": reason, **_net(network)},
+                lambda cfg, st: overrides.unpin(cfg, st, name, now=time.time(), why=reason,
+                                                network=network))
 
 
 TAKE_UP_WAIT = 5.0  # seconds the CLI waits for the running controller to take a change up
@@ -133,7 +151,8 @@ def _with_state(config_path: str, action: str, body: dict[str, Any], make: Any) 
             return
     finally:
         state.close()
-    served = _drained_in_dns(cfg, body["region"]) if action == "drain" else None
+    served = (_drained_in_dns(cfg, body["region"]) if action == "drain" and not cfg.networks
+              else None)
     if served is not None:  # the controller's acknowledgement is late, the answers are not
         click.echo(f"{message}; saved, and DNS already serves {served}, though the running "
                    f"controller ({who}) has not acknowledged it within {TAKE_UP_WAIT:g} s")
