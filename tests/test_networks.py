@@ -110,9 +110,15 @@ def test_each_network_is_answered_by_its_view_and_fails_over_on_its_own(
     assert wait_for(lambda: serves(env, europe=WEST, default=EAST), 30), env.log()
     env.stop_region(WEST)  # eu-west-1 fails: europe moves, default stays
     assert wait_for(lambda: serves(env, europe=EAST, default=EAST), 30), env.log()
-    records = [r for r in env.status()["records"] if r["name"] == NAME]
-    assert {r["network"]: r["values"] for r in records} == {"europe": [EAST],
-                                                             "default": [EAST]}
+    def answers() -> dict[str, list[str]]:
+        return {r["network"]: r["values"] for r in env.status().get("records", [])
+                if r["name"] == NAME}
+
+    assert wait_for(lambda: answers() == {"europe": [EAST], "default": [EAST]}, 30), answers()
+    shown = env.cli("status")
+    assert shown.returncode == 0, shown.stderr
+    assert f"{NAME} A [europe] failover: desired {EAST}, served {EAST}" in shown.stdout, \
+        shown.stdout
     code, page = http_get(env.api_port, "/")
     assert code == 200 and "europe" in page and "2 networks" in page
 

@@ -35,7 +35,7 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
 
     cfg = read_config(config_path)
     now = time.time()
-    served: dict[tuple[str, str], list[str]] | None = None
+    served: dict[tuple[str, ...], list[str]] | None = None
     unknown: str | None = None
     if not no_read:
         try:  # DNS down or the secret unset: the state is still worth showing
@@ -45,7 +45,9 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
 
                 served = {}
                 for r in adapter.served(record_keys(cfg)):
-                    served[(r.name, r.type)] = list(r.values)
+                    # a view's answer is its network's (set identifier: the network)
+                    key = (r.name, r.type) + ((r.set_identifier,) if r.set_identifier else ())
+                    served[key] = list(r.values)
         except FailoverError as exc:
             served, unknown = None, str(exc)
     data: dict[str, Any] | None = None
@@ -62,7 +64,8 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
         data = live
         if served is not None:  # what DNS serves, as this command read it
             for r in data.get("records", []):
-                r["served"] = served.get((r["name"], r["type"]), [])
+                net = (r["network"],) if r.get("network") else ()
+                r["served"] = served.get((r["name"], r["type"], *net), [])
     assert data is not None  # _live_if_stale raised otherwise
     if stale is not None:
         data["stale_state"] = stale
@@ -74,7 +77,7 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
     _print_status(data)
 
 
-def _status_from_state(cfg: Config, now: float, served: dict[tuple[str, str], list[str]] | None
+def _status_from_state(cfg: Config, now: float, served: dict[tuple[str, ...], list[str]] | None
                        ) -> tuple[dict[str, Any], float | None]:
     """Status as the state holds it, and when its health was saved (None: never)."""
     from failover.controller import build_status
@@ -179,7 +182,10 @@ def _print_status(data: dict[str, Any]) -> None:
     active = [o for o in data["overrides"] if o["active"]]
     click.echo("\noverrides:" + ("" if active else " none"))
     for o in active:
-        what = f"drain {o['region']}" if o["kind"] == "drain" else f"pin {o['target']} to {o['region']}"
+        target, _, net = o["target"].partition("@")
+        scope = f" (network {net})" if net else ""
+        what = (f"drain {o['region']}{scope}" if o["kind"] == "drain"
+                else f"pin {target}{scope} to {o['region']}")
         until = (f", until {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(o['expires']))}"
                  if o.get("expires") else "")
         click.echo(f"  {what} by {o['who']} at {clock(o['at'])}{until}: {o['why']}")
@@ -188,7 +194,8 @@ def _print_status(data: dict[str, Any]) -> None:
     for r in data["records"]:
         served = r.get("served")
         zone = f" (zone {r['zone']})" if r.get("zone") else ""
-        line = (f"  {r['name']} {r['type']} {r['policy']}{zone}: "
+        net = f" [{r['network']}]" if r.get("network") else ""
+        line = (f"  {r['name']} {r['type']}{net} {r['policy']}{zone}: "
                 f"desired {','.join(r['desired']) or '-'}")
         if unknown is not None:
             line += f", served: unknown ({unknown})"
