@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -24,7 +25,7 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from failover.localdns import free_port
+from failover.localdns import free_port, write_private
 from tests.builders import ROOT
 from tests.fleet import fleet
 from tests.service_env import EAST, WEST, Env, served_east, wait_for
@@ -647,6 +648,26 @@ def test_a_reload_that_blanks_the_api_token_is_refused(env: Env) -> None:
     assert "controller.token: secret file" in env.log() and "is empty" in env.log()
     assert _drain(env, "Bearer ") == 401  # an empty token never opens the API
     assert _drain(env, "Bearer s3cret-token-for-tests") == 200  # the running token stays
+
+
+def test_a_tsig_secret_rotated_in_its_file_is_taken_up_without_a_reload(env: Env) -> None:
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    new = base64.b64encode(os.urandom(32)).decode()
+    env.named.rekey(new)  # the server has the new secret; the controller's file not yet
+    env.stop_region(EAST)  # a failover to write
+    path = env.dir / "tsig.secret"
+    refused = (f"TSIG secret re-read from {path} after BADSIG: unchanged, and the server "
+               f"still refuses it: fix the key on the server or in {path}")
+    assert wait_for(lambda: refused in env.readyz()[1], timeout=30), (env.readyz(), env.log())
+    code, text = env.readyz()
+    assert code == 503 and "DNS failing for" in text, text
+    write_private(path, new + "\n")  # the file fixed: the next attempt signs with it
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=30), env.log()
+    assert wait_for(lambda: env.readyz()[0] == 200, timeout=20), env.readyz()
+    assert f"TSIG secret re-read from {path} after BADSIG: changed" in env.log()
+    assert "event=reloaded" not in env.log() and proc.poll() is None  # no SIGHUP needed
+    assert new not in env.log()
 
 
 def test_a_reload_that_moves_the_listener_is_refused(env: Env) -> None:
