@@ -13,6 +13,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -648,6 +649,52 @@ def test_a_reload_that_blanks_the_api_token_is_refused(env: Env) -> None:
     assert "controller.token: secret file" in env.log() and "is empty" in env.log()
     assert _drain(env, "Bearer ") == 401  # an empty token never opens the API
     assert _drain(env, "Bearer s3cret-token-for-tests") == 200  # the running token stays
+
+
+def _reloads(env: Env) -> float:
+    """Reloads the running controller performed (failover_config_reloads_total)."""
+    found = re.search(r'^failover_config_reloads_total\{result="applied"\} (\S+)$',
+                      _get(env, "/metrics")[1], re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_storm_of_sighups_is_coalesced_and_failover_goes_on_through_it(env: Env) -> None:
+    from failover.config import load_config
+    from failover.probes import targets_for
+    from failover.probes.scheduler import phases
+
+    env.config.write_text(env.config.read_text().replace("order: [us-east-1, eu-west-1]",
+                                                         "order: [eu-west-1, us-east-1]"))
+    # the primary's check runs half an interval after the probes start: when each signal
+    # restarted them, it was not probed at all while signals kept coming
+    assert phases(targets_for(load_config(env.config)))[f"eu-west-1/{WEST}#web"] > 0
+    proc = env.start_controller()
+    assert wait_for(lambda: env.answer() == {WEST}), env.log()
+    allowing = env.config.read_text().replace(
+        f"listen: 127.0.0.1:{env.api_port}",
+        f"listen: 127.0.0.1:{env.api_port}\n  allowed_hosts: [failover.example.com]")
+    assert _status_as(env, "failover.example.com") == 421
+    env.stop_region(WEST)
+    sent, deadline = 0, time.monotonic() + 30
+    # SIGHUPs at ~100/s until the failover is served (or the deadline), then 100 more,
+    # the config changed before the last few of them
+    while time.monotonic() < deadline and (sent % 10 or env.answer() != {EAST}):
+        os.kill(proc.pid, signal.SIGHUP)
+        sent += 1
+        time.sleep(0.01)  # the storm's pace
+    failed_over = env.answer() == {EAST}
+    for i in range(100):
+        if i == 90:
+            env.config.write_text(allowing)
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(0.01)
+    sent += 100
+    assert failed_over, env.log()
+    assert wait_for(lambda: _status_as(env, "failover.example.com") == 200, timeout=20), (
+        env.log())
+    reloads = _reloads(env)
+    assert 2 <= reloads <= sent / 10, (reloads, sent)  # a few, not one per signal
+    assert proc.poll() is None
 
 
 def test_a_tsig_secret_rotated_in_its_file_is_taken_up_without_a_reload(env: Env) -> None:
