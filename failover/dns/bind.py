@@ -401,10 +401,11 @@ class BindAdapter:
         """`send()`; when the server refuses the key, its secret file is read again and,
         when the secret there changed, `send()` once more with the new one. Raises
         DnsRejected saying what the file held when the server refuses the key anyway."""
+        signer = self.signer
         try:
             return send()
         except _KeyRefused as exc:
-            found = self.key.reread(exc.answer) if self.key is not None else None
+            found = self.key.reread(exc.answer, signer) if self.key is not None else None
             if found is None:
                 raise  # no file to read again: the secret came from the environment
             if not found.changed:

@@ -79,17 +79,21 @@ class SigningKey:
     def keyring(self) -> dict[dns.name.Name, dns.tsig.Key]:
         return self.signer.keyring
 
-    def reread(self, answer: str) -> Reread | None:
-        """After the server refused the key (`answer`: BADSIG, BADKEY...): read the secret
-        file again and sign with its secret from now on when it changed. None when the
-        secret came from an environment variable (it cannot change under a running
-        process). Within a minute of the last reading, an unchanged file is not read: what
-        that reading found is returned, not changed."""
+    def reread(self, answer: str, refused: Signer | None = None) -> Reread | None:
+        """After the server refused the key (`answer`: BADSIG, BADKEY...; `refused`: the
+        signer the request was signed with): read the secret file again and sign with its
+        secret from now on when it changed. None when the secret came from an environment
+        variable (it cannot change under a running process). Within a minute of the last
+        reading, an unchanged file is not read: what that reading found is returned, not
+        changed; a request signed before another one took up a new secret is told it
+        changed, without a reading."""
         if self.file is None:
             return None
         with self._lock:
             now, stamp = self.clock(), self._stat()
             last = self._last
+            if last is not None and refused is not None and refused is not self.signer:
+                return last._replace(changed=True)
             if (last is not None and self._read_at is not None
                     and now - self._read_at < REREAD_EVERY and stamp == self._stamp):
                 return last._replace(changed=False)

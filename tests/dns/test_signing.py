@@ -55,6 +55,19 @@ def test_a_secret_rotated_in_its_file_is_signed_with_from_then_on(tmp_path: Path
     assert NEW not in found.refused() and OLD not in found.refused()
 
 
+def test_a_request_signed_before_the_new_secret_was_taken_up_is_sent_again(
+        tmp_path: Path) -> None:
+    path, reads = tmp_path / "tsig.secret", []
+    key = file_key(path, Clock(), reads)
+    old = key.signer
+    write_private(path, NEW + "\n")
+    assert key.reread("BADSIG", old) is not None
+    # a second request, signed with the old secret at the same time, refused after that
+    late = key.reread("BADSIG", old)
+    assert late is not None and late.changed and len(reads) == 1
+    assert key.reread("BADSIG", key.signer) == late._replace(changed=False)
+
+
 def test_an_unchanged_file_is_read_at_most_once_a_minute(tmp_path: Path) -> None:
     path, clock, reads = tmp_path / "tsig.secret", Clock(), []
     key = file_key(path, clock, reads)
