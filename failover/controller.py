@@ -163,7 +163,9 @@ class Controller(House):
         checks = self.board.export()
         health = self.board.snapshot(self.clock())
         ready = self.ready
-        restart = self.probes.scheduler is not None
+        # checks the reload leaves as they were go on probing on their schedule: a probe
+        # in flight is not lost, and a burst of reloads cannot starve or repeat a probe
+        restart = self.probes.scheduler is not None and targets_for(cfg) != self.targets
         if restart:
             self.probes.stop_soon()  # the old config's probes; the new ones start below
         self._setup(cfg, adapter, checks, health)

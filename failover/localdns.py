@@ -203,6 +203,19 @@ class LocalNamed:
         if self.process is not None:
             children.stop(self.process)
 
+    def rekey(self, secret: str) -> None:
+        """Give the update key a new secret (its secondaries too), as an operator rotating
+        it does: named.conf rewritten, then `rndc reconfig`; the old secret is refused
+        from then on. Raises CalledProcessError when rndc fails."""
+        for server in (self, *self.secondaries):
+            conf = server.directory / "named.conf"
+            text = conf.read_text()
+            old = f'key "{server.tsig_name}" {{ algorithm hmac-sha256; secret "'
+            assert f'{old}{server.tsig_secret}"' in text, "named.conf has no such key"
+            write_private(conf, text.replace(f'{old}{server.tsig_secret}"', f'{old}{secret}"'))
+            server.tsig_secret = secret
+            server.rndc("reconfig")
+
     def restart(self, timeout: float = 15.0) -> None:
         """Start this named again on the same ports (after `stop`); secondaries stay as
         they are."""

@@ -70,6 +70,10 @@ class Metrics:
                                  ["reason"], registry=r)
         self.degraded = Gauge("failover_degraded",
                               "1 while /readyz reports the controller degraded.", registry=r)
+        self.reloads = Counter("failover_config_reloads",
+                               "Config reloads performed (SIGHUP; a burst of signals is "
+                               "coalesced into few), by result: applied or refused.",
+                               ["result"], registry=r)
         self.schedule_lag = Gauge("failover_probe_schedule_lag_p99_seconds",
                                   "p99 of the probe schedule lag.", registry=r)
         # a fleet (controller.cluster); 0 in one process

@@ -23,6 +23,7 @@ from failover.dns import make_adapter
 from failover.dns.base import Adapter
 from failover.errors import FailoverError, InputError
 from failover.probes.runtime import run_loop
+from failover.reloads import Reloads
 from failover.state import open_state
 from failover.state.held import HeldOverrides
 from failover.state.store import OverrideChange
@@ -279,25 +280,33 @@ async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    def reload() -> None:
+    def read_config() -> tuple[Config, Adapter | None, Token | None]:
+        new = load_config(config_path)
+        _same_process(controller.cfg, new)
+        return new, adapter_for(new), api_token(new)
+
+    async def reload() -> None:
         try:
-            new = load_config(config_path)
-            _same_process(controller.cfg, new)
-            new_adapter = adapter_for(new)
-            new_token = api_token(new)
+            # on a thread: parsing a large config must not hold up the probes
+            new, new_adapter, new_token = await loop.run_in_executor(None, read_config)
         except FailoverError as exc:
             log.error("event=reload_refused config=%s error=%r: the running config stays",
                       config_path, str(exc))
             controller.event("error", "config", f"reload refused, running config kept: {exc}")
+            controller.metrics.reloads.labels("refused").inc()
             return
         controller.reload(new, new_adapter)
         token[0] = new_token
-        log.info("event=reloaded config=%s", config_path)
+        controller.metrics.reloads.labels("applied").inc()
+        log.info("event=reloaded config=%s signals=%d", config_path, reloads.covering)
 
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    reloads = Reloads(reload)
+    reloader = asyncio.ensure_future(reloads.run())
+    loop.add_signal_handler(signal.SIGHUP, reloads.request)
     try:
         await controller.run(stop, once=once)
     finally:
+        reloader.cancel()
         if api is not None:
             api.stop()
         log.info("event=stopped reason=%s", "signal" if stop.is_set() else

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from failover.localdns import free_port
+from failover.localdns import free_port, write_private
 from tests.builders import ROOT
 from tests.fleet import fleet
 from tests.service_env import EAST, WEST, Env, served_east, wait_for
@@ -647,6 +649,72 @@ def test_a_reload_that_blanks_the_api_token_is_refused(env: Env) -> None:
     assert "controller.token: secret file" in env.log() and "is empty" in env.log()
     assert _drain(env, "Bearer ") == 401  # an empty token never opens the API
     assert _drain(env, "Bearer s3cret-token-for-tests") == 200  # the running token stays
+
+
+def _reloads(env: Env) -> float:
+    """Reloads the running controller performed (failover_config_reloads_total)."""
+    found = re.search(r'^failover_config_reloads_total\{result="applied"\} (\S+)$',
+                      _get(env, "/metrics")[1], re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_storm_of_sighups_is_coalesced_and_failover_goes_on_through_it(env: Env) -> None:
+    from failover.config import load_config
+    from failover.probes import targets_for
+    from failover.probes.scheduler import phases
+
+    env.config.write_text(env.config.read_text().replace("order: [us-east-1, eu-west-1]",
+                                                         "order: [eu-west-1, us-east-1]"))
+    # the primary's check runs half an interval after the probes start: when each signal
+    # restarted them, it was not probed at all while signals kept coming
+    assert phases(targets_for(load_config(env.config)))[f"eu-west-1/{WEST}#web"] > 0
+    proc = env.start_controller()
+    assert wait_for(lambda: env.answer() == {WEST}), env.log()
+    allowing = env.config.read_text().replace(
+        f"listen: 127.0.0.1:{env.api_port}",
+        f"listen: 127.0.0.1:{env.api_port}\n  allowed_hosts: [failover.example.com]")
+    assert _status_as(env, "failover.example.com") == 421
+    env.stop_region(WEST)
+    sent, deadline = 0, time.monotonic() + 30
+    # SIGHUPs at ~100/s until the failover is served (or the deadline), then 100 more,
+    # the config changed before the last few of them
+    while time.monotonic() < deadline and (sent % 10 or env.answer() != {EAST}):
+        os.kill(proc.pid, signal.SIGHUP)
+        sent += 1
+        time.sleep(0.01)  # the storm's pace
+    failed_over = env.answer() == {EAST}
+    for i in range(100):
+        if i == 90:
+            env.config.write_text(allowing)
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(0.01)
+    sent += 100
+    assert failed_over, env.log()
+    assert wait_for(lambda: _status_as(env, "failover.example.com") == 200, timeout=20), (
+        env.log())
+    reloads = _reloads(env)
+    assert 2 <= reloads <= sent / 10, (reloads, sent)  # a few, not one per signal
+    assert proc.poll() is None
+
+
+def test_a_tsig_secret_rotated_in_its_file_is_taken_up_without_a_reload(env: Env) -> None:
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    new = base64.b64encode(os.urandom(32)).decode()
+    env.named.rekey(new)  # the server has the new secret; the controller's file not yet
+    env.stop_region(EAST)  # a failover to write
+    path = env.dir / "tsig.secret"
+    refused = (f"TSIG secret re-read from {path} after BADSIG: unchanged, and the server "
+               f"still refuses it: fix the key on the server or in {path}")
+    assert wait_for(lambda: refused in env.readyz()[1], timeout=30), (env.readyz(), env.log())
+    code, text = env.readyz()
+    assert code == 503 and "DNS failing for" in text, text
+    write_private(path, new + "\n")  # the file fixed: the next attempt signs with it
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=30), env.log()
+    assert wait_for(lambda: env.readyz()[0] == 200, timeout=20), env.readyz()
+    assert f"TSIG secret re-read from {path} after BADSIG: changed" in env.log()
+    assert "event=reloaded" not in env.log() and proc.poll() is None  # no SIGHUP needed
+    assert new not in env.log()
 
 
 def test_a_reload_that_moves_the_listener_is_refused(env: Env) -> None:

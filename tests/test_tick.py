@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from failover.config import Config
 from failover.controller import Controller
 from failover.dns.base import ApplyReport
 from failover.dns.ownership import Registry
@@ -210,6 +211,72 @@ def test_nothing_is_written_before_the_first_full_probe_round(tmp_path: Path) ->
             release.set()
             assert await until(lambda: dns.answer() == ("127.0.1.1",))
             assert controller.ready
+        finally:
+            stop.set()
+            await running
+            state.close()
+            east.close()
+            west.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.servers  # its endpoints listen on loopback
+def test_reloads_that_leave_the_checks_alone_neither_cut_nor_repeat_a_probe(
+        tmp_path: Path) -> None:
+    """A storm of reloads (as many SIGHUPs would make) that change a record but no check:
+    the probes in flight are neither cancelled nor started again at every reload, and
+    their results, when they come, count."""
+    release = asyncio.Event()
+    connections: list[str] = []
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        connections.append(writer.get_extra_info("sockname")[0])
+        await release.wait()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> None:
+        east = await asyncio.start_server(held, "127.0.1.1", 0)
+        port = east.sockets[0].getsockname()[1]
+        west = await asyncio.start_server(held, "127.0.2.1", port)
+
+        def cfg(ttl: int) -> Config:
+            return config({"east": ["127.0.1.1"], "west": ["127.0.2.1"]},
+                          [{"name": "api.example.test.", "type": "A", "policy": "failover",
+                            "order": ["east", "west"], "ttl": ttl}],
+                          checks={"web": {"type": "HTTP", "port": port, "request_interval": 60,
+                                          "response_timeout": 60}})
+
+        dns = HeldDns()
+        state = SqliteState(tmp_path / "state.db")
+        controller = Controller(cfg(30), state=state, adapter=dns, reconcile_interval=0.05)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(controller.run(stop))
+
+        async def until(check: Callable[[], bool], timeout: float = 30) -> bool:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not check():
+                if asyncio.get_running_loop().time() > deadline or running.done():
+                    return False
+                await asyncio.sleep(0.01)
+            return True
+
+        try:
+            # interval 60 s: the west check is due half an interval after a (re)start
+            assert await until(lambda: connections == ["127.0.1.1"])
+            for ttl in range(31, 131):
+                controller.reload(cfg(ttl), dns)
+                await asyncio.sleep(0)
+            assert await until(lambda: controller.cfg.records[0].ttl == 130)
+            assert not controller.board.snapshot(0.0).endpoints["east/127.0.1.1"].recent
+            release.set()
+            assert await until(lambda: bool(controller.board.snapshot(0.0).endpoints[
+                "east/127.0.1.1"].recent)), controller.board.snapshot(0.0)
+            # that result is the probe started before the reloads: not cut, not repeated
+            assert connections == ["127.0.1.1"]
         finally:
             stop.set()
             await running

@@ -51,8 +51,9 @@ def _adapter(cfg: Config, zone: str, prov: Any, where: str) -> Adapter | None:
         return ViewsAdapter(zone, prov, cfg.view_secrets(prov, where))
     if isinstance(prov, BindProvider):
         from failover.dns.bind import BindAdapter
+        from failover.dns.signing import signing_key
 
-        return BindAdapter(zone, prov, cfg.tsig_secret(prov, where))
+        return BindAdapter(zone, prov, signing_key(cfg, prov, where))
     if isinstance(prov, ZonefileProvider):
         from failover.dns.zonefile import ZonefileAdapter
 

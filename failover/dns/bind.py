@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dns.exception
 import dns.flags
@@ -46,6 +46,7 @@ from failover.dns.base import (
     unlisted,
 )
 from failover.dns.served import connected_udp, retry, served, soa_serial
+from failover.dns.signing import SigningKey
 from failover.dns.wire import Signer, fence_prerequisite, pack_updates
 from failover.plan import Change, ChangeSet, ManagedKey
 from failover.records import RecordSet
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 READ_TYPES = ("A", "AAAA", "CNAME", "TXT")
 UDP_LIMIT = 1232  # larger updates go over TCP (the EDNS-safe size used by DNS Flag Day 2020)
 
@@ -67,22 +70,20 @@ class BindAdapter:
 
     native_routing = False
 
-    def __init__(self, zone: str, provider: BindProvider, secret: SecretStr | None) -> None:
+    def __init__(self, zone: str, provider: BindProvider,
+                 key: SigningKey | SecretStr | None) -> None:
+        """`key`: the TSIG key (a bare secret: the provider's key, never read again)."""
         self.zone = zone
         self.origin = dns.name.from_text(zone)
         self.server = str(provider.server)
         self.port = provider.port
         self.timeout = provider.timeout
         self.transport = provider.transport
-        self.keyring: dict[dns.name.Name, dns.tsig.Key] | None = None
-        self.keyname: dns.name.Name | None = None
-        self.signer: Signer | None = None
-        if provider.tsig is not None and secret is not None:
-            self.keyname = dns.name.from_text(provider.tsig.name)
-            key = dns.tsig.Key(self.keyname, secret.get_secret_value(),
-                               dns.name.from_text(provider.tsig.algorithm))
-            self.keyring = {self.keyname: key}
-            self.signer = Signer(self.keyname, key)
+        self.key: SigningKey | None = None
+        if provider.tsig is not None and key is not None:
+            self.key = key if isinstance(key, SigningKey) else SigningKey(
+                provider.tsig.name, provider.tsig.algorithm, key)
+        self.keyname = self.key.name if self.key is not None else None
         self.where = f"{self.server}:{self.port}"
         self.epoch: int | None = None  # a fleet leader's epoch: every write is fenced by it
         self.may_write: Callable[[], bool] | None = None  # a fleet leader's deadline check
@@ -93,6 +94,14 @@ class BindAdapter:
         # a view's adapter: queries are signed too, so the view chosen by the key answers
         self.query_signer: Signer | None = None
         self._unlisted_said = False  # the warning that the zone cannot be listed was given
+
+    @property
+    def signer(self) -> Signer | None:
+        return self.key.signer if self.key is not None else None
+
+    @property
+    def keyring(self) -> dict[dns.name.Name, dns.tsig.Key] | None:
+        return self.key.keyring if self.key is not None else None
 
     # ----------------------------------------------------------------------- fence
 
@@ -116,6 +125,9 @@ class BindAdapter:
         """Replace the fence with this leader's epoch, atomically: the UPDATE requires the
         value read (or its absence), so two leaders cannot both win. True when it wrote.
         Raises DnsFenced when the fence already holds a newer epoch."""
+        return self._signed(self._take_over)
+
+    def _take_over(self) -> bool:
         epoch = self.epoch
         if epoch is None or self._fenced == self.fence_text:
             return False
@@ -148,12 +160,12 @@ class BindAdapter:
                 return dns.query.tcp(upd, self.server, port=self.port, timeout=self.timeout)
             return dns.query.udp(upd, self.server, port=self.port, timeout=self.timeout)
         except (dns.tsig.PeerError, dns.tsig.BadTime) as exc:
-            raise DnsRejected(self._tsig_message(exc)) from None
+            raise self._tsig_error(exc) from None
         except dns.message.UnknownTSIGKey:
             raise DnsRejected(f"{self.where} answered with a TSIG key we do not know") from None
         except dns.exception.FormError as exc:
             if "requires a TSIG" in str(exc):  # PowerDNS: REFUSED, unsigned, to a bad key
-                raise DnsRejected(self._key_problem("update", "an unsigned answer")) from None
+                raise self._key_refused("update", "an unsigned answer") from None
             raise DnsUnavailable(f"bad answer from {self.where}: {exc}") from None
         except (dns.exception.Timeout, TimeoutError):
             raise DnsUnavailable(f"no answer from {self.where} within {self.timeout:g} s") from None
@@ -196,7 +208,7 @@ class BindAdapter:
         outside them), by AXFR; by queries when AXFR is refused, which find `keys` only."""
         wanted = set(keys)
         try:
-            records = retry(self._axfr)
+            records = self._signed(functools.partial(retry, self._axfr))
         except _TransferRefused as exc:
             log.warning("event=axfr_refused server=%s zone=%s reason=%r: reading managed "
                         "names one query at a time", self.where, self.zone, str(exc))
@@ -218,7 +230,7 @@ class BindAdapter:
             if self.keyring is not None and exc.rcode == dns.rcode.NOTAUTH:
                 # PowerDNS answers a signed transfer with a wrong secret (or a key it does
                 # not have) NOTAUTH, unsigned: a key problem, not a transfer policy
-                raise DnsRejected(self._key_problem("transfer", "NOTAUTH")) from None
+                raise self._key_refused("transfer", "NOTAUTH") from None
             raise _TransferRefused(f"zone transfer of {self.zone} refused by {self.where}: "
                                    f"{dns.rcode.to_text(exc.rcode)}") from None
         except dns.tsig.PeerBadKey as exc:
@@ -227,10 +239,10 @@ class BindAdapter:
             raise _TransferRefused(self._tsig_message(exc)) from None
         except dns.exception.FormError as exc:
             if "requires a TSIG" in str(exc):
-                raise DnsRejected(self._key_problem("transfer", "an unsigned answer")) from None
+                raise self._key_refused("transfer", "an unsigned answer") from None
             raise DnsUnavailable(f"bad answer from {self.where}: {exc}") from None
         except (dns.tsig.PeerError, dns.tsig.BadTime) as exc:
-            raise DnsRejected(self._tsig_message(exc)) from None
+            raise self._tsig_error(exc) from None
         except (dns.exception.Timeout, TimeoutError):
             raise DnsUnavailable(f"no answer from {self.where} within {self.timeout:g} s") from None
         except OSError as exc:
@@ -264,8 +276,12 @@ class BindAdapter:
         A name whose changes fit no message is left out and reported in
         `ApplyReport.rejected`; everything else is written. Raises DnsConflict (stale
         read: re-plan), DnsRejected (TSIG, REFUSED, NOTAUTH), DnsUnavailable (after
-        retries) or DnsUnconfirmed.
+        retries) or DnsUnconfirmed. A refused key is tried again once when its secret
+        file holds a new secret (SigningKey.reread).
         """
+        return self._signed(functools.partial(self._apply, changes, actual))
+
+    def _apply(self, changes: ChangeSet, actual: Sequence[RecordSet]) -> ApplyReport:
         report = ApplyReport(changes=len(changes.changes))
         if not changes:
             return report
@@ -384,6 +400,24 @@ class BindAdapter:
 
     # ------------------------------------------------------------------------ tsig
 
+    def _signed(self, send: Callable[[], T]) -> T:
+        """`send()`; when the server refuses the key, its secret file is read again and,
+        when the secret there changed, `send()` once more with the new one. Raises
+        DnsRejected saying what the file held when the server refuses the key anyway."""
+        signer = self.signer
+        try:
+            return send()
+        except _KeyRefused as exc:
+            found = self.key.reread(exc.answer, signer) if self.key is not None else None
+            if found is None:
+                raise  # no file to read again: the secret came from the environment
+            if not found.changed:
+                raise DnsRejected(f"{exc}; {found.refused()}") from None
+        try:
+            return send()
+        except _KeyRefused as exc:
+            raise DnsRejected(f"{exc}; {found.refused()}") from None
+
     def _tsig_kwargs(self) -> dict[str, Any]:
         if self.keyring is None:
             return {}
@@ -398,6 +432,18 @@ class BindAdapter:
                 f"have, or a key not allowed to {operation}); check provider.tsig and the "
                 "server's key (PowerDNS: pdnsutil import-tsig-key and the zone's "
                 "TSIG-ALLOW-AXFR / TSIG-ALLOW-DNSUPDATE metadata)")
+
+    def _key_refused(self, operation: str, answer: str) -> _KeyRefused:
+        return _KeyRefused(self._key_problem(operation, answer), answer)
+
+    def _tsig_error(self, exc: Exception) -> DnsRejected:
+        """A TSIG error in the server's answer, worded; BADSIG and BADKEY as refusals of
+        the key (its secret file is worth reading again)."""
+        if isinstance(exc, dns.tsig.PeerBadSignature):
+            return _KeyRefused(self._tsig_message(exc), "BADSIG")
+        if isinstance(exc, dns.tsig.PeerBadKey):
+            return _KeyRefused(self._tsig_message(exc), "BADKEY")
+        return DnsRejected(self._tsig_message(exc))
 
     def _tsig_message(self, exc: Exception) -> str:
         key = self.keyname.to_text() if self.keyname else "(none)"
@@ -452,14 +498,13 @@ class _Stream:
                                                 keyring=self.adapter.keyring, request_mac=mac)
             return self._matched(response, msg_id)
         except (dns.tsig.PeerError, dns.tsig.BadTime) as exc:
-            raise DnsRejected(self.adapter._tsig_message(exc)) from None
+            raise self.adapter._tsig_error(exc) from None
         except dns.message.UnknownTSIGKey:
             raise DnsRejected(f"{self.where} answered with a TSIG key we do not know") from None
         except dns.exception.FormError as exc:
             self._close()
             if "requires a TSIG" in str(exc):  # PowerDNS: REFUSED, unsigned, to a bad key
-                raise DnsRejected(self.adapter._key_problem("update", "an unsigned answer")
-                                  ) from None
+                raise self.adapter._key_refused("update", "an unsigned answer") from None
             raise DnsUnavailable(f"bad answer from {self.where}: {exc}") from None
         except (dns.exception.Timeout, TimeoutError):
             self._close()
@@ -499,6 +544,15 @@ class _Refused(DnsRejected):
     def __init__(self, message: str, rcode: str) -> None:
         super().__init__(message)
         self.rcode = rcode
+
+
+class _KeyRefused(DnsRejected):
+    """The server refused the TSIG key (BADSIG, BADKEY; PowerDNS: NOTAUTH or an unsigned
+    answer): a secret rotated in its file is worth reading again."""
+
+    def __init__(self, message: str, answer: str) -> None:
+        super().__init__(message)
+        self.answer = answer
 
 
 class _TransferRefused(DnsRejected):

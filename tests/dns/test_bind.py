@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import socket
 import threading
+from pathlib import Path
 
 import dns.message
 import dns.query
@@ -14,9 +17,12 @@ import dns.update
 import pytest
 
 from failover import plan
+from failover.config import load_config
+from failover.dns import make_adapter
 from failover.dns.base import DnsConflict, DnsRejected, DnsUnavailable
+from failover.dns.bind import BindAdapter
 from failover.dns.ownership import Registry, marker_value
-from failover.localdns import LocalNamed
+from failover.localdns import LocalNamed, write_private
 from failover.records import RecordSet
 from tests.dns.conftest import bind_adapter
 
@@ -266,3 +272,58 @@ def test_a_record_set_the_server_refuses_is_isolated_and_the_rest_written(
     assert dig(named, bad, "A") == set()
     assert report.messages < 40  # halves, not one message per name
 
+
+
+def file_keyed(named: LocalNamed, tmp_path: Path) -> BindAdapter:
+    """The adapter `failover run` makes for a config whose TSIG secret is in a file (named's
+    secret written there)."""
+    write_private(tmp_path / "tsig.secret", named.tsig_secret + "\n")
+    (tmp_path / "f.yaml").write_text(f"""
+zone: example.test.
+provider:
+  type: bind
+  server: 127.0.0.1
+  port: {named.port}
+  tsig: {{name: {named.tsig_name}, secret_file: ./tsig.secret}}
+checks: {{web: {{type: TCP, port: 80}}}}
+regions: {{east: {{endpoints: [{{address: 127.0.1.1, check: web}}]}}}}
+records: [{{name: api.example.test., type: A, ttl: 30, policy: failover, order: [east]}}]
+""")
+    adapter = make_adapter(load_config(tmp_path / "f.yaml"))
+    assert isinstance(adapter, BindAdapter)
+    return adapter
+
+
+def test_a_secret_rotated_in_its_file_is_taken_up_at_the_servers_first_refusal(
+        named: LocalNamed, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    a = file_keyed(named, tmp_path)
+    sync(a, [R(*API_A, 30, ["127.0.1.1"])])
+    new = base64.b64encode(os.urandom(32)).decode()
+    named.rekey(new)  # the server first, then the file: as an operator rotates it
+    write_private(tmp_path / "tsig.secret", new + "\n")
+    with caplog.at_level(logging.WARNING):
+        sync(a, [R(*API_A, 30, ["127.0.2.1"])])  # read and written without a reload
+    assert dig(named, *API_A) == {"127.0.2.1"}
+    assert (f"TSIG secret re-read from {tmp_path / 'tsig.secret'} after BADSIG: changed"
+            in caplog.text)
+    assert new not in caplog.text
+
+
+def test_a_secret_file_the_server_still_refuses_is_named_in_the_error(
+        named: LocalNamed, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    a = file_keyed(named, tmp_path)
+    new = base64.b64encode(os.urandom(32)).decode()
+    named.rekey(new)  # the file not rewritten (yet)
+    path = tmp_path / "tsig.secret"
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            with pytest.raises(DnsRejected) as info:
+                sync(a, [R(*API_A, 30, ["127.0.1.1"])])
+            assert str(info.value).endswith(
+                f"(BADSIG: the secret does not match): check provider.tsig; TSIG secret "
+                f"re-read from {path} after BADSIG: unchanged, and the server still refuses "
+                f"it: fix the key on the server or in {path}"), info.value
+    assert caplog.text.count("event=tsig_reread") == 1  # the second refusal read nothing
+    write_private(path, new + "\n")  # fixed within the minute: read at the next refusal
+    sync(a, [R(*API_A, 30, ["127.0.1.1"])])
+    assert dig(named, *API_A) == {"127.0.1.1"}
