@@ -46,9 +46,12 @@ def _adapter(cfg: Config, zone: str, prov: Any, where: str) -> Adapter | None:
     from failover.config import BindProvider, Route53Provider, ZonefileProvider
 
     if isinstance(prov, BindProvider) and prov.views and cfg.networks:
-        from failover.dns.views import ViewsAdapter
+        from failover.dns.signing import signing_key
+        from failover.dns.views import ViewsAdapter, view_provider
 
-        return ViewsAdapter(zone, prov, cfg.view_secrets(prov, where))
+        return ViewsAdapter(zone, prov, {
+            net: signing_key(cfg, view_provider(prov, net), f"{where}.views.{net}")
+            for net in prov.views})
     if isinstance(prov, BindProvider):
         from failover.dns.bind import BindAdapter
         from failover.dns.signing import signing_key

@@ -92,12 +92,18 @@ class BindAdapter:
         self.renewed: int | None = None  # a single controller's renewal stamp
         self.fence_owner = DEFAULT_OWNER  # whose fence: ownership.owner_id
         # a view's adapter: queries are signed too, so the view chosen by the key answers
-        self.query_signer: Signer | None = None
+        self.sign_queries = False
         self._unlisted_said = False  # the warning that the zone cannot be listed was given
 
     @property
     def signer(self) -> Signer | None:
         return self.key.signer if self.key is not None else None
+
+    @property
+    def query_signer(self) -> Signer | None:
+        """What signs queries: nothing (resolvers ask unsigned), or for a view's adapter
+        its key, so the view chosen by the key answers."""
+        return self.signer if self.sign_queries else None
 
     @property
     def keyring(self) -> dict[dns.name.Name, dns.tsig.Key] | None:

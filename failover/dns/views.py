@@ -17,7 +17,7 @@ the view, so the writer degrades with it and tries again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from failover.config import BindProvider
     from failover.dns.ownership import Registry
+    from failover.dns.signing import SigningKey
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,13 +44,13 @@ class ViewsAdapter:
     native_routing = False
 
     def __init__(self, zone: str, provider: BindProvider,
-                 secrets: dict[str, SecretStr]) -> None:
+                 keys: Mapping[str, SigningKey | SecretStr | None]) -> None:
+        """`keys`: each view's TSIG key (a SigningKey re-reads its file when refused)."""
         self.zone = zone
         self.views: dict[str, BindAdapter] = {}
-        for net, view in (provider.views or {}).items():
-            one = BindAdapter(zone, provider.model_copy(update={"tsig": view.tsig,
-                                                                "views": None}), secrets[net])
-            one.query_signer = one.signer
+        for net in provider.views or {}:
+            one = BindAdapter(zone, view_provider(provider, net), keys[net])
+            one.sign_queries = True
             one.where = f"{one.where} view {net}"
             self.views[net] = one
         self.failed: dict[str, str] = {}  # views the last read or fence failed on, and why
@@ -192,6 +193,12 @@ class ViewsAdapter:
         if error is not None:
             raise error
         return report
+
+
+def view_provider(provider: BindProvider, network: str) -> BindProvider:
+    """The provider as one view's adapter sees it: the view's key as its key."""
+    assert provider.views is not None
+    return provider.model_copy(update={"tsig": provider.views[network].tsig, "views": None})
 
 
 def _bare(rs: RecordSet) -> RecordSet:
