@@ -296,7 +296,8 @@ class Ledger:
             managed |= keys
             diff = _diff(want, have)
             changes += diff
-            if diff and name not in self.may_be_empty and _emptied(name, types, have, diff):
+            if diff and name not in self.may_be_empty and _emptied(name, types, have, diff,
+                                                                   self.cfg.network_names):
                 emptied.append(name)
         cs = ChangeSet(zone=self.cfg.zone, changes=tuple(changes), existing=self.existing,
                        managed=frozenset(managed), marker_prefix=self.prefix)
@@ -357,8 +358,10 @@ def _diff(want: Sequence[RecordSet], have: Mapping[tuple[str, str, str | None], 
 
 
 def _emptied(name: str, types: Collection[str], have: Mapping[tuple[str, str, str | None],
-             RecordSet], changes: Sequence[Change]) -> bool:
-    """Whether a name that answers now would answer nothing after `changes`."""
+             RecordSet], changes: Sequence[Change],
+             networks: Collection[str] = ()) -> bool:
+    """Whether a name that answers now would answer nothing after `changes`: with client
+    `networks`, whether any network's answer (its view's, its location's) would."""
     answering = {k for k in have if k[0] == name and k[1] in types}
     if not answering:
         return False
@@ -368,6 +371,9 @@ def _emptied(name: str, types: Collection[str], have: Mapping[tuple[str, str, st
                 answering.discard(c.record.key)
             else:
                 answering.add(c.record.key)
+    if networks:
+        was = {k[2] for k in have if k[0] == name and k[1] in types}
+        return bool(was - {k[2] for k in answering})
     return not answering
 
 

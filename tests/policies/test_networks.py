@@ -126,3 +126,18 @@ def test_networks_that_see_records_alike_share_one_decision(
     assert len(decisions) == 3 * n and len(made) == 1
     assert {d.network for d in decisions} == {"a", "b", "default"}
     assert len({d.key for d in decisions}) == 3 * n
+
+
+def test_a_plan_that_empties_one_networks_answer_is_refused() -> None:
+    from failover.reconcile import Ledger
+    from failover.records import RecordSet
+
+    cfg = two_regions([API])
+    api = "api.example.test."
+    ledger = Ledger(cfg, ownership=False)
+    ledger.set_actual([RecordSet.make(api, "A", 60, [WEST], set_identifier="europe"),
+                       RecordSet.make(api, "A", 60, [EAST], set_identifier="default")])
+    decisions = decide_all(cfg, snapshot(cfg), Overrides(), {}, 1000.0)
+    # europe's decision lost (as a bug or a bad state would lose it): its answer would go
+    ledger.set_decisions([d for d in decisions if d.network != "europe"])
+    assert ledger.plan().violations == [f"{api} would be left with no answer"]
