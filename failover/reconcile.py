@@ -371,8 +371,8 @@ def _emptied(name: str, types: Collection[str], have: Mapping[tuple[str, str, st
                 answering.discard(c.record.key)
             else:
                 answering.add(c.record.key)
-    if networks:
-        was = {k[2] for k in have if k[0] == name and k[1] in types}
+    was = {k[2] for k in have if k[0] == name and k[1] in types and k[2] in networks}
+    if was:  # a network that answered now would not (sets of before networks aside)
         return bool(was - {k[2] for k in answering})
     return not answering
 
