@@ -439,7 +439,7 @@ def render(imported: Imported, source: str) -> str:
 
     head = [f"failover config imported by `failover import` from {source}",
             f"{imported.records} record(s) on {imported.names} name(s).",
-            "ownership.adopt: true: the first `failover run` (or `failover plan`) writes only",
+            "ownership.adopt: true: the first `failover run` writes only",
             "the ownership markers of names that already answer as below; a name that",
             "would answer otherwise is left alone, and `failover plan` says why."]
     if imported.notes:

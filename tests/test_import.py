@@ -272,3 +272,27 @@ def test_adopt_marks_only_names_that_already_answer_as_configured() -> None:
     without = _ledger(adopt=False).plan()
     assert without.changes.changes == () and set(without.blocked) == {
         f"same.{ZONE}", f"other.{ZONE}"}
+
+
+def test_rfc2136_names_that_fit_no_region_or_answer_from_two_are_listed() -> None:
+    import ipaddress
+
+    from failover.importing import from_rfc2136
+
+    listing = [RecordSet.make(f"www.{ZONE}", "A", 60, ["10.1.0.1", "10.2.0.1"]),
+               RecordSet.make(f"api.{ZONE}", "A", 60, ["10.1.0.9"]),
+               RecordSet.make(f"x.{ZONE}", "CNAME", 60, [f"www.{ZONE}"]),
+               RecordSet.make(f"ns.{ZONE}", "A", 60, ["192.0.2.1"])]
+    ranges = [("east", ipaddress.ip_network("10.1.0.0/16")),
+              ("west", ipaddress.ip_network("10.2.0.0/16"))]
+    got = from_rfc2136(listing, zone=ZONE, provider={"type": "rfc2136", "server": "127.0.0.1"},
+                       ranges=ranges)
+    assert [(r["name"], r.get("order")) for r in got.config["records"]] == [
+        (f"api.{ZONE}", ["east"]), (f"www.{ZONE}", ["east", "west"])]
+    assert [n.split(":")[0] for n in got.notes[:3]] == [
+        f"ns.{ZONE} A", f"www.{ZONE} A", f"x.{ZONE} CNAME"]
+    assert "left alone by adopt" in got.notes[1]
+    weighted = from_rfc2136(listing, zone=ZONE, provider={"type": "rfc2136", "server": "127.0.0.1"},
+                            ranges=ranges, policy="weighted", names="www.*")
+    assert [r.get("weights") for r in weighted.config["records"]] == [{"east": 1, "west": 1}]
+    assert not any("left alone" in n for n in weighted.notes)
