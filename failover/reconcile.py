@@ -57,6 +57,9 @@ class Planned:
     violations: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    # names that hold records nobody marked, already as desired: `changes` writes only
+    # their markers (ownership.adopt)
+    adopted: list[str] = field(default_factory=list)
 
 
 def record_keys(cfg: Config) -> set[ManagedKey]:
@@ -96,6 +99,7 @@ class Ledger:
         self.decorate = decorate
         own = cfg.ownership
         self.owner, self.prefix, self.take_over = own.owner_id, own.marker_prefix, own.take_over
+        self.adopt = own.adopt
         self.prune = own.prune
         self.registry = Registry(self.prefix, self.owner)
         self.records = {(r.name, r.type): r for r in cfg.records}
@@ -255,6 +259,7 @@ class Ledger:
         managed: set[ManagedKey] = set()
         pruned: list[str] = []
         kept: list[str] = []
+        adopted: list[str] = []
         mine_value = (marker_value(self.owner),)
         for name in selected:
             types = self.types.get(name)
@@ -270,16 +275,23 @@ class Ledger:
                 continue
             have = (self.actual or {}).get(name, {})
             views = self._views(name)
+            adopting = False
             if self.ownership:
                 mname = self.prefix + "." + name
                 why = None
                 for view in views:
                     marker = have.get((mname, "TXT", view))
                     if marker is None or marker.values != mine_value:  # not plainly ours
+                        # without views, routing record sets (Route 53: one per
+                        # region, by set identifier) occupy the name as a plain one does
                         occupied = [t for t in types if any(
-                            k[:2] == (name, t) and k[2] == view for k in have)]
-                        why = may_write(name, owners_of(marker), occupied, owner=self.owner,
+                            k[:2] == (name, t) and (view is None or k[2] == view)
+                            for k in have)]
+                        owners = owners_of(marker)
+                        why = may_write(name, owners, occupied, owner=self.owner,
                                         take_over=self.take_over)
+                        if why is not None and self.adopt and not owners and marker is None:
+                            adopting, why = True, None  # unmarked: adopted if already as desired
                         if why is not None:
                             why = f"{why} (view {view})" if view else why
                             break
@@ -293,8 +305,15 @@ class Ledger:
                 want += [RecordSet(name=mname, type="TXT", ttl=ttl, values=mine_value,
                                    set_identifier=view) for view in views]
                 keys.add((mname, "TXT"))
-            managed |= keys
             diff = _diff(want, have)
+            if adopting:
+                other = [c for c in diff if not (c.action == "create"
+                                                 and c.record.name == mname)]
+                if other:
+                    blocked[name] = _not_adopted(other)
+                    continue
+                adopted.append(name)
+            managed |= keys
             changes += diff
             if diff and name not in self.may_be_empty and _emptied(name, types, have, diff,
                                                                    self.cfg.network_names):
@@ -318,7 +337,7 @@ class Ledger:
                      "pruned (check the config; ownership.prune: false keeps such names, "
                      "--force deletes them)" for v in share]
         violations += share
-        return Planned([], cs, blocked, violations, pruned, kept)
+        return Planned([], cs, blocked, violations, pruned, kept, adopted)
 
     def _views(self, name: str) -> tuple[str | None, ...]:
         """The views a name is served from (its zone's networks), (None,) for one answer."""
@@ -334,6 +353,28 @@ class Ledger:
         planned = self.plan()
         return list(dict.fromkeys([*(self._owner(c.record.name) or c.record.name
                                      for c in planned.changes.changes), *planned.blocked]))
+
+
+def _not_adopted(changes: Sequence[Change]) -> str:
+    """Why an unmarked name is not adopted: what writing it would change."""
+    c = changes[0]
+    rs = c.record
+    where = f"{rs.type}" + (f" {rs.set_identifier}" if rs.set_identifier else "")
+    if c.action == "create":
+        what = f"{where} {','.join(rs.values)} would be created"
+    elif c.action == "delete":
+        what = f"{where} {','.join(rs.values)} would be deleted"
+    else:
+        before = c.before
+        assert before is not None
+        diffs = [f"{attr} {getattr(before, attr)} -> {getattr(rs, attr)}"
+                 for attr in ("values", "ttl", "weight", "region", "failover", "health_check_id")
+                 if getattr(before, attr) != getattr(rs, attr)]
+        what = f"{where} would change ({'; '.join(diffs)})"
+    more = f" and {len(changes) - 1} more change(s)" if len(changes) > 1 else ""
+    return (f"holds records nobody marked that differ from the config: {what}{more}; "
+            "ownership.adopt writes only markers (make the config match, or set "
+            "ownership.take_over to write it)")
 
 
 def _geo(cfg: Config, network: str) -> tuple[tuple[str, str], ...]:
@@ -395,7 +436,7 @@ def plan_step(cfg: Config, snapshot: HealthSnapshot, overrides: Overrides,
     ledger.set_decisions(decisions)
     planned = ledger.plan()
     return Planned(decisions, planned.changes, planned.blocked, planned.violations,
-                   planned.pruned, planned.kept)
+                   planned.pruned, planned.kept, planned.adopted)
 
 
 def read_actual(cfg: Config, adapter: Adapter | None) -> list[RecordSet]:

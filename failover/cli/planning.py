@@ -109,8 +109,11 @@ class PlanCommand(click.Command):
 @click.option("--markdown", is_flag=True, help="Markdown, for CI comments.")
 @click.option("--network", metavar="NETWORK",
               help="Only this client network's answers and changes (networks:).")
+@click.option("--adopt", is_flag=True,
+              help="As ownership.adopt: true: names holding records nobody marked, already "
+                   "as the config asks, get their markers and nothing else.")
 def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool,
-         markdown: bool, network: str | None) -> None:
+         markdown: bool, network: str | None, adopt: bool) -> None:
     """Show what the controller would write now: exit 0 no changes, 2 changes pending,
     1 any error (an invalid config included).
 
@@ -127,6 +130,9 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
     if as_json and markdown:
         raise click.UsageError("choose one of --json and --markdown")
     cfg = read_config(config_path)
+    if adopt:
+        cfg = cfg.model_copy(update={"ownership": cfg.ownership.model_copy(
+            update={"adopt": True})})
     assumed = _parse_assume(cfg, assume)
     if network is not None and network not in cfg.networks:
         known = ", ".join(cfg.networks) or "none: the config defines no networks"
@@ -172,7 +178,8 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         out = {**planning.to_json(changes), "provider": kind, "actual": source, "health": health,
                "assumed": {r: "up" if up else "down" for r, up in assumed.items()},
                "decisions": [d.to_dict() for d in decisions], "blocked": blocked,
-               "refused": refused, "warnings": warnings, "removed_from_config": left}
+               "refused": refused, "warnings": warnings, "removed_from_config": left,
+               "adopted": step.adopted}
         click.echo(json.dumps(out, indent=2))
     elif markdown:
         click.echo("### failover plan for " + ", ".join(f"`{z.zone}`" for z in cfg.zone_specs)
@@ -181,6 +188,8 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
             where = f", network {d.network}" if d.network else ""
             click.echo(f"- `{d.name}` {d.type} ({d.policy}{where}): {d.reason}")
         click.echo("\n" + planning.to_markdown(changes))
+        if step.adopted:
+            click.echo(f"\n> **adopted:** {_adopted_text(step.adopted, '`')}")
         for name, why in blocked.items():
             click.echo(f"\n> **left alone:** `{name}` {why}")
         for item in left:
@@ -200,6 +209,8 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
             click.echo(f"  {d.name} {d.type}{where} {d.policy}: {answer}\n      {d.reason}")
         click.echo("")
         click.echo(planning.to_table(changes))
+        if step.adopted:
+            click.echo(f"adopted: {_adopted_text(step.adopted)}")
         for name, why in blocked.items():
             click.echo(f"left alone: {name} {why}")
         for item in left:
@@ -209,6 +220,14 @@ def plan(config_path: str, assume: tuple[str, ...], no_read: bool, as_json: bool
         for v in refused:
             click.echo(f"refused by safety guard: {v}")
     sys.exit(EXIT_INPUT if changes else EXIT_OK)
+
+
+def _adopted_text(names: list[str], quote: str = "") -> str:
+    """The names adopted (ownership.adopt): their markers are all the plan writes."""
+    shown = ", ".join(f"{quote}{n}{quote}" for n in names[:5])
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return (f"{len(names)} name(s) holding records nobody marked, already as the config "
+            f"asks: only their ownership markers are written ({shown}{more})")
 
 
 def _negative_ttls(cfg: Config, adapter: Any, unread: str) -> dict[str, Any]:

@@ -49,6 +49,10 @@ WORDS = {
     "Route53Provider.max_requests_per_second": "The budget of Route 53 API requests "
                                                "(Route 53 allows 5 per account).",
     "Route53Provider.insync_timeout": "Seconds to wait for INSYNC with wait_insync.",
+    "Route53Provider.health_check_ids": "Route 53 health checks already attached, by the "
+                                        "address they answer with: kept attached (import).",
+    "OwnershipSettings.adopt": "Mark unmarked names that already hold what the config asks "
+                               "for: markers only, answers untouched (import).",
     "Route53Location.continent": "A continent code: AF, AN, AS, EU, NA, OC or SA.",
     "Route53Location.country": "A two-letter country code (ISO 3166), such as DE.",
     "Route53Location.subdivision": "A subdivision of the country, such as CA for "

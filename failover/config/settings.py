@@ -15,6 +15,7 @@ from pydantic import (
     AfterValidator,
     Field,
     SecretStr,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -87,6 +88,20 @@ class Route53Provider(Model):
     # to replace (refused when it changed since it was read), or UPSERT for both; auto:
     # UPSERT with endpoint_url (moto_server refuses a CREATE it has seen before)
     replace: Literal["auto", "delete_create", "upsert"] = "auto"
+    # Route 53 health checks already attached to record sets, by the address (or CNAME
+    # target) they answer with: a routing record answering only with addresses of one
+    # check keeps that check attached (an adopted zone keeps its checks; `failover import`
+    # fills it in). Not with `health_checks`, which attaches checks of its own.
+    health_check_ids: dict[str, Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind_of_checks(self) -> Route53Provider:
+        if self.health_checks and self.health_check_ids:
+            raise PydanticCustomError(
+                "health_checks", "health_checks (checks of our own) and health_check_ids "
+                "(checks already attached) exclude each other: choose one", {})
+        return self
 
     def upserts(self) -> bool:
         """Whether replacements are sent as UPSERT (see `replace`)."""
@@ -320,6 +335,10 @@ class OwnershipSettings(Model):
 
     owner_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,63}$")] = "failover"
     take_over: bool = False  # write names marked by another owner or holding foreign records
+    # mark names that hold records nobody marked when they already hold what the config
+    # asks for: only their markers are written, never their answers (`failover import`);
+    # a name whose records differ is left alone, and the plan says what differs
+    adopt: bool = False
     marker_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,63}$")] = "_failover"
     prune: bool = True  # delete names it marked that left the config (found on full reads)
 

@@ -226,6 +226,12 @@ class BindAdapter:
             return registry.pick(records, wanted)
         return [r for r in records if (r.name, r.type) in wanted]
 
+    def listing(self) -> list[RecordSet]:
+        """Every A, AAAA, CNAME and TXT record set of the zone, by one AXFR (signed with
+        the key). Raises DnsRejected when the transfer or the key is refused,
+        DnsUnavailable when the server does not answer."""
+        return self._signed(functools.partial(retry, self._axfr))
+
     def _axfr(self) -> list[RecordSet]:
         try:
             zone = dns.zone.Zone(self.origin)

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -159,7 +159,10 @@ class Route53Adapter:
             self.checks.sync(self.cfg)
 
     def decorate(self, desired: list[RecordSet]) -> list[RecordSet]:
-        """Attach the backstop health checks to the native records (when enabled)."""
+        """Attach the backstop health checks to the native records (when enabled), or
+        the checks already attached that `health_check_ids` names."""
+        if self.provider.health_check_ids and self.checks is None:
+            return [_kept_check(rs, self.provider.health_check_ids) for rs in desired]
         if self.checks is None or self.cfg is None:
             return desired
         if not self.checks.loaded:
@@ -305,7 +308,8 @@ class Route53Adapter:
         change_ids = []
         if self.epoch is not None and self._fenced != self.fence_text:
             self.take_over()
-        for batch in batches(changes.changes, fenced=self.epoch is not None):
+        for batch in batches(changes.changes, fenced=self.epoch is not None,
+                             upsert=self.provider.upserts()):
             try:
                 result = self._send(batch, upsert=self.provider.upserts())
             except DnsError:
@@ -431,6 +435,18 @@ class Route53Adapter:
                 time.sleep(1)
 
 
+def _kept_check(rs: RecordSet, ids: dict[str, str]) -> RecordSet:
+    """A routing record with the check already attached to its addresses, when they
+    all name one (a geolocation record set holds a network's decided answer: none)."""
+    if rs.geo is not None or rs.type == "TXT" or not (rs.failover or rs.weight is not None
+                                                      or rs.region):
+        return rs
+    found = {ids.get(v, ids.get(v.rstrip("."))) for v in rs.values}
+    if len(found) != 1 or None in found:
+        return rs
+    return replace(rs, health_check_id=found.pop())
+
+
 def _from_api(item: dict[str, Any]) -> RecordSet | None:
     rtype = item["Type"]
     if rtype not in READ_TYPES or "AliasTarget" in item:
@@ -483,13 +499,17 @@ def _api(change: Change, upsert: bool = False) -> list[dict[str, Any]]:
             {"Action": "CREATE", "ResourceRecordSet": _to_api(change.record)}]
 
 
-def _cost(change: Change) -> tuple[int, int]:
-    """(ResourceRecord elements, characters) a change adds to a batch."""
+def _cost(change: Change, upsert: bool = False) -> tuple[int, int]:
+    """(ResourceRecord elements, characters) a change adds to a batch; Route 53 counts
+    an UPSERT's elements twice."""
+    if upsert and change.action != "delete":
+        return 2 * _elements(change.record), 2 * _chars(change.record)
     sets = [change.record] + ([change.before] if change.before is not None else [])
     return sum(_elements(s) for s in sets), sum(_chars(s) for s in sets)
 
 
-def batches(changes: Sequence[Change], fenced: bool = False) -> list[list[Change]]:
+def batches(changes: Sequence[Change], fenced: bool = False,
+            upsert: bool = False) -> list[list[Change]]:
     """Pack changes into the fewest batches within Route 53's limits (less a fleet
     leader's fence, two elements and their characters, when `fenced`).
 
@@ -502,11 +522,12 @@ def batches(changes: Sequence[Change], fenced: bool = False) -> list[list[Change
     out: list[list[Change]] = []
     current: list[Change] = []
     elements = chars = 0
-    max_elements = MAX_ELEMENTS - (2 if fenced else 0)
+    # the fence: DELETE and CREATE (UPSERT, counted twice, with `upsert`)
+    max_elements = MAX_ELEMENTS - ((3 if upsert else 2) if fenced else 0)
     max_chars = MAX_CHARS - (512 if fenced else 0)
     for group in groups.values():
-        g_el = sum(_cost(c)[0] for c in group)
-        g_ch = sum(_cost(c)[1] for c in group)
+        g_el = sum(_cost(c, upsert)[0] for c in group)
+        g_ch = sum(_cost(c, upsert)[1] for c in group)
         if current and (elements + g_el > max_elements or chars + g_ch > max_chars):
             out.append(current)
             current, elements, chars = [], 0, 0
