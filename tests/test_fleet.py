@@ -274,6 +274,32 @@ def test_two_of_three_etcd_members_down_nobody_writes_then_it_resumes(fleet: Fle
     assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
 
 
+def status(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`failover status` on an instance's config, as an operator on its machine runs it."""
+    return subprocess.run([sys.executable, "-m", "failover", "status", "--config", str(config),
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_status_lists_an_expired_vantage_with_when_it_was_last_seen(fleet: Fleet) -> None:
+    leader = started(fleet, "us-east-1", "eu-west-1")
+    gone = next(v for v in fleet.instances if v != leader)
+    fleet.kill(gone)
+    assert wait_for(lambda: any(v["vantage"] == gone and not v["live"] for v in
+                                fleet.instances[leader].cluster()["vantages"]), 15)
+    config = fleet.instances[leader].config
+    r = status(config)
+    assert r.returncode == 0, r.stderr
+    assert re.search(rf"  vantage {gone}: EXPIRED, last seen \d+ s ago \(at \d\d:\d\d:\d\d\): "
+                     r"its view expired with its lease: not counted\n", r.stdout), r.stdout
+    assert f"vantage {leader} (host " in r.stdout
+    assert "ap-south-1" not in r.stdout  # in controller.cluster.vantages, but never ran
+    views = json.loads(status(config, "--json").stdout)["cluster"]["vantages"]
+    expired = [v for v in views if v["vantage"] == gone]
+    assert len(expired) == 1 and expired[0]["live"] is False, views
+    assert time.time() - 60 < expired[0]["last_seen"] < time.time()
+
+
 def test_an_instance_started_without_etcd_quorum_waits_for_it_and_joins(
         fleet: Fleet) -> None:
     started(fleet, "us-east-1")

@@ -15,6 +15,7 @@ from failover.errors import FailoverError, InputError
 
 if TYPE_CHECKING:
     from failover.config import Config
+    from failover.state.etcd import EtcdState
 
 
 STALE_STATE = 30.0  # seconds: a running controller saves its health every 10 s
@@ -93,13 +94,33 @@ def _status_from_state(cfg: Config, now: float, served: dict[tuple[str, str], li
             from failover.state.etcd import EtcdState
 
             assert isinstance(state, EtcdState)
-            data["cluster"] = fleet_view(state.client, cfg.controller.cluster.etcd.prefix,
-                                         cfg.controller.cluster.vantages)
+            fleet = fleet_view(state.client, cfg.controller.cluster.etcd.prefix,
+                               cfg.controller.cluster.vantages)
+            fleet["vantages"] += _expired_vantages(state, cfg.controller.cluster.vantages or [],
+                                                   {v["vantage"] for v in fleet["vantages"]})
+            data["cluster"] = fleet
     finally:
         state.close()
     if errors:
         data["last_error"] = {"at": errors[-1].at, "message": errors[-1].message}
     return data, kept.at if kept is not None else None
+
+
+def _expired_vantages(state: EtcdState, vantages: list[str], listed: set[str]
+                      ) -> list[dict[str, Any]]:
+    """The fleet's vantages (`vantages`) without a view in etcd (`listed`: those with one)
+    that ran once: their view expired with their lease. Each with when it was last seen
+    (its last health save); a vantage that never saved its health never ran, and is left
+    out."""
+    out = []
+    for vantage in vantages:
+        if vantage in listed:
+            continue
+        seen = state.health_saved_at(vantage)
+        if seen is not None:
+            out.append({"vantage": vantage, "live": False, "last_seen": seen,
+                        "note": "its view expired with its lease: not counted"})
+    return out
 
 
 def _live_if_stale(cfg: Config, kept_at: float | None, now: float,
@@ -154,8 +175,7 @@ def _print_status(data: dict[str, Any]) -> None:
                                 "NO LEADER: nobody writes DNS"))
         for v in fleet["vantages"]:
             if v.get("live") is False:
-                click.echo(f"  vantage {v['vantage']}: EXPIRED at {clock(v['expired_at'])}: "
-                           f"{v['note']}")
+                click.echo(f"  vantage {v['vantage']}: EXPIRED{_expired_when(v)}: {v['note']}")
                 continue
             if "sees_down" not in v:
                 click.echo(f"  vantage {v['vantage']!r}: NOT COUNTED: {v['why']}")
@@ -197,3 +217,19 @@ def _print_status(data: dict[str, Any]) -> None:
             if sorted(served) != sorted(r["desired"]):
                 line += " (differs)"
         click.echo(line + f"\n      {r['reason']}")
+
+
+def _expired_when(vantage: dict[str, Any]) -> str:
+    """When an expired vantage's view expired (as its fleet's instance saw it), else when
+    it was last seen (its last health save in etcd), as words; "" when neither is known."""
+    from policies.reasons import clock
+
+    if vantage.get("expired_at") is not None:
+        return f" at {clock(vantage['expired_at'])}"
+    seen = vantage.get("last_seen")
+    if seen is None:
+        return ""
+    ago = max(0.0, time.time() - seen)
+    words = (f"{ago:.0f} s" if ago < 120 else f"{ago / 60:.0f} min" if ago < 7200 else
+             f"{ago / 3600:.0f} h" if ago < 172800 else f"{ago / 86400:.0f} d")
+    return f", last seen {words} ago (at {clock(seen)})"
