@@ -300,6 +300,40 @@ def test_status_lists_an_expired_vantage_with_when_it_was_last_seen(fleet: Fleet
     assert time.time() - 60 < expired[0]["last_seen"] < time.time()
 
 
+def test_status_without_etcd_quorum_shows_this_machines_instance_and_the_failed_members(
+        fleet: Fleet) -> None:
+    started(fleet, "us-east-1", "eu-west-1")
+    here = fleet.instances["us-east-1"]
+    a, b = fleet.etcd.members[0], fleet.etcd.members[1]
+    fleet.etcd.kill(a)
+    fleet.etcd.kill(b)
+    try:
+        assert wait_for(lambda: any("etcd" in p for p in here.status().get("problems", [])),
+                        30), fleet.logs()
+        r = status(here.config)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (f"STALE STATE: etcd unreachable or without quorum: no instance can be elected "
+                f"or write DNS: shown is the own /status of this machine's instance (vantage "
+                f"us-east-1, http://127.0.0.1:{here.api_port})") in r.stdout, r.stdout
+        for member in (a, b):
+            assert f"etcd member {member.client_url} failed: " in r.stdout, r.stdout
+        assert "problem: etcd unreachable or without quorum" in r.stdout
+        assert "  us-east-1: " in r.stdout and "api.example.test. A failover" in r.stdout
+        data = json.loads(status(here.config, "--json").stdout)
+        assert {f["member"] for f in data["etcd_failed"]} >= {a.client_url, b.client_url}
+        # nothing answers on this machine either: what failed, and exit 1
+        fleet.kill("us-east-1")
+        r = status(here.config)
+        assert r.returncode == 1 and r.stdout == "", r.stdout
+        assert "\nerror: no etcd member answered: " in "\n" + r.stderr and a.client_url in \
+            r.stderr and (f"no instance can be elected or write DNS); no instance of the fleet "
+                          f"answers on this machine at http://127.0.0.1:{here.api_port}\n"
+                          ) in r.stderr, r.stderr
+    finally:
+        fleet.etcd.start_member(a)
+        fleet.etcd.start_member(b)
+
+
 def test_an_instance_started_without_etcd_quorum_waits_for_it_and_joins(
         fleet: Fleet) -> None:
     started(fleet, "us-east-1")

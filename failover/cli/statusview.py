@@ -58,7 +58,17 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
         raise
     except FailoverError as exc:  # corrupt, or unreadable: the controller may still answer
         unreadable = exc
-    live, stale = _live_if_stale(cfg, kept_at, now, unreadable)
+    live: dict[str, Any] | None
+    stale: str | None
+    failed: tuple[tuple[str, str], ...] = ()  # the etcd members asked, and why they failed
+    if cfg.controller.cluster is not None and unreadable is not None:
+        from failover.cluster.etcd import EtcdUnavailable
+
+        live, stale = _fleet_without_etcd(cfg, unreadable)
+        if isinstance(unreadable, EtcdUnavailable):
+            failed = unreadable.failed
+    else:
+        live, stale = _live_if_stale(cfg, kept_at, now, unreadable)
     if live is not None:
         data = live
         if served is not None:  # what DNS serves, as this command read it
@@ -69,6 +79,8 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
         data["stale_state"] = stale
     if unknown is not None:
         data["served_unknown"] = unknown
+    if failed:
+        data["etcd_failed"] = [{"member": member, "error": why} for member, why in failed]
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -123,6 +135,25 @@ def _expired_vantages(state: EtcdState, vantages: list[str], listed: set[str]
     return out
 
 
+def _fleet_without_etcd(cfg: Config, unreadable: FailoverError) -> tuple[dict[str, Any], str]:
+    """When etcd cannot be read (no member answers, or none has quorum): the /status of
+    the fleet's instance on this machine (`controller.listen`), and why it is shown.
+    Raises FailoverError, saying what failed, when that instance does not answer either."""
+    from failover import apiclient
+    from failover.cluster.etcd import EtcdUnavailable
+
+    why = ("etcd unreachable or without quorum: no instance can be elected or write DNS"
+           if isinstance(unreadable, EtcdUnavailable) else "etcd cannot be read")
+    live = apiclient.live_status(cfg)
+    url = apiclient.base_url(cfg)
+    if live is None:
+        raise FailoverError(f"{unreadable} ({why}); no instance of the fleet answers on "
+                            f"this machine at {url}") from None
+    vantage = (live.get("cluster") or {}).get("vantage", "?")
+    return live, (f"{why}: shown is the own /status of this machine's instance (vantage "
+                  f"{vantage}, {url}), as it last saw the fleet")
+
+
 def _live_if_stale(cfg: Config, kept_at: float | None, now: float,
                    unreadable: FailoverError | None) -> tuple[dict[str, Any] | None, str | None]:
     """When the state is behind the running controller (one process): the controller's
@@ -164,6 +195,8 @@ def _print_status(data: dict[str, Any]) -> None:
     click.echo(", ".join(f"zone {z['zone']} (provider {z['provider']})" for z in zones))
     if data.get("stale_state"):
         click.echo(f"STALE STATE: {data['stale_state']}")
+    for failed in data.get("etcd_failed", []):
+        click.echo(f"etcd member {failed['member']} failed: {failed['error']}")
     # the running controller's problems, when shown, and the records without a usable region
     for problem in [*readout.all_out(data["records"]), *data.get("problems", [])]:
         click.echo(f"problem: {problem}")
