@@ -338,6 +338,20 @@ def test_a_drain_dns_already_serves_is_not_reported_as_not_taken_up(env: Env) ->
     assert "has not acknowledged it within 5 s" in r.stdout
 
 
+def test_a_restore_dns_does_not_serve_yet_is_reported_as_not_taken_up(env: Env) -> None:
+    proc = env.start_controller()
+    assert wait_for(served_east(env)), env.log()
+    assert env.cli("drain", "us-east-1").returncode == 0
+    assert wait_for(lambda: env.answer() == {WEST}, timeout=5), env.log()
+    os.kill(proc.pid, signal.SIGSTOP)  # the drain still served: the restore is not taken up
+    try:
+        r = env.cli("restore", "us-east-1")
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert r.returncode == 1 and "has not taken it up within 5 s" in r.stderr, r.stdout
+    assert wait_for(served_east(env), timeout=15), env.log()  # saved: taken up once it runs
+
+
 def test_a_pin_for_a_while_expires_and_unpin_undoes_a_pin(env: Env) -> None:
     env.start_controller()
     assert wait_for(served_east(env)), env.log()

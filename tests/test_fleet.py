@@ -4,6 +4,7 @@ etcd can lose quorum, and the CLI works from another machine's config."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -274,6 +275,66 @@ def test_two_of_three_etcd_members_down_nobody_writes_then_it_resumes(fleet: Fle
     assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
 
 
+def status(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`failover status` on an instance's config, as an operator on its machine runs it."""
+    return subprocess.run([sys.executable, "-m", "failover", "status", "--config", str(config),
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_status_lists_an_expired_vantage_with_when_it_was_last_seen(fleet: Fleet) -> None:
+    leader = started(fleet, "us-east-1", "eu-west-1")
+    gone = next(v for v in fleet.instances if v != leader)
+    fleet.kill(gone)
+    assert wait_for(lambda: any(v["vantage"] == gone and not v["live"] for v in
+                                fleet.instances[leader].cluster()["vantages"]), 15)
+    config = fleet.instances[leader].config
+    r = status(config)
+    assert r.returncode == 0, r.stderr
+    assert re.search(rf"  vantage {gone}: EXPIRED, last seen \d+ s ago \(at \d\d:\d\d:\d\d\): "
+                     r"its view expired with its lease: not counted\n", r.stdout), r.stdout
+    assert f"vantage {leader} (host " in r.stdout
+    assert "ap-south-1" not in r.stdout  # in controller.cluster.vantages, but never ran
+    views = json.loads(status(config, "--json").stdout)["cluster"]["vantages"]
+    expired = [v for v in views if v["vantage"] == gone]
+    assert len(expired) == 1 and expired[0]["live"] is False, views
+    assert time.time() - 60 < expired[0]["last_seen"] < time.time()
+
+
+def test_status_without_etcd_quorum_shows_this_machines_instance_and_the_failed_members(
+        fleet: Fleet) -> None:
+    started(fleet, "us-east-1", "eu-west-1")
+    here = fleet.instances["us-east-1"]
+    a, b = fleet.etcd.members[0], fleet.etcd.members[1]
+    fleet.etcd.kill(a)
+    fleet.etcd.kill(b)
+    try:
+        assert wait_for(lambda: any("etcd" in p for p in here.status().get("problems", [])),
+                        30), fleet.logs()
+        r = status(here.config)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (f"STALE STATE: etcd unreachable or without quorum: no instance can be elected "
+                f"or write DNS: shown is the own /status of this machine's instance (vantage "
+                f"us-east-1, http://127.0.0.1:{here.api_port})") in r.stdout, r.stdout
+        for member in (a, b):
+            assert f"etcd member {member.client_url} failed: " in r.stdout, r.stdout
+        assert "problem: etcd unreachable or without quorum" in r.stdout
+        assert "  us-east-1: " in r.stdout and "api.example.test. A failover" in r.stdout
+        data = json.loads(status(here.config, "--json").stdout)
+        assert {f["member"] for f in data["etcd_failed"]} >= {a.client_url, b.client_url}
+        # nothing answers on this machine either: what failed, and exit 1
+        fleet.kill("us-east-1")
+        r = status(here.config)
+        assert r.returncode == 1 and r.stdout == "", r.stdout
+        assert "\nerror: no etcd member answered: " in "\n" + r.stderr and a.client_url in \
+            r.stderr and (f"no instance can be elected or write DNS); no instance of the fleet "
+                          f"answers on this machine at http://127.0.0.1:{here.api_port}\n"
+                          ) in r.stderr, r.stderr
+    finally:
+        fleet.etcd.start_member(a)
+        fleet.etcd.start_member(b)
+
+
 def test_an_instance_started_without_etcd_quorum_waits_for_it_and_joins(
         fleet: Fleet) -> None:
     started(fleet, "us-east-1")
@@ -336,6 +397,41 @@ def test_drain_from_another_machine_is_applied_by_the_leader(fleet: Fleet,
                              str(ops.config)], cwd=ROOT, capture_output=True, text=True,
                             timeout=60, check=False)
     assert "drain" in status.stdout and "maintenance" in status.stdout
+
+
+def test_a_restore_the_leader_served_but_has_not_acknowledged_says_so(
+        fleet: Fleet) -> None:
+    # the leader reaches etcd through relays that can hold its history writes: its
+    # acknowledgement of a change ("overrides in force") then comes late, its DNS writes not
+    relays = [HeldRelay(_host_port(url)) for url in fleet.etcd.endpoints]
+    try:
+        leader = fleet.add("us-east-1")
+        leader.config.write_text(re.sub(
+            r"etcd: \{endpoints: \[[^]]*\]", "etcd: {endpoints: [" + ", ".join(
+                f"http://127.0.0.1:{r.port}" for r in relays) + "]", leader.config.read_text()))
+        fleet.start("us-east-1")
+        assert wait_for(lambda: fleet.leaders() == ["us-east-1"], 60), fleet.logs()
+        assert wait_for(lambda: fleet.env.answer() == {EAST}, 30), fleet.logs()
+        ops = fleet.add("laptop")  # the operator's machine, reaching etcd directly
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "failover", *args, "--config",
+                                   str(ops.config)], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=60, check=False)
+
+        assert "applied by the running controller" in cli("drain", "us-east-1").stdout
+        assert wait_for(lambda: fleet.env.answer() == {WEST}, 30), fleet.logs()
+        for relay in relays:
+            relay.hold(only=base64.b64encode(b"/failover/test/histor"))  # history keys
+        r = cli("restore", "us-east-1")
+        assert fleet.env.answer() == {EAST}  # the leader wrote it
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert re.search(r"us-east-1 restored; saved, and DNS already serves api\.example\.test\. "
+                         r"A from us-east-1, though the running controller \(leader us-east-1 "
+                         r"\(host [^)]*\)\) has not acknowledged it within 5 s", r.stdout), r.stdout
+    finally:
+        for relay in relays:
+            relay.close()
 
 
 def test_demo_fleet_elects_a_leader_and_stops_everything(tmp_path: Path,

@@ -149,10 +149,15 @@ def _with_state(config_path: str, action: str, body: dict[str, Any], make: Any) 
         if taken is not None:
             click.echo(f"{message}; applied by the running controller ({who}){taken}")
             return
+        try:  # as the state holds them once the controller was waited for
+            in_force = [o for o in state.overrides() if o.active(time.time())]
+        except FailoverError:
+            in_force = None
     finally:
         state.close()
-    served = (_drained_in_dns(cfg, body["region"]) if action == "drain" and not cfg.networks
-              else None)
+    # DNS is read unsigned, as a resolver: one network's answer only without networks
+    served = (_already_in_dns(cfg, action, body.get("region", ""), in_force)
+              if not cfg.networks else None)
     if served is not None:  # the controller's acknowledgement is late, the answers are not
         click.echo(f"{message}; saved, and DNS already serves {served}, though the running "
                    f"controller ({who}) has not acknowledged it within {TAKE_UP_WAIT:g} s")
@@ -162,10 +167,28 @@ def _with_state(config_path: str, action: str, body: dict[str, Any], make: Any) 
     sys.exit(EXIT_FAILURE)
 
 
-def _drained_in_dns(cfg: Config, region: str) -> str | None:
-    """What DNS serves when every record's answer is already without `region` (as
-    "NAME TYPE without REGION"); None when one still answers from it, or DNS cannot say."""
-    from failover.drill import region_values
+def _already_in_dns(cfg: Config, action: str, region: str,
+                    in_force: list[Any] | None) -> str | None:
+    """What DNS serves when it already answers as a drain or a restore of `region` asks,
+    though the running controller has not acknowledged the change; None when it does not,
+    DNS cannot say, or the overrides in force (`in_force`, None when unread) say the change
+    was undone since."""
+    if action not in ("drain", "restore"):
+        return None
+    if in_force is not None and any(o.kind == "drain" and o.target == region
+                                    for o in in_force) != (action == "drain"):
+        return None
+    served = _served(cfg)
+    if served is None:
+        return None
+    if action == "drain":
+        return _drained_in_dns(cfg, region, served)
+    pinned = {o.target for o in in_force or [] if o.kind == "pin" and o.region == region}
+    return _restored_in_dns(cfg, region, served, pinned)
+
+
+def _served(cfg: Config) -> dict[tuple[str, str], frozenset[str]] | None:
+    """What DNS serves for each record of the config; None when DNS cannot say."""
     from failover.reconcile import record_keys
     from failover.service import adapter_for
 
@@ -173,13 +196,37 @@ def _drained_in_dns(cfg: Config, region: str) -> str | None:
         adapter = adapter_for(cfg)
         if adapter is None:
             return None
-        served = {(r.name, r.type): frozenset(r.values) for r in adapter.served(record_keys(cfg))}
+        return {(r.name, r.type): frozenset(r.values) for r in adapter.served(record_keys(cfg))}
     except FailoverError:
         return None
+
+
+def _drained_in_dns(cfg: Config, region: str,
+                    served: dict[tuple[str, str], frozenset[str]]) -> str | None:
+    """What DNS serves when every record's answer is already without `region` (as
+    "NAME TYPE without REGION"); None when one still answers from it."""
+    from failover.drill import region_values
+
     keys = [(r.name, r.type) for r in cfg.records]
     if any(not served.get(k) or served[k] & region_values(cfg, region, k) for k in keys):
         return None
     return ", ".join(f"{name} {rtype}" for name, rtype in keys) + f" without {region}"
+
+
+def _restored_in_dns(cfg: Config, region: str, served: dict[tuple[str, str], frozenset[str]],
+                     pinned: set[str]) -> str | None:
+    """What DNS serves when a record answers from `region` (as "NAME TYPE from REGION"):
+    a drain of it is no longer in its answers; None when none does. A record pinned to
+    the region (`pinned`: names) says nothing: a forced pin answers from a drained one."""
+    from failover.drill import region_values
+
+    keys = [(r.name, r.type) for r in cfg.records if r.name not in pinned
+            and region in cfg.record_regions(r)]
+    back = [k for k in dict.fromkeys(keys) if served.get(k, frozenset())
+            & region_values(cfg, region, k)]
+    if not back:
+        return None
+    return ", ".join(f"{name} {rtype}" for name, rtype in back) + f" from {region}"
 
 
 def _write(cfg: Config, make: Any) -> tuple[str, Any]:

@@ -15,6 +15,7 @@ from failover.errors import FailoverError, InputError
 
 if TYPE_CHECKING:
     from failover.config import Config
+    from failover.state.etcd import EtcdState
 
 
 STALE_STATE = 30.0  # seconds: a running controller saves its health every 10 s
@@ -59,7 +60,17 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
         raise
     except FailoverError as exc:  # corrupt, or unreadable: the controller may still answer
         unreadable = exc
-    live, stale = _live_if_stale(cfg, kept_at, now, unreadable)
+    live: dict[str, Any] | None
+    stale: str | None
+    failed: tuple[tuple[str, str], ...] = ()  # the etcd members asked, and why they failed
+    if cfg.controller.cluster is not None and unreadable is not None:
+        from failover.cluster.etcd import EtcdUnavailable
+
+        live, stale = _fleet_without_etcd(cfg, unreadable)
+        if isinstance(unreadable, EtcdUnavailable):
+            failed = unreadable.failed
+    else:
+        live, stale = _live_if_stale(cfg, kept_at, now, unreadable)
     if live is not None:
         data = live
         if served is not None:  # what DNS serves, as this command read it
@@ -71,6 +82,8 @@ def status(config_path: str, as_json: bool, no_read: bool) -> None:
         data["stale_state"] = stale
     if unknown is not None:
         data["served_unknown"] = unknown
+    if failed:
+        data["etcd_failed"] = [{"member": member, "error": why} for member, why in failed]
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -96,13 +109,52 @@ def _status_from_state(cfg: Config, now: float, served: dict[tuple[str, ...], li
             from failover.state.etcd import EtcdState
 
             assert isinstance(state, EtcdState)
-            data["cluster"] = fleet_view(state.client, cfg.controller.cluster.etcd.prefix,
-                                         cfg.controller.cluster.vantages)
+            fleet = fleet_view(state.client, cfg.controller.cluster.etcd.prefix,
+                               cfg.controller.cluster.vantages)
+            fleet["vantages"] += _expired_vantages(state, cfg.controller.cluster.vantages or [],
+                                                   {v["vantage"] for v in fleet["vantages"]})
+            data["cluster"] = fleet
     finally:
         state.close()
     if errors:
         data["last_error"] = {"at": errors[-1].at, "message": errors[-1].message}
     return data, kept.at if kept is not None else None
+
+
+def _expired_vantages(state: EtcdState, vantages: list[str], listed: set[str]
+                      ) -> list[dict[str, Any]]:
+    """The fleet's vantages (`vantages`) without a view in etcd (`listed`: those with one)
+    that ran once: their view expired with their lease. Each with when it was last seen
+    (its last health save); a vantage that never saved its health never ran, and is left
+    out."""
+    out = []
+    for vantage in vantages:
+        if vantage in listed:
+            continue
+        seen = state.health_saved_at(vantage)
+        if seen is not None:
+            out.append({"vantage": vantage, "live": False, "last_seen": seen,
+                        "note": "its view expired with its lease: not counted"})
+    return out
+
+
+def _fleet_without_etcd(cfg: Config, unreadable: FailoverError) -> tuple[dict[str, Any], str]:
+    """When etcd cannot be read (no member answers, or none has quorum): the /status of
+    the fleet's instance on this machine (`controller.listen`), and why it is shown.
+    Raises FailoverError, saying what failed, when that instance does not answer either."""
+    from failover import apiclient
+    from failover.cluster.etcd import EtcdUnavailable
+
+    why = ("etcd unreachable or without quorum: no instance can be elected or write DNS"
+           if isinstance(unreadable, EtcdUnavailable) else "etcd cannot be read")
+    live = apiclient.live_status(cfg)
+    url = apiclient.base_url(cfg)
+    if live is None:
+        raise FailoverError(f"{unreadable} ({why}); no instance of the fleet answers on "
+                            f"this machine at {url}") from None
+    vantage = (live.get("cluster") or {}).get("vantage", "?")
+    return live, (f"{why}: shown is the own /status of this machine's instance (vantage "
+                  f"{vantage}, {url}), as it last saw the fleet")
 
 
 def _live_if_stale(cfg: Config, kept_at: float | None, now: float,
@@ -146,6 +198,8 @@ def _print_status(data: dict[str, Any]) -> None:
     click.echo(", ".join(f"zone {z['zone']} (provider {z['provider']})" for z in zones))
     if data.get("stale_state"):
         click.echo(f"STALE STATE: {data['stale_state']}")
+    for failed in data.get("etcd_failed", []):
+        click.echo(f"etcd member {failed['member']} failed: {failed['error']}")
     # the running controller's problems, when shown, and the records without a usable region
     for problem in [*readout.all_out(data["records"]), *data.get("problems", [])]:
         click.echo(f"problem: {problem}")
@@ -157,8 +211,7 @@ def _print_status(data: dict[str, Any]) -> None:
                                 "NO LEADER: nobody writes DNS"))
         for v in fleet["vantages"]:
             if v.get("live") is False:
-                click.echo(f"  vantage {v['vantage']}: EXPIRED at {clock(v['expired_at'])}: "
-                           f"{v['note']}")
+                click.echo(f"  vantage {v['vantage']}: EXPIRED{_expired_when(v)}: {v['note']}")
                 continue
             if "sees_down" not in v:
                 click.echo(f"  vantage {v['vantage']!r}: NOT COUNTED: {v['why']}")
@@ -204,3 +257,19 @@ def _print_status(data: dict[str, Any]) -> None:
             if sorted(served) != sorted(r["desired"]):
                 line += " (differs)"
         click.echo(line + f"\n      {r['reason']}")
+
+
+def _expired_when(vantage: dict[str, Any]) -> str:
+    """When an expired vantage's view expired (as its fleet's instance saw it), else when
+    it was last seen (its last health save in etcd), as words; "" when neither is known."""
+    from policies.reasons import clock
+
+    if vantage.get("expired_at") is not None:
+        return f" at {clock(vantage['expired_at'])}"
+    seen = vantage.get("last_seen")
+    if seen is None:
+        return ""
+    ago = max(0.0, time.time() - seen)
+    words = (f"{ago:.0f} s" if ago < 120 else f"{ago / 60:.0f} min" if ago < 7200 else
+             f"{ago / 3600:.0f} h" if ago < 172800 else f"{ago / 86400:.0f} d")
+    return f", last seen {words} ago (at {clock(seen)})"

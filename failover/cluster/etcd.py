@@ -29,7 +29,12 @@ class EtcdError(FailoverError):
 
 
 class EtcdUnavailable(EtcdError):
-    """No member answered within the timeout, or none has quorum."""
+    """No member answered within the timeout, or none has quorum; `failed` says why of
+    each member asked, as (endpoint, why)."""
+
+    def __init__(self, message: str, failed: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.failed = tuple(failed)
 
 
 class WatchCompacted(EtcdError):
@@ -144,7 +149,7 @@ class Etcd:
     def call(self, path: str, body: dict[str, Any], timeout: float | None = None) -> Any:
         """POST `body` to `/v3/<path>` on a member that answers; tried on each member
         once. Raises EtcdUnavailable when none answers, EtcdError for an error answer."""
-        errors = []
+        errors: list[tuple[str, str]] = []
         start = self._current
         n = len(self.endpoints)
         for i in range(n):
@@ -154,7 +159,7 @@ class Etcd:
                 resp = self._http.post(url, json=body, headers=self._headers(),
                                        timeout=timeout or self.timeout)
             except httpx.HTTPError as exc:
-                errors.append(f"{self.endpoints[idx]}: {_why(exc)}")
+                errors.append((self.endpoints[idx], _why(exc)))
                 continue
             data = _decode(resp)
             if resp.status_code >= 400 or "error" in data:
@@ -169,14 +174,14 @@ class Etcd:
                         return data
                     message = str(data.get("error") or data.get("message"))
                 if resp.status_code >= 500 or _unavailable(message):
-                    errors.append(f"{self.endpoints[idx]}: {message}")
+                    errors.append((self.endpoints[idx], message))
                     continue
                 raise EtcdError(f"etcd {self.endpoints[idx]} refused {path}: {message}")
             self._current = idx
             self.last_error = None
             return data
-        self.last_error = "; ".join(errors)
-        raise EtcdUnavailable("no etcd member answered: " + self.last_error)
+        self.last_error = "; ".join(f"{endpoint}: {why}" for endpoint, why in errors)
+        raise EtcdUnavailable("no etcd member answered: " + self.last_error, errors)
 
     def _headers(self) -> dict[str, str]:
         if self._user is None:

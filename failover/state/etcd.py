@@ -131,6 +131,14 @@ class EtcdState:
             return None
         return codec.health_from(codec.parsed(kv.value, kv.key, self._skip), kv.key, self._skip)
 
+    def health_saved_at(self, vantage: str) -> float | None:
+        """When `vantage` last saved its health snapshot (every 10 s while it runs, and on a
+        change): when it was last seen; None when it never did, or it cannot be read."""
+        kv = self.client.get(self._key("health", vantage))
+        data = None if kv is None else codec.parsed(kv.value, kv.key, self._skip)
+        at = data.get("at") if isinstance(data, dict) else None
+        return float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None
+
     def save_checks(self, states: Mapping[str, CheckState]) -> None:
         self.client.put(self._key("checks", self.vantage),
                         json.dumps(codec.checks_data(states)))
