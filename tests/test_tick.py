@@ -322,3 +322,43 @@ def test_status_and_the_leader_metric_follow_the_write_paths_deadline(tmp_path: 
         assert controller.metrics.fleet_leader._value.get() == 0  # type: ignore[attr-defined]
     finally:
         state.close()
+
+
+class FailingDns(HeldDns):
+    """A zone whose writes fail with `error` (a server that answers SERVFAIL, or none)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def apply(self, changes: ChangeSet, actual: Sequence[RecordSet]) -> ApplyReport:
+        raise self.error
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_a_servfail_is_an_answer_not_a_cut_from_dns(tmp_path: Path, answered: bool) -> None:
+    """A leader whose writes get SERVFAIL reaches its server (handing over to another
+    vantage would get the same answer); one whose writes get no answer does not."""
+    from failover.dns.base import DnsServerFailed, DnsUnavailable
+
+    cfg = config({"east": ["127.0.1.1"], "west": ["127.0.2.1"]},
+                 [{"name": "api.example.test.", "type": "A", "policy": "failover",
+                   "order": ["east", "west"]}])
+    error = (DnsServerFailed("127.0.0.1:53 answered SERVFAIL") if answered
+             else DnsUnavailable("no answer from 127.0.0.1:53 within 2 s"))
+    state = SqliteState(tmp_path / "state.db")
+    clock = [1000.0]
+    controller = Controller(cfg, state=state, adapter=FailingDns(error),
+                            clock=lambda: clock[0])
+
+    async def scenario() -> None:
+        for target in controller.targets:
+            controller.on_result(target, ProbeResult(True, "ok", clock[0]))
+        await controller.tick()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        state.close()
+    assert controller.writer.dns_error is not None
+    assert controller.dns_reach is (None if answered else False)

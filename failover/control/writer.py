@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from failover.dns.base import DnsConflict, DnsError, DnsUnavailable
+from failover.dns.base import DnsConflict, DnsError, DnsServerFailed, DnsUnavailable
 from failover.plan import to_json
 from failover.reconcile import Ledger, read_actual
 
@@ -283,8 +283,8 @@ class Writer:
             else:
                 h.wake()
             return
-        if isinstance(exc, DnsUnavailable):
-            h.dns_reach = False
+        if isinstance(exc, DnsUnavailable) and not isinstance(exc, DnsServerFailed):
+            h.dns_reach = False  # no answer at all (a SERVFAIL is an answer)
         # said once, then at growing intervals; tried again after 1, 2, 4, 5, 5... s
         self.back_off(str(exc), now)
         said = h.repeats.say("dns", str(exc), now)

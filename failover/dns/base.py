@@ -26,6 +26,11 @@ class DnsUnavailable(DnsError):
     """The server did not answer or failed (timeout, refused connection, SERVFAIL): retry."""
 
 
+class DnsServerFailed(DnsUnavailable):
+    """The server answered SERVFAIL: retry; but it answered, so it is reached (a leader
+    whose writes fail so is not cut off from DNS, and handing over would not help)."""
+
+
 class DnsConflict(DnsError):
     """The zone changed since it was read (a prerequisite failed): read again and re-plan."""
 

@@ -36,6 +36,7 @@ from failover.dns.base import (
     DnsConflict,
     DnsFenced,
     DnsRejected,
+    DnsServerFailed,
     DnsUnavailable,
     check_writer,
     confirm,
@@ -546,7 +547,7 @@ class _Stream:
             self._close()
             raise DnsUnavailable(f"{self.where} answered another message (id {response.id})")
         if response.rcode() == dns.rcode.SERVFAIL:
-            raise DnsUnavailable(f"{self.where} answered SERVFAIL")
+            raise DnsServerFailed(f"{self.where} answered SERVFAIL")
         return response
 
 

@@ -20,7 +20,7 @@ import dns.rdatatype
 import dns.tsig
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from failover.dns.base import DnsError, DnsRejected, DnsUnavailable
+from failover.dns.base import DnsError, DnsRejected, DnsServerFailed, DnsUnavailable
 from failover.dns.wire import Signer, parse_answer, query_wire
 from failover.plan import ManagedKey
 from failover.records import RecordSet
@@ -73,7 +73,7 @@ def ask(server: str, port: int, query: dns.message.Message, timeout: float,
     except dns.exception.DNSException as exc:
         raise DnsError(f"bad answer from {where}: {exc}") from None
     if response.rcode() == dns.rcode.SERVFAIL:
-        raise DnsUnavailable(f"{where} answered SERVFAIL")
+        raise DnsServerFailed(f"{where} answered SERVFAIL")
     return response
 
 
@@ -237,7 +237,7 @@ def _parsed(data: bytes, key: ManagedKey, where: str) -> list[RecordSet]:
 
 def _check_rcode(rcode: int, key: ManagedKey, where: str) -> None:
     if rcode == dns.rcode.SERVFAIL:
-        raise DnsUnavailable(f"{where} answered SERVFAIL")
+        raise DnsServerFailed(f"{where} answered SERVFAIL")
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         raise DnsError(f"query {key[0]} {key[1]} at {where}: "
                        f"{dns.rcode.to_text(dns.rcode.Rcode(rcode))}")
