@@ -161,8 +161,14 @@ checks:
   tcp: {{type: TCP, port: {port}, request_interval: 1, failure_threshold: 2}}
 regions:
 {regions}
+# the answer holds one address per region: BIND refuses an RRset of more than 100 records
+# (max-records-per-type), and every region's endpoints are checked all the same
+pools:
+  front:
+    us-east-1: [{{address: {hosts["us-east-1"][0]}, check: tcp}}]
+    eu-west-1: [{{address: {hosts["eu-west-1"][0]}, check: tcp}}]
 records:
-  - {{name: big.example.test., type: A, ttl: 30, policy: failover,
+  - {{name: big.example.test., type: A, ttl: 30, policy: failover, pool: front,
      order: [us-east-1, eu-west-1]}}
 """)
             procs.append(subprocess.Popen(
