@@ -125,10 +125,10 @@ def _check_ca_file(cfg: Config, at: tuple[str | int, ...], t: CheckTemplate) -> 
     path = cfg.path(t.ca_file or "")
     try:
         ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except ssl.SSLError:  # an OSError too: first
+        yield ((*at, "ca_file"), f"{path} holds no PEM certificate")
     except OSError as exc:
         yield ((*at, "ca_file"), f"cannot read {path}: {exc.strerror or exc}")
-    except ssl.SSLError:
-        yield ((*at, "ca_file"), f"{path} holds no PEM certificate")
 
 
 def _check_calculated(cfg: Config, name: str, t: CheckTemplate) -> Iterator[Issue]:
