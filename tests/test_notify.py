@@ -124,8 +124,12 @@ def test_a_10000_name_failover_is_one_slack_message_naming_the_count(
     monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
     n, metrics = notifier(config({"type": "slack", "url_env": "SLACK_WEBHOOK_URL"}))
     try:
+        # one decision round, as the decide thread records it: in two halves with a
+        # pause between (a round takes tens of milliseconds), within the settle time
         for i in range(10_000):
             n.offer(failover(f"n{i:05d}.example.test."))
+            if i == 5_000:
+                time.sleep(0.1)
         assert wait_for(lambda: metric(metrics, "failover_notify_sent_total", "slack") == 1,
                         timeout=20)
         [msg] = slack.got
@@ -430,17 +434,26 @@ def test_a_sink_whose_secret_is_missing_fails_visibly(monkeypatch: pytest.Monkey
 
 NOTIFY = """notify:
   - {{type: slack, url_env: SLACK_WEBHOOK_URL, min_interval: 0, timeout: {timeout}}}
-  - {{type: pagerduty, routing_key_env: PD_ROUTING_KEY, endpoint: "{pd}", min_interval: 0}}
+  - {{type: pagerduty, routing_key_env: PD_ROUTING_KEY, endpoint: "{pd}", min_interval: 0,
+     events: [failover, failback, degraded, override], timeout: {timeout}}}
 """
 
 
-def rto(env: Env, slack_url: str, pd_url: str, timeout: float = 2) -> float:
-    """Seconds from us-east-1 going down to named answering eu-west-1."""
+def rto(env: Env, slack_url: str, pd_url: str, timeout: float = 2,
+        busy: list[Receiver] | None = None) -> float:
+    """Seconds from us-east-1 going down to named answering eu-west-1. With `busy`,
+    those receivers are first given something to hang on (a drain of eu-west-1, undone),
+    so that the failover happens while they hang."""
     env.write_config()
     env.config.write_text(env.config.read_text() + NOTIFY.format(pd=pd_url, timeout=timeout))
     env.start_controller(env={"SLACK_WEBHOOK_URL": slack_url,
                               "PD_ROUTING_KEY": "0123456789abcdef0123456789abcdef"})
     assert wait_for(served_east(env)), env.log()
+    if busy:
+        assert env.cli("drain", "eu-west-1", "--reason", "test").returncode == 0
+        assert wait_for(lambda: all(r.got for r in busy), timeout=10)
+        assert env.cli("restore", "eu-west-1").returncode == 0
+        assert wait_for(lambda: env.status().get("overrides") == [], timeout=10)
     t0 = time.monotonic()
     env.stop_region(EAST)
     assert wait_for(lambda: env.answer() == {WEST}, timeout=15, step=0.02), env.log()
@@ -483,11 +496,12 @@ def test_a_hanging_receiver_does_not_delay_failover(
         env: Env, receivers: list[Receiver]) -> None:
     hung_slack, hung_pd = receiver(receivers, "hang"), receiver(receivers, "hang")
     # a long timeout: every delivery hangs for the whole failover
-    hanging = rto(env, hung_slack.url, hung_pd.url, timeout=30)
-    # they were told (at the decision, before the write), and never answered
-    assert wait_for(lambda: bool(hung_slack.got and hung_pd.got), timeout=10)
-    # still waiting for Slack's answer (/status is rebuilt every 2 s)
-    assert wait_for(lambda: env.status()["notify"][0]["sending"], timeout=10)
+    hanging = rto(env, hung_slack.url, hung_pd.url, timeout=30,
+                  busy=[hung_slack, hung_pd])
+    # still waiting for their first answers (/status is rebuilt every 2 s)
+    assert wait_for(lambda: all(s["sending"] and s["waiting"] for s in env.status()["notify"]),
+                    timeout=10), env.status()["notify"]
+    assert len(hung_slack.got) == 1 and len(hung_pd.got) == 1
     env.stop_controller()
     ok_slack, ok_pd = receiver(receivers), receiver(receivers)
     env.start_region(EAST)
