@@ -511,3 +511,23 @@ def test_a_hanging_receiver_does_not_delay_failover(
     # failure_threshold 2 at 1 s intervals: about 2 s either way; loosely, the hang adds
     # nothing like its 30 s timeout
     assert hanging < answering + 3.0, (hanging, answering)
+
+
+def test_a_reload_keeps_the_same_sinks_and_takes_up_a_rotated_url(
+        receivers: list[Receiver], monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new = receiver(receivers), receiver(receivers)
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", old.url)
+    cfg = config({"type": "slack", "url_env": "SLACK_WEBHOOK_URL", "min_interval": 0})
+    n, _ = notifier(cfg)
+    try:
+        kept = n.outboxes
+        n.configure(config({"type": "slack", "url_env": "SLACK_WEBHOOK_URL",
+                            "min_interval": 0}))
+        assert n.outboxes == kept  # nothing changed: same sinks, same counts
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", new.url)  # rotated, then SIGHUP
+        n.configure(cfg)
+        n.offer(failover("api.example.test."))
+        assert wait_for(lambda: len(new.got) == 1, timeout=10)
+        assert old.got == []
+    finally:
+        n.close()

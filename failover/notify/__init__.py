@@ -36,36 +36,39 @@ class Notifier:
         self.metrics = metrics
         self.classifier = Classifier()
         self.outboxes: list[Outbox] = []
-        self.configured: Any = None  # the notify: section the outboxes were made from
+        self.configured: Any = None  # the sinks (and their secrets) the outboxes were made from
         self.lock = threading.Lock()  # offer runs on the loop and on the decide thread
 
     def configure(self, cfg: Config) -> None:
         """Take up a config's sinks (at start and on reload). A sink whose URL or key
         cannot be read is kept, failing each delivery, and says why in /status: a
         notification's trouble never stops failover."""
-        if cfg.notify == self.configured and self.configured is not None:
-            return
         from failover.config.notify import sink_names, sink_secrets
         from failover.notify.formats import Origin
         from failover.notify.outbox import Outbox
 
-        old, self.outboxes = self.outboxes, []
-        for o in old:
-            o.close()
-        self.configured = cfg.notify
         zones = ", ".join(z.zone for z in cfg.zone_specs)
         origin = Origin(zone=zones, owner=cfg.ownership.owner_id,
                         host=f"failover@{socket.gethostname()}")
-        outboxes = []
+        # URLs and keys read again: a reload takes up a rotated one
+        made: list[tuple[str, Any, Any, str | None]] = []
         for i, (name, sink) in enumerate(zip(sink_names(cfg.notify), cfg.notify, strict=True)):
             target, broken = None, None
             try:
                 target = sink_secrets(sink, f"notify[{i}]", cfg.base_dir)
             except SecretError as exc:
                 broken = str(exc)
+            made.append((name, sink, target, broken))
+        if (made, origin) == self.configured:
+            return  # the same sinks: they keep what waits and their counts
+        old, self.outboxes = self.outboxes, []
+        for o in old:
+            o.close()
+        self.configured = (made, origin)
+        for name, sink, target, broken in made:
+            if broken:
                 log.error("event=notify_sink_broken sink=%s error=%r", name, broken)
-            outboxes.append(Outbox(name, sink, target, broken, origin, self.metrics))
-        self.outboxes = outboxes
+            self.outboxes.append(Outbox(name, sink, target, broken, origin, self.metrics))
 
     def offer(self, event: Event) -> None:
         """A history event as it is recorded: told to the sinks that take its kind."""
