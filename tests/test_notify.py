@@ -534,6 +534,7 @@ def test_a_reload_keeps_the_same_sinks_and_takes_up_a_rotated_url(
 
 
 def test_validate_warns_of_a_sink_secret_not_there(tmp_path: Path) -> None:
+    import os
     import subprocess
     import sys
 
@@ -545,7 +546,7 @@ notify: [{type: slack, url_env: NOT_SET_FOR_THIS_TEST}]
 """)
     done = subprocess.run([sys.executable, "-m", "failover", "validate", "--config", str(path)],
                           capture_output=True, text=True, timeout=60, check=False,
-                          env={k: v for k, v in __import__("os").environ.items()
+                          env={k: v for k, v in os.environ.items()
                                if k != "NOT_SET_FOR_THIS_TEST"})
     assert done.returncode == 0, done.stderr
     assert ("warning: notify[0].url: environment variable NOT_SET_FOR_THIS_TEST is not set "
