@@ -33,6 +33,7 @@ from failover.control.writer import Waiting, Writer, native_for
 from failover.control.zone_fence import HeldElsewhere, ZoneFence
 from failover.dns.base import DnsError, DnsFenced, WriterDeposed
 from failover.health import HealthBoard
+from failover.notify import Notifier
 from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.reconcile import Ledger
 from failover.state.store import as_overrides
@@ -59,6 +60,7 @@ class Controller(House):
                  member: Member | None = None, take_over: bool = False) -> None:
         super().__init__(state=state, member=member, dry_run=dry_run, force=force,
                          clock=clock or steady_clock(), reconcile_interval=reconcile_interval)
+        self.notifier = Notifier(self.metrics)
         self.on_tick: Callable[[], None] | None = None  # called after every loop turn
         # the roles, each a file of its own, each handed the house and the roles below it
         self.journal = journal = Journal(self)
@@ -86,6 +88,8 @@ class Controller(House):
         """Take up a config (the first, or a reload's), keeping health state machines."""
         self.cfg = cfg
         self.adapter = adapter
+        if self.notifier is not None:
+            self.notifier.configure(cfg)
         self.board = HealthBoard(cfg, local_name=self.member.vantage if self.member
                                  else cfg.controller.vantage or "local")
         self.board.restore(checks, health)
@@ -144,6 +148,8 @@ class Controller(House):
             await self.probes.stop()
             self.event("controller", "controller", "stopped")
             self.journal.save(force=True)
+            if self.notifier is not None:  # what waits is sent once, briefly
+                await asyncio.to_thread(self.notifier.close)
 
     async def _run_once(self) -> None:
         """`run --once`: one full probe round, then ticks until the first write is out."""

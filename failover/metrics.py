@@ -92,6 +92,17 @@ class Metrics:
                                      "a region (networks: only).", ["network", "region"],
                                      registry=r)
 
+        # notifications (notify:): by sink, bounded by the config
+        self.notify_sent = Counter("failover_notify_sent",
+                                   "Notification messages delivered, by sink.", ["sink"],
+                                   registry=r)
+        self.notify_failed = Counter("failover_notify_failed",
+                                     "Notification messages given up after their retries "
+                                     "(or not sendable), by sink.", ["sink"], registry=r)
+        self.notify_dropped = Counter("failover_notify_dropped",
+                                      "Notices dropped because a sink's waiting batch was "
+                                      "full, by sink.", ["sink"], registry=r)
+
     def render(self) -> bytes:
         """The exposition text."""
         return generate_latest(self.registry)

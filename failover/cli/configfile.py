@@ -53,6 +53,13 @@ def validate(config_path: str) -> None:
         cfg.api_token()
     except SecretMissing as exc:
         click.echo(f"warning: {exc} (needed before the controller can start)", err=True)
+    from failover.config.notify import sink_names, sink_secrets
+
+    for i, (name, sink) in enumerate(zip(sink_names(cfg.notify), cfg.notify, strict=True)):
+        try:
+            sink_secrets(sink, f"notify[{i}]", cfg.base_dir)
+        except SecretMissing as exc:
+            click.echo(f"warning: {exc} (sink {name} cannot send without it)", err=True)
     for path in cfg.secret_files():
         exposed = secret_file_exposed(path)
         if exposed is not None:

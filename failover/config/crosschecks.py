@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from failover.config.fields import AWS_REGIONS, HTTP_TYPES, STR_MATCH_TYPES
+from failover.config.fields import AWS_REGIONS, HTTP_TYPES, STR_MATCH_TYPES, TLS_TYPES
 from failover.config.models import CheckTemplate, Config, Endpoint, Record
 from failover.config.networks import network_checks
+from failover.config.notify import notify_checks
 from failover.config.settings import BindProvider, ZonefileProvider, loopback_url
 
 Issue = tuple[tuple[str | int, ...], str]
@@ -26,6 +27,7 @@ def cross_checks(cfg: Config) -> Iterator[Issue]:
     yield from _check_regions(cfg)
     yield from _check_records(cfg)
     yield from network_checks(cfg)
+    yield from notify_checks(cfg)
 
 
 def _check_zones(cfg: Config) -> Iterator[Issue]:
@@ -103,11 +105,30 @@ def _check_templates(cfg: Config) -> Iterator[Issue]:
             elif not re.fullmatch(r"/[\x21-\x7e]{0,254}", t.resource_path):
                 yield ((*at, "resource_path"), "must start with '/' and be at most 255 printable "
                                                "characters without spaces")
+        if t.ca_file is not None:
+            yield from _check_ca_file(cfg, at, t)
         if t.type == "CALCULATED":
             yield from _check_calculated(cfg, name, t)
         elif t.child_checks is not None or t.health_threshold is not None:
             yield ((*at, "child_checks" if t.child_checks is not None else "health_threshold"),
                    "child_checks and health_threshold apply only to CALCULATED checks")
+
+
+def _check_ca_file(cfg: Config, at: tuple[str | int, ...], t: CheckTemplate) -> Iterator[Issue]:
+    """An internal CA for HTTPS checks: a PEM file the probes can load (a file they
+    cannot read would fail every probe of the check, and fail the region over)."""
+    import ssl
+
+    if t.type not in TLS_TYPES:
+        yield ((*at, "ca_file"), "ca_file applies only to HTTPS and HTTPS_STR_MATCH checks")
+        return
+    path = cfg.path(t.ca_file or "")
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except ssl.SSLError:  # an OSError too: first
+        yield ((*at, "ca_file"), f"{path} holds no PEM certificate")
+    except OSError as exc:
+        yield ((*at, "ca_file"), f"cannot read {path}: {exc.strerror or exc}")
 
 
 def _check_calculated(cfg: Config, name: str, t: CheckTemplate) -> Iterator[Issue]:

@@ -146,7 +146,10 @@ def describe(schema: dict[str, Any], models: dict[str, type]) -> dict[str, Any]:
     """Give every property of `schema` (and of its $defs) a description."""
     for name, node in [("Config", schema), *schema.get("$defs", {}).items()]:
         cls = models.get(name)
-        comments = _comments(cls) if cls is not None else {}
+        comments: dict[str, str] = {}
+        for klass in reversed(cls.__mro__ if cls is not None else ()):  # inherited fields too
+            comments.update(_comments(klass) if klass.__module__.startswith("failover.")
+                            else {})
         for field, prop in node.get("properties", {}).items():
             if not prop.get("description"):
                 text = comments.get(field) or WORDS.get(f"{name}.{field}")

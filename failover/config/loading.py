@@ -108,7 +108,8 @@ def _pydantic_issue(err: Any, src: YamlSource) -> ConfigIssue:
         msg = f"unknown type '{ctx.get('tag')}': expected one of {ctx.get('expected_tags')}"
         loc = (*loc, "type")
     elif kind == "union_tag_not_found":
-        msg = "missing 'type' (rfc2136 (or bind), zonefile, route53 or none)"
+        msg = ("missing 'type' (slack, pagerduty or webhook)" if loc and loc[0] == "notify"
+               else "missing 'type' (rfc2136 (or bind), zonefile, route53 or none)")
     elif kind == "literal_error":
         msg = f"must be one of {ctx.get('expected')}, got {err.get('input')!r}"
     elif kind == "string_type" and isinstance(err.get("input"), bool):

@@ -43,6 +43,7 @@ from failover.config.fields import (
     resolve_secret,
 )
 from failover.config.networks import DEFAULT_NETWORK, Network, RecordNetwork
+from failover.config.notify import Sink
 from failover.config.settings import (
     BindProvider,
     ControllerSettings,
@@ -74,6 +75,9 @@ class CheckTemplate(Model):
     measure_latency: bool = False
     enable_sni: bool = True
     verify_tls: bool = True  # Route 53 does not validate certificates; we do by default
+    # a PEM file of the CA(s) that signed the endpoint's certificate (an internal CA),
+    # trusted besides the system's; relative to the config file
+    ca_file: str | None = None
     connect_timeout: Seconds | None = None  # default 4 s, TCP checks 10 s
     response_timeout: Seconds = 2.0  # status line after connect
     body_timeout: Seconds = 2.0  # search string within the first 5,120 bytes
@@ -222,6 +226,8 @@ class Config(Model):
     # client networks, each answered on its own (BIND views, Route 53 geolocation);
     # absent: one answer for every client
     networks: dict[str, Network] = Field(default_factory=dict)
+    # where failovers, failbacks, a degraded controller, overrides and drills are told
+    notify: list[Sink] = Field(default_factory=list)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -361,6 +367,9 @@ class Config(Model):
             files += [v.tsig.secret_file for v in views.values()]
         if self.controller.cluster is not None:
             files.append(self.controller.cluster.etcd.password_file)
+        for sink in self.notify:
+            files += [getattr(sink, f, None) for f in ("url_file", "routing_key_file",
+                                                        "secret_file")]
         return [self.path(f) for f in files if f]
 
     def tsig_secret(self, provider: Any = None, where: str = "provider") -> SecretStr | None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from failover.config import fields, settings
+from failover.config import fields, notify, settings
 from failover.config import models as models_module
 from failover.config.models import Config
 
@@ -21,7 +21,10 @@ def config_json_schema() -> dict[str, Any]:
     # `secret` is declared only to refuse an inline secret with a clear message: an
     # editor must not offer it
     schema["$defs"]["TsigKey"]["properties"].pop("secret", None)
-    models = {name: obj for module in (fields, settings, models_module)
+    for sink, field in (("SlackSink", "url"), ("WebhookSink", "url"),
+                        ("PagerDutySink", "routing_key")):
+        schema["$defs"][sink]["properties"].pop(field, None)
+    models = {name: obj for module in (fields, settings, models_module, notify)
               for name, obj in vars(module).items()
               if isinstance(obj, type) and issubclass(obj, BaseModel)}
     return describe(schema, models)

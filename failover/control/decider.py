@@ -143,7 +143,7 @@ class Decider:
                 changed = True
         if moved:
             h.metrics.answer_changes.inc(moved)
-        self.tell(news)
+        self.tell(news, known)
         # the tick runs every second: write decisions to state only when one changed
         self.journal.decisions_dirty |= changed or len(decisions) != len(known)
         if changed:
@@ -155,9 +155,12 @@ class Decider:
         self.holds = [d for d in decisions if d.basis == "hold"]
         self.release_at = min((d.hold_until for d in self.holds if d.hold_until), default=None)
 
-    def tell(self, news: list[Decision]) -> None:
+    def tell(self, news: list[Decision], known: dict[Any, Decision] | None = None) -> None:
         """A history line per decision that is news; a record's networks that got the
-        same news (values, basis, reason) share one, naming them."""
+        same news (values, basis, reason) share one, naming them. Against the decisions
+        it replaces (`known`), the line names the regions the answer left because they
+        could not serve (a failover away from them) and those it returned to once they
+        could again (a failback)."""
         h = self.house
         i = 0
         while i < len(news):
@@ -168,9 +171,16 @@ class Decider:
                     and news[j].reason == d.reason):
                 j += 1
             nets = [n.network for n in news[i:j] if n.network]
+            prev = (known or {}).get(d.key)
+            moves = {}
+            if prev is not None:
+                left = [r for r in prev.regions if r not in d.regions and r not in d.usable]
+                back = [r for r in d.regions if r not in prev.regions and r not in prev.usable]
+                moves = {**({"left": left} if left else {}),
+                         **({"returned": back} if back else {})}
             h.event("decision", f"{d.name} {d.type}" + (f" ({', '.join(nets)})" if nets else ""),
                     d.reason, {"values": list(d.values), "basis": d.basis,
-                               **({"networks": nets} if nets else {})})
+                               **({"networks": nets} if nets else {}), **moves})
             i = j
 
 

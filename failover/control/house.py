@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from failover.config import Config
     from failover.dns.base import Adapter
     from failover.health import HealthBoard
+    from failover.notify import Notifier
     from failover.probes import ProbeTarget
     from failover.reconcile import Ledger, Planned
     from failover.state.store import StateStore
@@ -76,6 +77,7 @@ class House:
         # cut off from DNS hands over to one that reaches it)
         self.dns_reach: bool | None = None
         self._wake: asyncio.Event | None = None
+        self.notifier: Notifier | None = None  # notify: sinks (the controller sets them)
 
     def wake(self) -> None:
         """Reconcile as soon as possible (health or overrides changed)."""
@@ -91,7 +93,12 @@ class House:
         """Record one history event (written with the next save)."""
         if self.member is not None:  # a fleet: whose history line this is
             detail = {**(detail or {}), "vantage": self.member.vantage}
-        self.events.append(Event(self.clock(), kind, subject, message, detail or {}))
+        event = Event(self.clock(), kind, subject, message, detail or {})
+        self.events.append(event)
+        # told by the instance that writes (alone, or the fleet's leader); a dry run tells
+        # nothing; the sinks send from threads of their own
+        if self.notifier is not None and not self.dry_run and self.is_writer():
+            self.notifier.offer(event)
 
     def is_writer(self) -> bool:
         """Whether this instance writes DNS: always alone, only the leader in a fleet."""

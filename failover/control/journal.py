@@ -182,8 +182,8 @@ class Journal:
             self.house.event(e.kind, e.subject, e.message, dict(e.detail))
         listed = ", ".join(f"{o.kind} {o.target}" for o in active) or "none"
         self.house.event("override", "controller", f"overrides in force: {listed}", {
-            "in_force": [{"kind": o.kind, "target": o.target, "region": o.region, "at": o.at}
-                         for o in active]})
+            "in_force": [{"kind": o.kind, "target": o.target, "region": o.region, "at": o.at,
+                          "who": o.who, "why": o.why} for o in active]})
         return True
 
     # ---------------------------------------------------------------------- saves

@@ -41,6 +41,7 @@ class StatusSide:
         self.writer, self.zone_fence, self.journal = writer, zone_fence, journal
         self.fleet, self.probes, self.decider = fleet, probes, decider
         self.records_json: tuple[int, str] | None = None  # /status's records, by version
+        self.degraded_since: float | None = None  # when /readyz last turned degraded
 
     def problems(self) -> list[str]:
         """Why the controller is degraded (for /readyz, /status and the metric): DNS
@@ -104,11 +105,28 @@ class StatusSide:
                   "no marker" if "no failover marker" in why else "cannot be written"] += 1
         for reason, n in kinds.items():
             m.not_written.labels(reason).set(n)
-        m.degraded.set(1 if self.problems() else 0)
+        problems = self.problems()
+        m.degraded.set(1 if problems else 0)
+        self.note_degraded(problems, now)
         self.fleet.update_gauges()
         lag = self.probes.schedule_lag()
         if lag is not None:
             m.schedule_lag.set(lag)
+
+    def note_degraded(self, problems: list[str], now: float) -> None:
+        """A history line when /readyz turns degraded and when it clears (what the
+        notification sinks tell as `degraded`)."""
+        h = self.house
+        if problems and self.degraded_since is None:
+            self.degraded_since = now
+            # the problems themselves are in the history already, as they happened
+            h.event("controller", "readiness", f"/readyz degraded ({len(problems)} "
+                    "problem(s), listed in the detail)", {"degraded": True, "problems": problems})
+        elif not problems and self.degraded_since is not None:
+            lasted = now - self.degraded_since
+            self.degraded_since = None
+            h.event("controller", "readiness", f"no longer degraded (after {lasted:.0f} s)",
+                    {"degraded": False, "problems": []})
 
     def status(self) -> dict[str, Any]:
         """Everything `failover status` and /status show, as JSON-ready data."""
@@ -129,11 +147,14 @@ class StatusSide:
         decisions = None if cached is not None and cached[0] == version else list(
             h.decisions.values())
         cluster = self.fleet.cluster_maker()
+        notify = h.notifier.status() if h.notifier is not None else []
 
         def make() -> bytes:
             built = build_status(cfg, snapshot, overrides, [], now, ready=ready,
                                  dry_run=dry_run, last=last, problems=problems,
                                  not_written=blocked)
+            if notify:
+                built["notify"] = notify
             if cluster is not None:
                 built["cluster"] = cluster()
             head = json.dumps(built)

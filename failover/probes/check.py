@@ -34,9 +34,13 @@ class ProbeFailed(Exception):
 
 
 @functools.cache
-def tls_context(verify: bool) -> ssl.SSLContext:
-    """A shared client TLS context: verifying (the default) or not (as Route 53)."""
+def tls_context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext:
+    """A shared client TLS context: verifying (the default) or not (as Route 53); with
+    `ca_file`, the CAs in that PEM file are trusted besides the system's (an internal CA).
+    Raises OSError or ssl.SSLError when the file cannot be read as certificates."""
     ctx = ssl.create_default_context()
+    if ca_file is not None:
+        ctx.load_verify_locations(cafile=ca_file)
     if not verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -131,7 +135,7 @@ async def probe(target: ProbeTarget) -> ProbeResult:
             async with asyncio.timeout(target.response_timeout):
                 if target.tls:
                     transport = await loop.start_tls(
-                        transport, exchange, tls_context(target.verify_tls),
+                        transport, exchange, tls_context(target.verify_tls, target.ca_file),
                         server_hostname=_server_name(target, ip))
                     exchange.transport = transport
                 transport.write(request_bytes(target.path, target.host))

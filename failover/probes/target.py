@@ -37,6 +37,7 @@ class ProbeTarget:
     connect_timeout: float
     response_timeout: float
     body_timeout: float
+    ca_file: str | None = None  # absolute: the CAs trusted besides the system's
 
     @property
     def where(self) -> str:
@@ -59,7 +60,8 @@ def leaf_checks(cfg: Config, name: str) -> list[str]:
     return out
 
 
-def make_target(eid: str, ep: Endpoint, check_name: str, tmpl: CheckTemplate) -> ProbeTarget:
+def make_target(eid: str, ep: Endpoint, check_name: str, tmpl: CheckTemplate,
+                ca_file: str | None = None) -> ProbeTarget:
     """Resolve what to probe for one endpoint under one leaf template."""
     ip = str(ep.ip) if ep.ip is not None else None
     if ip is None and ep.kind != "CNAME":
@@ -78,7 +80,7 @@ def make_target(eid: str, ep: Endpoint, check_name: str, tmpl: CheckTemplate) ->
         search=tmpl.search_string.encode() if tmpl.search_string else None, tls=tls,
         verify_tls=tmpl.verify_tls, interval=tmpl.request_interval,
         connect_timeout=tmpl.effective_connect_timeout, response_timeout=tmpl.response_timeout,
-        body_timeout=tmpl.body_timeout)
+        body_timeout=tmpl.body_timeout, ca_file=ca_file)
 
 
 def targets_for(cfg: Config) -> list[ProbeTarget]:
@@ -90,5 +92,6 @@ def targets_for(cfg: Config) -> list[ProbeTarget]:
         for leaf in leaf_checks(cfg, ep.check):
             tmpl = cfg.checks[leaf]
             if not tmpl.disabled:
-                targets.append(make_target(eid, ep, leaf, tmpl))
+                targets.append(make_target(eid, ep, leaf, tmpl, str(cfg.path(tmpl.ca_file))
+                                           if tmpl.ca_file else None))
     return targets

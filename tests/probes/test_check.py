@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from failover.config import Config
+from failover.config import Config, parse_config
+from failover.errors import ConfigError
 from failover.probes import ProbeResult, ProbeTarget, targets_for
 from failover.probes.check import probe
 from tests.fleet import closed_port, fleet, port_free_on_both, self_signed
@@ -157,3 +159,23 @@ def test_fqdn_only_is_resolved(endpoints: dict) -> None:
     # localhost resolves to 127.0.0.1 or ::1 depending on the host; both listen
     r = run(target(http(endpoints["both4"][1]), address="localhost"))
     assert r.ok, r.reason
+
+
+def test_tls_against_an_internal_ca_with_ca_file(endpoints: dict, cert: dict[str, str],
+                                                 tmp_path: Any) -> None:
+    port = endpoints["tls"][1]
+    check = {"type": "HTTPS", "port": port, "fqdn": "localhost"}
+    r = run(target(check, ip="127.0.0.1"))
+    assert not r.ok and r.reason.startswith("TLS certificate not valid")
+    # the self-signed certificate is its own CA: trusted through ca_file, verified
+    r = run(target({**check, "ca_file": cert["cert"]}, ip="127.0.0.1"))
+    assert r.ok and r.reason == "status 200", r.reason
+    # a ca_file that cannot be read is refused by validation, not found by every probe
+    (tmp_path / "not-a-cert.pem").write_text("hello\n")
+    for bad, said in ((str(tmp_path / "missing.pem"), "cannot read"),
+                      (str(tmp_path / "not-a-cert.pem"), "holds no PEM certificate")):
+        with pytest.raises(ConfigError, match=f"checks.c.ca_file: .*{said}"):
+            parse_config(json.dumps({
+                "zone": "example.test.", "checks": {"c": {**check, "ca_file": bad}},
+                "regions": {"r": {"endpoints": [{"address": "127.0.0.1", "check": "c"}]}},
+                "records": [{"name": "a.example.test.", "type": "A", "policy": "latency"}]}))
