@@ -299,9 +299,9 @@ def test_a_read_only_state_starts_and_fails_over(env: Env) -> None:
 
 
 def test_files_that_hold_secrets_are_private_from_the_start(tmp_path: Path) -> None:
-    """Every file the demo writes a secret in (named's TSIG and rndc keys, the TSIG secret
-    the controller reads, the config naming it) is a new 0600 file of ours, never one
-    written through a symlink left in its place."""
+    """Every file the demo writes a secret in (named's TSIG and rndc keys, each view's
+    TSIG secret the controller reads, the API token, the config naming them) is a new 0600
+    file of ours, never one written through a symlink left in its place."""
     from failover.localdns import named_binary
 
     if named_binary() is None:
@@ -311,7 +311,8 @@ def test_files_that_hold_secrets_are_private_from_the_start(tmp_path: Path) -> N
     d = tmp_path / "d"
     (d / "named").mkdir(mode=0o700, parents=True)
     d.chmod(0o700)
-    planted = ("tsig.secret", "failover.yaml", "named/named.conf", "named/rndc.conf")
+    planted = ("europe.key", "default.key", "api.token", "failover.yaml", "named/named.conf",
+               "named/rndc.conf")
     for name in planted:
         victim = tmp_path / f"victim-{name.replace('/', '-')}"
         victim.write_text("not the demo's\n")
