@@ -314,6 +314,8 @@ class ControllerSettings(Model):
     cluster: ClusterSettings | None = None
     # without a fleet: the vantage this controller measures latency from (networks:)
     vantage: VantageName | None = None
+    # the local address health checks connect from (a host with several addresses)
+    probe_source: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
 
     def exposed(self) -> str | None:
         """A warning when `listen` is reachable off this host with no TLS in front."""

@@ -123,7 +123,9 @@ async def probe(target: ProbeTarget) -> ProbeResult:
         try:
             async with asyncio.timeout(target.connect_timeout):
                 ip = target.ip or await _resolve(loop, target)
-                transport, _ = await loop.create_connection(lambda: exchange, ip, target.port)
+                transport, _ = await loop.create_connection(
+                    lambda: exchange, ip, target.port,
+                    local_addr=(target.source, 0) if target.source else None)
         except TimeoutError:
             raise ProbeFailed(f"timeout after {target.connect_timeout:g} s connecting to "
                               f"{target.where}") from None

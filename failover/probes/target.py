@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,6 +39,7 @@ class ProbeTarget:
     response_timeout: float
     body_timeout: float
     ca_file: str | None = None  # absolute: the CAs trusted besides the system's
+    source: str | None = None  # the local address probes connect from (None: the system's)
 
     @property
     def where(self) -> str:
@@ -94,4 +96,8 @@ def targets_for(cfg: Config) -> list[ProbeTarget]:
             if not tmpl.disabled:
                 targets.append(make_target(eid, ep, leaf, tmpl, str(cfg.path(tmpl.ca_file))
                                            if tmpl.ca_file else None))
+    source = cfg.controller.probe_source
+    if source is not None:  # probes of the source's family leave from it
+        targets = [dataclasses.replace(t, source=str(source)) if t.ip is not None and (
+            ipaddress.ip_address(t.ip).version == source.version) else t for t in targets]
     return targets
