@@ -14,6 +14,7 @@ import gc
 import time
 from typing import TYPE_CHECKING, Any
 
+from failover.control.house import collector_paused
 from failover.control.journal import Journal
 from failover.control.writer import Writer
 from policies import decide_all
@@ -61,7 +62,9 @@ class Decider:
                             if e.latency_ms is not None}
         previous = h.decisions
         t0 = time.perf_counter()
-        decisions, moved = await asyncio.to_thread(self.decide_all, snapshot, overrides, now)
+        with collector_paused():
+            decisions, moved = await asyncio.to_thread(self.decide_all, snapshot, overrides,
+                                                       now)
         tick.decide_s = time.perf_counter() - t0
         tick.snapshot = snapshot
         # the decisions, the ledger and the config are long-lived: keep the cyclic

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from failover.control.house import collector_paused
 from failover.dns.base import DnsConflict, DnsError, DnsServerFailed, DnsUnavailable
 from failover.plan import to_json
 from failover.reconcile import Ledger, read_actual
@@ -180,8 +181,11 @@ class Writer:
             return
         ledger = h.ledger
         t0 = time.perf_counter()
-        planned = await asyncio.to_thread(ledger.plan, names) if len(names) > 100 \
-            else ledger.plan(names)
+        if len(names) > 100:
+            with collector_paused():
+                planned = await asyncio.to_thread(ledger.plan, names)
+        else:
+            planned = ledger.plan(names)
         plan_s = time.perf_counter() - t0
         tick.planned = planned
         was = {n: self.blocked[n] for n in names if n in self.blocked}
