@@ -24,7 +24,8 @@ from failover import plan
 from failover.config import Route53Provider, parse_config
 from failover.dns.base import DnsConflict, DnsRejected
 from failover.dns.ownership import marker_value
-from failover.dns.route53 import MAX_ELEMENTS, RateLimiter, Route53Adapter, batches
+from failover.dns.route53 import RateLimiter, Route53Adapter
+from failover.dns.route53_records import MAX_ELEMENTS, batches
 from failover.errors import FailoverError
 from failover.health import assume_regions, initial_snapshot
 from failover.localdns import free_port

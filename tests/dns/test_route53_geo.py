@@ -14,15 +14,8 @@ from botocore.exceptions import ClientError
 from failover.config import Config, parse_config
 from failover.dns import make_adapter
 from failover.dns.base import DnsRejected, fence_epoch
-from failover.dns.route53 import (
-    MAX_CHARS,
-    MAX_ELEMENTS,
-    RateLimiter,
-    Route53Adapter,
-    _from_api,
-    batches,
-    validate,
-)
+from failover.dns.route53 import RateLimiter, Route53Adapter
+from failover.dns.route53_records import MAX_CHARS, MAX_ELEMENTS, _from_api, batches, validate
 from failover.reconcile import Planned, plan_step, read_actual
 from failover.records import RecordSet
 from policies import Overrides
