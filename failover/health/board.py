@@ -38,6 +38,8 @@ class HealthBoard:
         self._vantages = tuple(vantages)
         self.local_name = local_name  # this instance's vantage, as reasons name it
         self.local_changes = 0  # bumped when a leaf check's status flips at this vantage
+        self.version = 0  # bumped when an endpoint's status flips (gauges follow it)
+        self._changed: set[tuple[str, str, str]] = set()  # local states not yet saved
         self._states: dict[tuple[str, str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[Endpoint, str | None]] = {}
         self._health: dict[str, EndpointHealth] = {}
@@ -56,13 +58,18 @@ class HealthBoard:
         key = (endpoint, check, vantage)
         old = self._states.get(key, CheckState())
         self._states[key] = new = observe(old, ok, reason, at, threshold, latency_ms)
-        if new.healthy != old.healthy and vantage == LOCAL:
-            self.local_changes += 1
+        if vantage == LOCAL and (new.streak != old.streak or new.healthy != old.healthy):
+            # what a restart must not forget: a status, and the results towards a flip
+            # (not the recent results and latency every probe moves)
+            self._changed.add(key)
+            if new.healthy != old.healthy:
+                self.local_changes += 1
         before = self._health[endpoint]
         now = self._evaluate(endpoint, top)
         if now.healthy != before.healthy:
             now = EndpointHealth(now.healthy, now.reason, at, now.latency_ms, now.recent)
             self._health[endpoint] = now
+            self.version += 1
             return Transition(endpoint, now, before)
         self._health[endpoint] = EndpointHealth(now.healthy, now.reason, before.since,
                                                 now.latency_ms, now.recent)
@@ -76,7 +83,14 @@ class HealthBoard:
     def export(self) -> dict[str, CheckState]:
         """Every leaf state machine of this vantage, keyed `endpoint|check|vantage`, to keep
         across restarts (other vantages' views are theirs to keep)."""
+        self._changed = set()
         return {"|".join(k): v for k, v in self._states.items() if k[2] == LOCAL}
+
+    def take_changed(self) -> dict[str, CheckState]:
+        """The leaf states of this vantage whose status or streak changed since the last
+        call (or `export`), keyed as `export` keys them: what a save must write."""
+        changed, self._changed = self._changed, set()
+        return {"|".join(k): self._states[k] for k in changed if k in self._states}
 
     def local_states(self) -> dict[tuple[str, str], CheckState]:
         """This vantage's leaf states by (endpoint, check): what a fleet member publishes."""
@@ -99,6 +113,7 @@ class HealthBoard:
             if now.healthy != before.healthy:
                 now = replace(now, since=at)
                 flips.append(Transition(eid, now, before))
+                self.version += 1
             else:
                 now = replace(now, since=before.since)
             self._health[eid] = now
@@ -119,6 +134,7 @@ class HealthBoard:
             since = kept.since if kept is not None and kept.healthy == now.healthy else None
             self._health[eid] = EndpointHealth(now.healthy, now.reason, since, now.latency_ms,
                                                now.recent)
+        self.version += 1
 
     def snapshot(self, at: float) -> HealthSnapshot:
         """Every endpoint's health now."""
