@@ -43,9 +43,16 @@ class HealthBoard:
         self._states: dict[tuple[str, str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[Endpoint, str | None]] = {}
         self._health: dict[str, EndpointHealth] = {}
+        # endpoints whose check is one leaf, neither inverted nor disabled, with its
+        # vantage threshold: their health is that leaf's state, without evaluating
+        self._plain: dict[str, int] = {}
         for _, _, eid, ep in cfg.all_endpoints():
             self._endpoints[eid] = (ep, ep.check)
             self._health[eid] = self._evaluate(eid, ep.check)
+            tmpl = cfg.checks[ep.check] if ep.check is not None else None
+            if tmpl is not None and tmpl.type != "CALCULATED" and not tmpl.disabled \
+                    and not tmpl.inverted:
+                self._plain[eid] = tmpl.vantage_threshold_percent
 
     def observe(self, endpoint: str, check: str, ok: bool, reason: str, at: float,
                 latency_ms: float | None = None, vantage: str = LOCAL) -> Transition | None:
@@ -65,6 +72,19 @@ class HealthBoard:
             if new.healthy != old.healthy:
                 self.local_changes += 1
         before = self._health[endpoint]
+        percent = self._plain.get(endpoint)
+        if percent is not None and top == check and self._vantages == (vantage,):
+            # one vantage, one leaf: what _evaluate would say, at a fraction of the cost
+            # (this runs for every probe result)
+            healthy = vantage_healthy(new.healthy, 1, percent)
+            if healthy != before.healthy:
+                now = EndpointHealth(healthy, new.reason, at, new.latency_ms, new.recent)
+                self._health[endpoint] = now
+                self.version += 1
+                return Transition(endpoint, now, before)
+            self._health[endpoint] = EndpointHealth(healthy, new.reason, before.since,
+                                                    new.latency_ms, new.recent)
+            return None
         now = self._evaluate(endpoint, top)
         if now.healthy != before.healthy:
             now = EndpointHealth(now.healthy, now.reason, at, now.latency_ms, now.recent)
