@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import pickle
 import signal
@@ -184,6 +185,7 @@ def main() -> None:
     stdin = sys.stdin.buffer
     size = HEADER.unpack(stdin.read(HEADER.size))[0]
     targets = pickle.loads(stdin.read(size))
+    gc.freeze()  # the targets live as long as the worker: no full collection walks them
     run_loop(_work(targets))
 
 
