@@ -317,7 +317,6 @@ def measure(start: Callable[[Path], Checker], ng: Nginx, interval: float, window
             startup = time.monotonic() - t0
             r0, c0, w0 = ng.requests(), cpu_seconds(c.proc.pid), time.monotonic()
             lags = []
-            end = w0 + window
             # /metrics read twice a window (as a scrape every window/2 s): its exposition
             # of 10,000 endpoints is work the controller does for each read
             for k in (1, 2):
