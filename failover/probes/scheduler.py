@@ -14,6 +14,7 @@ wake-up per probe: pacing costs little more than running the same probes back to
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import zlib
 from collections import deque
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from failover.probes.check import probe
+from failover.probes.plain import PlainProbe, is_plain
 from failover.probes.result import ProbeResult
 from failover.probes.target import ProbeTarget
 
@@ -80,6 +82,8 @@ class Scheduler:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._plain: dict[int, PlainProbe] = {}  # probes run by callbacks, in flight
+        self._seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = 0
         self._waiting: deque[tuple[int, float]] = deque()
@@ -108,6 +112,9 @@ class Scheduler:
             self._timer = None
         self._due.clear()
         self._waiting.clear()
+        for running in list(self._plain.values()):
+            running.cancel()
+        self._plain.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -153,12 +160,26 @@ class Scheduler:
         self._running += 1
         self.stats.lags.append(loop.time() - due)
         self.stats.started += 1
-        task = loop.create_task(self._run(self.targets[i]))
+        target = self.targets[i]
+        if self._probe is probe and is_plain(target):
+            # the default probe of a plain target: by callbacks, without a task
+            n = self._seq = self._seq + 1
+            self._plain[n] = PlainProbe(loop, target, functools.partial(self._plain_done, n,
+                                                                         target))
+            return
+        task = loop.create_task(self._run(target))
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+    def _plain_done(self, n: int, target: ProbeTarget, result: ProbeResult) -> None:
+        del self._plain[n]
+        self._done(None)
+        self.stats.finished += 1
+        self.on_result(target, result)
+
+    def _done(self, task: asyncio.Task[None] | None) -> None:
+        if task is not None:
+            self._tasks.discard(task)
         self._running -= 1
         if self._waiting and not self._closed:
             self._start(*self._waiting.popleft())
