@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import pickle
 import signal
@@ -31,9 +32,11 @@ from failover.probes.scheduler import ResultSink, Scheduler, SchedulerStats
 from failover.probes.target import ProbeTarget
 
 FLUSH = 0.02  # seconds between a worker's batches of results
+RESTART_DELAY = 1.0  # seconds before a worker that ended is started again
 HEADER = struct.Struct("!I")
 # past this many checks a second one process's core is mostly spent: use every core
 AUTO_RATE = 2000.0
+log = logging.getLogger(__name__)
 
 
 def worker_count(targets: Iterable[ProbeTarget], setting: int | None) -> int:
@@ -71,28 +74,43 @@ class WorkerPool:
         self.stats = SchedulerStats()
         self._procs: list[asyncio.subprocess.Process] = []
         self._readers: list[asyncio.Task[None]] = []
+        self._closed = False
 
     async def run(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
         """Probe until `duration` seconds have passed or `stop` is set, then stop the workers."""
+        loop = asyncio.get_running_loop()
+        self._closed = False
         try:
-            for idx in shard(self.targets, self.workers):
-                if not idx:
-                    continue
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "failover.probes.workers",
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-                self._procs.append(proc)
-                assert proc.stdin is not None and proc.stdout is not None
-                proc.stdin.write(_frame([self.targets[i] for i in idx]))
-                await proc.stdin.drain()
-                self._readers.append(asyncio.get_running_loop().create_task(
-                    self._read(proc.stdout, idx)))
+            self._readers = [loop.create_task(self._keep(idx))
+                             for idx in shard(self.targets, self.workers) if idx]
             waiter = asyncio.ensure_future((stop or asyncio.Event()).wait())
-            await asyncio.wait([waiter, *self._readers], timeout=duration,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([waiter], timeout=duration)
             waiter.cancel()
         finally:
             await self.close()
+
+    async def _keep(self, idx: list[int]) -> None:
+        """One worker for a share of the targets, started again if it ever ends: a
+        worker that died must not leave its endpoints unchecked (and healthy)."""
+        while not self._closed:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "failover.probes.workers",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            self._procs.append(proc)
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(_frame([self.targets[i] for i in idx]))
+                await proc.stdin.drain()
+            except ConnectionError:
+                pass  # it ended at once: said below, started again
+            await self._read(proc.stdout, idx)
+            await proc.wait()
+            if self._closed:
+                return
+            self._procs.remove(proc)
+            log.error("event=probe_worker_exited pid=%d returncode=%s targets=%d: started "
+                      "again", proc.pid, proc.returncode, len(idx))
+            await asyncio.sleep(RESTART_DELAY)
 
     async def _read(self, stream: asyncio.StreamReader, idx: list[int]) -> None:
         targets, on_result, stats = self.targets, self.on_result, self.stats
@@ -111,6 +129,12 @@ class WorkerPool:
 
     async def close(self) -> None:
         """Stop the workers (by their PIDs) and wait for them."""
+        self._closed = True
+        # first what starts workers, so that none starts behind this
+        readers, self._readers = self._readers, []
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
         procs, self._procs = self._procs, []
         for proc in procs:
             if proc.returncode is None:
@@ -123,10 +147,6 @@ class WorkerPool:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        readers, self._readers = self._readers, []
-        for task in readers:
-            task.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
 
 
 # ---------------------------------------------------------------- the worker side

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections import Counter
 
 from failover.probes import ProbeResult, ProbeTarget
@@ -78,3 +79,35 @@ def test_workers_only_when_asked_or_when_one_core_is_not_enough() -> None:
     assert worker_count(many, 0) == 0
     cores = len(os.sched_getaffinity(0))
     assert worker_count(many, None) == (cores if cores > 1 else 0)
+
+
+def test_a_worker_that_dies_is_started_again_and_its_endpoints_checked() -> None:
+    with fleet([{"name": "ok", "behaviour": "ok"}]) as ready:
+        port = ready["ok"][1]
+        targets = [target(i, port, interval=0.1) for i in range(4)]
+        seen: Counter[str] = Counter()
+        pids: list[int] = []
+
+        async def until(cond: object, what: str) -> None:
+            for _ in range(400):
+                if callable(cond) and cond():
+                    return
+                await asyncio.sleep(0.025)
+            raise AssertionError(what)
+
+        async def main() -> None:
+            pool = WorkerPool(targets, lambda t, r: seen.update([t.key]), workers=1)
+            stop = asyncio.Event()
+            task = asyncio.ensure_future(pool.run(stop=stop))
+            await until(lambda: len(pool._procs) == 1 and len(seen) == 4, "first results")
+            first = pool._procs[0].pid
+            os.kill(first, signal.SIGKILL)
+            await until(lambda: pool._procs and pool._procs[0].pid != first, "a new worker")
+            pids.extend([first, pool._procs[0].pid])
+            seen.clear()
+            await until(lambda: len(seen) == 4 and min(seen.values()) >= 3, "checked again")
+            stop.set()
+            await task
+
+        asyncio.run(main())
+        assert all(not os.path.exists(f"/proc/{pid}") for pid in pids)
