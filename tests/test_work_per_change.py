@@ -152,3 +152,28 @@ def test_status_is_made_again_when_something_changed_or_when_read_and_old(
         asyncio.run(scenario())
     finally:
         state.close()
+
+
+def test_the_exposition_parses_with_every_family_once_and_labels_escaped() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from failover.metrics import Metrics
+
+    m = Metrics()
+    odd = 'east/we"ird\\name'
+    m.probes.observe(odd, "web", True, 2.0)
+    m.probes.observe(odd, "web", False, None)
+    m.endpoint_healthy.labels("east", odd).set(1)
+    m.endpoint_healthy.labels("east", "east/127.0.1.1").set(0)
+    families = list(text_string_to_metric_families(m.render().decode()))
+    names = [f.name for f in families]
+    assert len(names) == len(set(names))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in families for s in f.samples}
+    assert samples[("failover_probes_total", (("check", "web"), ("endpoint", odd),
+                                              ("result", "fail")))] == 1.0
+    assert samples[("failover_probe_latency_seconds", (("check", "web"),
+                                                       ("endpoint", odd)))] == 0.002
+    assert samples[("failover_endpoint_healthy", (("endpoint", odd), ("region", "east")))] == 1
+    assert samples[("failover_endpoint_healthy", (("endpoint", "east/127.0.1.1"),
+                                                  ("region", "east")))] == 0
