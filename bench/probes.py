@@ -220,13 +220,14 @@ class Checker:
 
 
 def start_controller(d: Path, n: int, interval: float, port: int, root: Path,
-                     name: str) -> Checker:
+                     name: str, workers: int | None = None) -> Checker:
     api = free_port()
     eps = "".join(f"      - {{address: {address(i)}, check: web}}\n" for i in range(n))
     cfg = d / "failover.yaml"
+    setting = "" if workers is None else f", probe_workers: {workers}"
     cfg.write_text(
         "zone: example.test.\nprovider: {type: none}\n"
-        f"controller: {{state: ./failover.db, listen: '127.0.0.1:{api}'}}\n"
+        f"controller: {{state: ./failover.db, listen: '127.0.0.1:{api}'{setting}}}\n"
         f"checks:\n  web: {{type: HTTP, port: {port}, resource_path: /health, "
         f"request_interval: {interval:g}, failure_threshold: 3}}\n"
         "regions:\n  big:\n    endpoints:\n" + eps
@@ -345,6 +346,8 @@ def main() -> None:
     p.add_argument("--baseline-root", type=Path,
                    help="another checkout whose controller runs alternately with this one")
     p.add_argument("--rounds", type=int, default=1, help="runs of each checker per size")
+    p.add_argument("--workers", type=int,
+                   help="controller.probe_workers for this checkout (default: its own)")
     a = p.parse_args()
     sizes = [(int(n), float(i)) for n, i in (s.split("x") for s in a.sizes.split(","))]
     tools = a.tools.split(",")
@@ -360,7 +363,7 @@ def main() -> None:
             for n, interval in sizes:
                 starts: dict[str, Callable[[Path], Checker]] = {
                     "controller": lambda d, n=n, i=interval: start_controller(
-                        d, n, i, ng.port, ROOT, "controller"),
+                        d, n, i, ng.port, ROOT, "controller", a.workers),
                     "main": lambda d, n=n, i=interval: start_controller(
                         d, n, i, ng.port, a.baseline_root, "main"),
                     "gdnsd": lambda d, n=n, i=interval: start_gdnsd(d, n, i, ng.port),

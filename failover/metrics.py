@@ -122,10 +122,12 @@ class ProbeSeries(Collector):
     def text(self) -> bytes:
         """Both families in the exposition format, written here: the label text of a
         series is made once, not at every scrape (10,000 endpoints: 2 MB a scrape)."""
+        # the dicts are copied first, in one call: /metrics is rendered on a thread while
+        # the loop adds series, and iterating them there could see them change size
         labels = self._labels
         out = ["# HELP failover_probes_total Probe results.\n"
                "# TYPE failover_probes_total counter\n"]
-        for key, (ok, fail) in list(self.counts.items()):
+        for key, (ok, fail) in self.counts.copy().items():
             text = labels.get(key) or self._label(key)
             if ok:
                 out.append(f'failover_probes_total{{{text},result="ok"}} '
@@ -135,7 +137,7 @@ class ProbeSeries(Collector):
                            f"{_go(fail)}\n")
         out.append("# HELP failover_probe_latency_seconds Latest probe latency (connect + "
                    "first byte).\n# TYPE failover_probe_latency_seconds gauge\n")
-        for key, seconds in list(self.latency.items()):
+        for key, seconds in self.latency.copy().items():
             text = labels.get(key) or self._label(key)
             out.append(f"failover_probe_latency_seconds{{{text}}} {_go(seconds)}\n")
         return "".join(out).encode()
@@ -159,7 +161,7 @@ class ProbeSeries(Collector):
     def collect(self) -> Iterator[Metric]:
         probes = CounterMetricFamily("failover_probes", "Probe results.",
                                      labels=["endpoint", "check", "result"])
-        for (endpoint, check), (ok, fail) in list(self.counts.items()):
+        for (endpoint, check), (ok, fail) in self.counts.copy().items():
             if ok:
                 probes.add_metric([endpoint, check, "ok"], ok)
             if fail:
@@ -168,7 +170,7 @@ class ProbeSeries(Collector):
         latency = GaugeMetricFamily("failover_probe_latency_seconds",
                                     "Latest probe latency (connect + first byte).",
                                     labels=["endpoint", "check"])
-        for (endpoint, check), seconds in list(self.latency.items()):
+        for (endpoint, check), seconds in self.latency.copy().items():
             latency.add_metric([endpoint, check], seconds)
         yield latency
 
@@ -198,14 +200,14 @@ class ManyGauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(self.name, self.documentation, labels=list(self.labelnames))
-        for values, value in list(self.values.items()):
+        for values, value in self.values.copy().items():
             family.add_metric(list(values), value)
         yield family
 
     def text(self) -> bytes:
         out = [f"# HELP {self.name} {self.documentation}\n# TYPE {self.name} gauge\n"]
         labels = self._labels
-        for values, value in list(self.values.items()):
+        for values, value in self.values.copy().items():
             text = labels.get(values)
             if text is None:
                 text = labels[values] = label_text(self.labelnames, values)
