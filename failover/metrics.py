@@ -96,13 +96,15 @@ class Metrics:
 
     def render(self) -> bytes:
         """The exposition text."""
-        if self._rest is None:
-            # every metric but the per-probe series, which write their own lines
-            self._rest = CollectorRegistry(auto_describe=False)
-            for value in vars(self).values():
+        rest = self._rest
+        if rest is None:
+            # every metric but the per-endpoint series, which write their own lines
+            rest = CollectorRegistry(auto_describe=False)
+            for value in list(vars(self).values()):
                 if isinstance(value, MetricWrapperBase):
-                    self._rest.register(value)
-        return (generate_latest(self._rest) + self.endpoint_healthy.text()
+                    rest.register(value)
+            self._rest = rest
+        return (generate_latest(rest) + self.endpoint_healthy.text()
                 + self.probes.text())
 
 
