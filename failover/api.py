@@ -72,6 +72,8 @@ class Published:
         self.ready = False
         self.problems: tuple[str, ...] = ()  # why the controller is degraded, if it is
         self.at = time.monotonic()
+        # /status made fresh when read (None: `status` as it is)
+        self.fresh: Callable[[], Awaitable[bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,7 @@ class ApiServer:
                 return Reply(503, lines.encode(), "text/plain")
             return Reply(200, b"ready\n", "text/plain")
         if path == "/status":
-            return Reply(200, p.status)
+            return Reply(200, await p.fresh() if p.fresh is not None else p.status)
         # 10,000 endpoints are a megabyte of exposition: rendered off the loop
         exposition = await asyncio.get_running_loop().run_in_executor(
             None, self.controller.metrics.render)

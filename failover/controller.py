@@ -288,9 +288,9 @@ class Controller(House):
         """The fleet's part of /status, by a function to run on a thread; None alone."""
         return self.fleet.cluster_maker()
 
-    def status_due(self, built_at: float, version: int) -> bool:
-        """Whether /status built at `built_at` from `version` is stale."""
-        return self.status_side.status_due(built_at, version)
+    def status_due(self, built_at: float, version: int, asked: bool = True) -> bool:
+        """Whether /status built at `built_at` from `version` is stale (see StatusSide)."""
+        return self.status_side.status_due(built_at, version, asked)
 
 
 def steady_clock() -> Callable[[], float]:

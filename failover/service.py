@@ -209,9 +209,12 @@ async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: 
         published.ready = controller.ready
         published.problems = tuple(controller.problems())
         published.at = time.monotonic()
+        rebuild(asked=False)
+
+    def rebuild(asked: bool) -> None:
         if building[0] is not None and not building[0].done():
             return
-        if not controller.status_due(built_at[0], built_version[0]):
+        if not controller.status_due(built_at[0], built_version[0], asked):
             return
         built_at[0], built_version[0] = controller.clock(), controller.version
         make = controller.status_maker()
@@ -222,8 +225,17 @@ async def _serve(config_path: str, cfg: Config, adapter: Adapter | None, state: 
         # on a thread: 10,000 records are megabytes of JSON the probes must not wait for
         building[0] = loop.run_in_executor(None, build)
 
+    async def fresh() -> bytes:
+        # /status asked for: made again first when older than STATUS_REFRESH (health
+        # details, times); nobody asking, it is made again only when something changed
+        rebuild(asked=True)
+        if building[0] is not None:
+            await asyncio.shield(building[0])
+        return published.status
+
     controller.on_tick = publish
     published.status = controller.status_maker()()
+    published.fresh = fresh
     publish()
 
     async def change(action: str, body: Any, actor: str) -> str:

@@ -310,6 +310,9 @@ class ControllerSettings(Model):
     # the API speaks plain HTTP: off loopback, a TLS terminator must be in front of it;
     # say so here and the warning at start goes away
     tls_terminated: bool = False
+    # processes that run the health checks (0: the controller's own); unset: one per core
+    # once more than 2,000 checks a second are due, which one process cannot do alone
+    probe_workers: Annotated[int, Between(0, 64, "probe_workers")] | None = None
     # a fleet of controllers on etcd (docs/ha.md); absent: one process with SQLite
     cluster: ClusterSettings | None = None
     # without a fleet: the vantage this controller measures latency from (networks:)

@@ -38,12 +38,21 @@ class HealthBoard:
         self._vantages = tuple(vantages)
         self.local_name = local_name  # this instance's vantage, as reasons name it
         self.local_changes = 0  # bumped when a leaf check's status flips at this vantage
+        self.version = 0  # bumped when an endpoint's status flips (gauges follow it)
+        self._changed: set[tuple[str, str, str]] = set()  # local states not yet saved
         self._states: dict[tuple[str, str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[Endpoint, str | None]] = {}
         self._health: dict[str, EndpointHealth] = {}
+        # endpoints whose check is one leaf, neither inverted nor disabled, with its
+        # vantage threshold: their health is that leaf's state, without evaluating
+        self._plain: dict[str, int] = {}
         for _, _, eid, ep in cfg.all_endpoints():
             self._endpoints[eid] = (ep, ep.check)
             self._health[eid] = self._evaluate(eid, ep.check)
+            tmpl = cfg.checks[ep.check] if ep.check is not None else None
+            if tmpl is not None and tmpl.type != "CALCULATED" and not tmpl.disabled \
+                    and not tmpl.inverted:
+                self._plain[eid] = tmpl.vantage_threshold_percent
 
     def observe(self, endpoint: str, check: str, ok: bool, reason: str, at: float,
                 latency_ms: float | None = None, vantage: str = LOCAL) -> Transition | None:
@@ -56,13 +65,31 @@ class HealthBoard:
         key = (endpoint, check, vantage)
         old = self._states.get(key, CheckState())
         self._states[key] = new = observe(old, ok, reason, at, threshold, latency_ms)
-        if new.healthy != old.healthy and vantage == LOCAL:
-            self.local_changes += 1
+        if vantage == LOCAL and (new.streak != old.streak or new.healthy != old.healthy):
+            # what a restart must not forget: a status, and the results towards a flip
+            # (not the recent results and latency every probe moves)
+            self._changed.add(key)
+            if new.healthy != old.healthy:
+                self.local_changes += 1
         before = self._health[endpoint]
+        percent = self._plain.get(endpoint)
+        if percent is not None and top == check and self._vantages == (vantage,):
+            # one vantage, one leaf: what _evaluate would say, at a fraction of the cost
+            # (this runs for every probe result)
+            healthy = vantage_healthy(new.healthy, 1, percent)
+            if healthy != before.healthy:
+                now = EndpointHealth(healthy, new.reason, at, new.latency_ms, new.recent)
+                self._health[endpoint] = now
+                self.version += 1
+                return Transition(endpoint, now, before)
+            self._health[endpoint] = EndpointHealth(healthy, new.reason, before.since,
+                                                    new.latency_ms, new.recent)
+            return None
         now = self._evaluate(endpoint, top)
         if now.healthy != before.healthy:
             now = EndpointHealth(now.healthy, now.reason, at, now.latency_ms, now.recent)
             self._health[endpoint] = now
+            self.version += 1
             return Transition(endpoint, now, before)
         self._health[endpoint] = EndpointHealth(now.healthy, now.reason, before.since,
                                                 now.latency_ms, now.recent)
@@ -93,7 +120,14 @@ class HealthBoard:
     def export(self) -> dict[str, CheckState]:
         """Every leaf state machine of this vantage, keyed `endpoint|check|vantage`, to keep
         across restarts (other vantages' views are theirs to keep)."""
+        self._changed = set()
         return {"|".join(k): v for k, v in self._states.items() if k[2] == LOCAL}
+
+    def take_changed(self) -> dict[str, CheckState]:
+        """The leaf states of this vantage whose status or streak changed since the last
+        call (or `export`), keyed as `export` keys them: what a save must write."""
+        changed, self._changed = self._changed, set()
+        return {"|".join(k): self._states[k] for k in changed if k in self._states}
 
     def local_states(self) -> dict[tuple[str, str], CheckState]:
         """This vantage's leaf states by (endpoint, check): what a fleet member publishes."""
@@ -116,6 +150,7 @@ class HealthBoard:
             if now.healthy != before.healthy:
                 now = replace(now, since=at)
                 flips.append(Transition(eid, now, before))
+                self.version += 1
             else:
                 now = replace(now, since=before.since)
             self._health[eid] = now
@@ -136,6 +171,7 @@ class HealthBoard:
             since = kept.since if kept is not None and kept.healthy == now.healthy else None
             self._health[eid] = EndpointHealth(now.healthy, now.reason, since, now.latency_ms,
                                                now.recent)
+        self.version += 1
 
     def snapshot(self, at: float) -> HealthSnapshot:
         """Every endpoint's health now."""

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from failover.config import Config, Endpoint
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndpointHealth:
     """One endpoint's status.
 

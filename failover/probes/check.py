@@ -23,10 +23,10 @@ from typing import Any
 
 import httptools
 
+from failover.probes import plain
+from failover.probes.plain import request_bytes
 from failover.probes.result import ProbeResult
 from failover.probes.target import BODY_LIMIT, ProbeTarget
-
-USER_AGENT = "failover-health-check/1"
 
 
 class ProbeFailed(Exception):
@@ -47,11 +47,6 @@ def tls_context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext:
     return ctx
 
 
-@functools.lru_cache(maxsize=65536)
-def request_bytes(path: str, host: str) -> bytes:
-    """The GET request for a path and Host header (config validation keeps both clean)."""
-    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
-            "Accept: */*\r\nConnection: close\r\n\r\n").encode("ascii")
 
 
 class _Exchange(asyncio.Protocol):
@@ -113,8 +108,16 @@ class _Exchange(asyncio.Protocol):
 
 async def probe(target: ProbeTarget) -> ProbeResult:
     """Probe a target once. Never raises for endpoint trouble: failures are results."""
-    at = time.time()
     loop = asyncio.get_running_loop()
+    if plain.is_plain(target):
+        # no TLS and an address to connect to: the same probe by callbacks
+        done: asyncio.Future[ProbeResult] = loop.create_future()
+        running = plain.PlainProbe(loop, target, done.set_result)
+        try:
+            return await done
+        finally:
+            running.cancel()
+    at = time.time()
     t0 = time.perf_counter()
     exchange = _Exchange(want_body=target.search is not None)
     transport: Any = None

@@ -49,6 +49,7 @@ class EtcdState:
         self._seq = itertools.count()
         self._compact_next: int | None = None  # the revision to compact to at the next prune
         self._skip = codec.Skipped()  # keys of the wrong shape, named once each
+        self._kept_checks: dict[str, CheckState] | None = None  # as last saved
 
     def _key(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
@@ -140,8 +141,17 @@ class EtcdState:
         return float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None
 
     def save_checks(self, states: Mapping[str, CheckState]) -> None:
+        self._kept_checks = dict(states)
         self.client.put(self._key("checks", self.vantage),
                         json.dumps(codec.checks_data(states)))
+
+    def update_checks(self, states: Mapping[str, CheckState]) -> None:
+        # one value per vantage: written whole, but only when a check changed
+        if not states:
+            return
+        if self._kept_checks is None:
+            self._kept_checks = self.load_checks()
+        self.save_checks({**self._kept_checks, **states})
 
     def load_checks(self) -> dict[str, CheckState]:
         kv = self.client.get(self._key("checks", self.vantage))

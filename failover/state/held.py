@@ -119,6 +119,10 @@ class HeldOverrides:
         self._write_held()
         self.store.save_checks(states)
 
+    def update_checks(self, states: Mapping[str, CheckState]) -> None:
+        self._write_held()
+        self.store.update_checks(states)
+
     def save_decisions(self, decisions: list[Decision]) -> None:
         self._write_held()
         self.store.save_decisions(decisions)

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL,
     subject TEXT NOT NULL, message TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE TABLE IF NOT EXISTS checks (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -372,10 +373,43 @@ class SqliteState:
         return codec.health_from(self._get("health"), f"{self.path} health", self._skip)
 
     def save_checks(self, states: Mapping[str, CheckState]) -> None:
-        self._put("checks", codec.checks_data(states))
+        self._checks(states, whole=True)
+
+    def update_checks(self, states: Mapping[str, CheckState]) -> None:
+        self._checks(states, whole=False)
+
+    def _checks(self, states: Mapping[str, CheckState], whole: bool) -> None:
+        # one row per check: a save writes what changed, not every check there is
+        rows = [(k, json.dumps(v)) for k, v in codec.checks_data(states).items()]
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    if whole:
+                        self._db.execute("DELETE FROM checks")
+                        # a state kept by an earlier version: one value for all checks
+                        self._db.execute("DELETE FROM kv WHERE key = 'checks'")
+                    self._db.executemany("INSERT OR REPLACE INTO checks VALUES (?, ?)", rows)
+                    # a write even when no check changed: a full disk says so at once
+                    self._db.execute("INSERT OR REPLACE INTO kv VALUES ('checks_at', ?)",
+                                     (json.dumps(time.time()),))
+                    self._db.execute("COMMIT")
+                except sqlite3.Error:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise self._failure(exc) from None
+        self._reserve.keep()
 
     def load_checks(self) -> dict[str, CheckState]:
-        return codec.checks_from(self._get("checks"), f"{self.path} checks", self._skip)
+        where = f"{self.path} checks"
+        data = self._get("checks")  # kept by an earlier version, whole
+        merged = dict(data) if isinstance(data, dict) else {}
+        if data is not None and not isinstance(data, dict):
+            codec.checks_from(data, where, self._skip)  # says what is wrong with it
+        for key, value in self._run("SELECT key, value FROM checks"):
+            merged[key] = codec.parsed(value, f"{where} {key[:200]}", self._skip)
+        return codec.checks_from(merged, where, self._skip)
 
     def save_decisions(self, decisions: list[Decision]) -> None:
         self._run("INSERT OR REPLACE INTO kv VALUES (?, ?)",

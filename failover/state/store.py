@@ -134,6 +134,11 @@ class StateStore(Protocol):
         """Keep the health state machines (HealthBoard.export)."""
         ...
 
+    def update_checks(self, states: Mapping[str, CheckState]) -> None:
+        """Keep these health state machines, the others kept as they were (the ones that
+        changed since the last save)."""
+        ...
+
     def load_checks(self) -> dict[str, CheckState]:
         """The kept health state machines."""
         ...

@@ -218,3 +218,21 @@ def test_a_kept_key_with_more_separators_than_expected_does_not_stop_a_restart()
     board.restore({f"{EP}|web|local": down_state(1.0), f"{EP}|web|local|odd": down_state(1.0)},
                   None)
     assert board.snapshot(2.0).endpoints[EP].healthy is False
+
+
+@given(st.integers(1, 10), st.sampled_from([0, 18, 50, 99]),
+       st.lists(st.tuples(st.booleans(), st.sampled_from(["status 200", "status 503",
+                                                          "connection refused"]),
+                          st.one_of(st.none(), st.floats(0, 500))), max_size=30))
+def test_a_plain_check_is_followed_as_evaluating_it_would(threshold: int, percent: int,
+                                                         results: list[Any]) -> None:
+    """The shortcut for one leaf at one vantage says what the full evaluation says."""
+    fast, full = HealthBoard(one_check(threshold, percent)), HealthBoard(one_check(threshold,
+                                                                                   percent))
+    full._plain = {}  # every result evaluated in full
+    for i, (ok, reason, latency) in enumerate(results):
+        at = 100.0 + i
+        flips = [b.observe(EP, "web", ok, reason, at, latency) for b in (fast, full)]
+        assert flips[0] == flips[1]
+        assert fast.snapshot(at) == full.snapshot(at)
+        assert fast.version == full.version
