@@ -32,6 +32,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install system
+	@bash .ci/bench-deps
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/probes.py
 	PATH="$$PATH:/usr/sbin" $(BIN)/python bench/dns_writes.py
