@@ -252,3 +252,27 @@ def shifted_clock(shift: Path) -> dict[str, str]:
     in `shift` (tests/wallclock/sitecustomize.py), as an NTP step shifts it."""
     return {"PYTHONPATH": str(Path(__file__).parent / "wallclock"),
             "FAILOVER_TEST_WALL_SHIFT": str(shift)}
+
+
+NETWORK_VIEWS = {"europe": ["127.0.0.128/25"], "default": []}  # the tests' two networks
+EUROPE_CLIENT, OTHER_CLIENT = "127.0.0.129", "127.0.0.1"  # a client of each
+
+
+def viewed_named(directory: Path) -> LocalNamed:
+    """named with the example zone in two views (europe, by 127.0.0.128/25, and default);
+    skips without BIND, and fails in CI, where a missing component is a failure."""
+    import pytest
+
+    from failover.localdns import named_binary
+
+    if named_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("named is not installed: make test installs bind9")
+        pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
+    return LocalNamed.start(directory, views=NETWORK_VIEWS)
+
+
+def write_view_keys(named: LocalNamed, directory: Path) -> None:
+    """Each view's secret where the configs name it: ./<view>.key."""
+    for view, secret in named.view_keys.items():
+        (directory / f"{view}.key").write_text(secret + "\n")

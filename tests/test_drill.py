@@ -15,12 +15,13 @@ import pytest
 
 from failover.config import parse_config
 from failover.dns.authoritative import Server, authoritative_servers
-from failover.localdns import LocalNamed, free_port, named_binary, write_private
+from failover.localdns import LocalNamed, free_port, write_private
 from failover.service import adapter_for
 from tests.builders import EXAMPLES
 from tests.service_env import (
     CHECKS_AND_REGIONS,
     EAST,
+    EUROPE_CLIENT,
     WEST,
     Env,
     a_values,
@@ -28,6 +29,7 @@ from tests.service_env import (
     overrides_left,
     served_east,
     shifted_clock,
+    viewed_named,
     wait_for,
 )
 
@@ -197,7 +199,6 @@ def test_a_failback_delay_longer_than_the_timeout_is_named(env: Env) -> None:
 
 
 def test_drill_shows_progress_on_a_terminal(env: Env) -> None:
-    import os
     import pty
     import subprocess
     import sys
@@ -274,7 +275,6 @@ controller:
     networks:
       europe: {{weights: {{us-east-1: 0, eu-west-1: 1}}}}  # us-east-1 on standby
 """
-EUROPE_CLIENT = "127.0.0.129"  # in europe's 127.0.0.128/25
 
 
 @pytest.fixture
@@ -282,12 +282,7 @@ def views_env(tmp_path: Path) -> Iterator[Env]:
     """named with two views (europe by 127.0.0.128/25, default by every other client),
     both regions up, the controller running: api answers europe from eu-west-1 and
     default from us-east-1; www answers europe from eu-west-1, default from both."""
-    if named_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("named is not installed: make test installs bind9")
-        pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
-    named = LocalNamed.start(tmp_path / "named",
-                             views={"europe": ["127.0.0.128/25"], "default": []})
+    named = viewed_named(tmp_path / "named")
     env = Env(dir=tmp_path, named=named, http_port=free_port(EAST), api_port=free_port())
     try:
         for view, secret in named.view_keys.items():

@@ -16,9 +16,19 @@ import pytest
 from failover.localdns import LocalNamed, free_port, named_binary
 from failover.localetcd import LocalEtcd, etcd_binary
 from tests.builders import ROOT
-from tests.service_env import EAST, WEST, Env, a_values, api_status, wait_for
+from tests.service_env import (
+    EAST,
+    EUROPE_CLIENT,
+    NETWORK_VIEWS,
+    OTHER_CLIENT,
+    WEST,
+    Env,
+    a_values,
+    api_status,
+    wait_for,
+    write_view_keys,
+)
 
-EUROPE_CLIENT, OTHER_CLIENT = "127.0.0.129", "127.0.0.1"
 SOURCES = {"us-east-1": "127.0.0.11", "eu-west-1": "127.0.0.12"}  # each vantage probes from
 NAME = "app.example.test."
 
@@ -64,8 +74,7 @@ def parts(tmp_path: Path) -> Iterator[tuple[LocalNamed, LocalEtcd, Env]]:
             if os.environ.get("CI") == "true":
                 pytest.fail(f"{package} is not installed: make test installs it")
             pytest.skip(f"{package} is not installed")
-    named = LocalNamed.start(tmp_path / "named",
-                             views={"europe": ["127.0.0.128/25"], "default": []})
+    named = LocalNamed.start(tmp_path / "named", views=NETWORK_VIEWS)
     etcd = LocalEtcd.start(tmp_path / "etcd")
     env = Env(dir=tmp_path, named=named, http_port=free_port(EAST), api_port=free_port())
     try:
@@ -88,8 +97,7 @@ def test_each_network_is_answered_by_the_region_fastest_from_its_vantage(
         for vantage, source in SOURCES.items():
             d = tmp_path / vantage
             d.mkdir()
-            for view, secret in named.view_keys.items():
-                (d / f"{view}.key").write_text(secret + "\n")
+            write_view_keys(named, d)
             ports[vantage] = free_port()
             (d / "failover.yaml").write_text(CONFIG.format(
                 dns_port=named.port, api_port=ports[vantage], source=source, vantage=vantage,

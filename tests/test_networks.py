@@ -5,18 +5,26 @@ own over the API; /status and the page show each network's answer."""
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from failover.localdns import LocalNamed, free_port, named_binary
-from tests.service_env import EAST, WEST, Env, a_values, http_get, wait_for
+from failover.localdns import free_port
+from tests.service_env import (
+    EAST,
+    EUROPE_CLIENT,
+    OTHER_CLIENT,
+    WEST,
+    Env,
+    a_values,
+    http_get,
+    viewed_named,
+    wait_for,
+    write_view_keys,
+)
 
-EUROPE_CLIENT = "127.0.0.129"  # in europe's 127.0.0.128/25
-OTHER_CLIENT = "127.0.0.1"
 TOKEN = "networks-token-for-tests"
 NAME = "api.example.test."
 
@@ -57,16 +65,10 @@ records:
 def views_env(tmp_path: Path) -> Iterator[Env]:
     """named with two views (europe by 127.0.0.128/25, default), both regions up, and
     the controller running on them."""
-    if named_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("named is not installed: make test installs bind9")
-        pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
-    named = LocalNamed.start(tmp_path / "named",
-                             views={"europe": ["127.0.0.128/25"], "default": []})
+    named = viewed_named(tmp_path / "named")
     env = Env(dir=tmp_path, named=named, http_port=free_port(EAST), api_port=free_port())
     try:
-        for view, secret in named.view_keys.items():
-            (tmp_path / f"{view}.key").write_text(secret + "\n")
+        write_view_keys(named, tmp_path)
         (tmp_path / "token").write_text(TOKEN + "\n")
         env.config.write_text(CONFIG.format(dns_port=named.port, api_port=env.api_port,
                                             http_port=env.http_port, east=EAST, west=WEST))
@@ -149,12 +151,7 @@ def test_a_drain_and_a_pin_for_one_network_leave_the_other_alone(views_env: Env)
 
 def test_a_view_whose_key_the_server_refuses_is_named_in_readyz_and_the_others_written(
         tmp_path: Path) -> None:
-    if named_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("named is not installed: make test installs bind9")
-        pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
-    named = LocalNamed.start(tmp_path / "named",
-                             views={"europe": ["127.0.0.128/25"], "default": []})
+    named = viewed_named(tmp_path / "named")
     env = Env(dir=tmp_path, named=named, http_port=free_port(EAST), api_port=free_port())
     try:
         (tmp_path / "default.key").write_text(named.view_keys["default"] + "\n")

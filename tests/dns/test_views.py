@@ -4,7 +4,6 @@ own key, and a client gets its own network's answer."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,25 +14,20 @@ import pytest
 from failover.config import Config, parse_config
 from failover.dns import make_adapter
 from failover.dns.base import DnsRejected
-from failover.localdns import LocalNamed, named_binary
+from failover.localdns import LocalNamed
 from failover.reconcile import plan_step, read_actual
 from policies import Overrides
 from tests.builders import snapshot
+from tests.service_env import EUROPE_CLIENT, OTHER_CLIENT
+from tests.service_env import viewed_named as start_viewed_named
 
-EUROPE_CLIENT = "127.0.0.129"  # in europe's 127.0.0.128/25
-OTHER_CLIENT = "127.0.0.1"
 EAST, WEST = "127.0.0.10", "127.0.0.20"
 
 
 @pytest.fixture
 def viewed_named(tmp_path: Path) -> Iterator[LocalNamed]:
     """named with the example zone in two views: europe (127.0.0.128/25) and default."""
-    if named_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("named is not installed: make test installs bind9")
-        pytest.skip("named is not installed (apt-get install bind9 bind9-utils)")
-    server = LocalNamed.start(tmp_path / "named",
-                              views={"europe": ["127.0.0.128/25"], "default": []})
+    server = start_viewed_named(tmp_path / "named")
     try:
         yield server
     finally:
