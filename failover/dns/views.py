@@ -104,9 +104,11 @@ class ViewsAdapter:
             raise fenced[0]
         if errors and len(errors) == len(results):
             raise next(iter(errors.values()))
-        self.failed = {n: str(e) for n, e in errors.items()}
-        for n, e in errors.items():
-            log.error("event=view_failed zone=%s view=%s error=%r", self.zone, n, str(e))
+        failed = {n: str(e) for n, e in errors.items()}
+        for n, e in failed.items():  # said when it starts or changes, not at every read
+            if self.failed.get(n) != e:
+                log.error("event=view_failed zone=%s view=%s error=%r", self.zone, n, e)
+        self.failed = failed
         return {n: r for n, r in results.items() if not isinstance(r, DnsError)}
 
     # ------------------------------------------------------------------ reads
